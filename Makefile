@@ -1,0 +1,44 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Prerequisites: Python 3.11, Java 17.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint format install java airflow bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+java:
+	@command -v java >/dev/null 2>&1 || { echo "Java 17 is required for Spark and was not found on PATH (install openjdk-17-jre-headless)."; exit 1; }
+
+demo: java install
+	$(BIN)/churn demo
+
+test: java install
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+airflow: java install
+	$(BIN)/python -m churn.airflow_local serve
+
+bench: java install
+	$(BIN)/python bench/bench_features.py --instances-per-day 1000
+	$(BIN)/python bench/bench_features.py --instances-per-day 10000
+
+clean:
+	rm -rf warehouse .airflow spark-warehouse metastore_db derby.log

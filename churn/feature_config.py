@@ -1,0 +1,77 @@
+"""The feature configuration: which event types feed which count feature, and the output schema."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from churn.settings import Settings, get_settings
+
+_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+# Always-computed features, after the configured count features, in table order.
+DERIVED_FEATURES: list[tuple[str, str]] = [
+    ("w1_active_users", "bigint"),
+    ("w1_agg_active_users", "bigint"),
+    ("w1_max_active_users", "bigint"),
+    ("mobile_usage", "bigint"),
+    ("w1_events", "bigint"),
+    ("w1_active_days", "bigint"),
+    ("w1_activity_trend", "double"),
+    ("hours_to_first_key_action", "double"),
+]
+KEY_COLUMNS: list[tuple[str, str]] = [("instance_id", "string"), ("eval_start_date", "date")]
+LABEL_COLUMN = ("retained", "int")
+FEATURE_TABLES = ("instances_w1", "instances_modeling")
+
+
+class FeatureConfigError(ValueError):
+    """The feature configuration file is unusable; the message names the file and the entry."""
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    count_features: dict[str, list[str]]
+    mobile_platforms: list[str]
+    key_event_types: list[str]
+    source: str = "<memory>"
+
+    @property
+    def known_event_types(self) -> set[str]:
+        return {t for types in self.count_features.values() for t in types} | set(self.key_event_types)
+
+    def feature_columns(self) -> list[tuple[str, str]]:
+        """(name, athena type) of every feature column, in table order."""
+        return [(name, "bigint") for name in self.count_features] + DERIVED_FEATURES
+
+    def table_columns(self, table: str) -> list[tuple[str, str]]:
+        """All non-partition columns of a feature table, in order."""
+        label = [LABEL_COLUMN] if table == "instances_modeling" else []
+        return KEY_COLUMNS + label + self.feature_columns()
+
+
+def load_feature_config(settings: Settings | None = None, path: str | Path | None = None) -> FeatureConfig:
+    path = Path(path or (settings or get_settings()).feature_config)
+    if not path.exists():
+        raise FeatureConfigError(f"feature configuration {path} does not exist (setting CHURN_FEATURE_CONFIG)")
+    raw = yaml.safe_load(path.read_text()) or {}
+    counts = raw.get("count_features")
+    if not isinstance(counts, dict) or not counts:
+        raise FeatureConfigError(f"{path}: 'count_features' must map feature names to lists of event types")
+    derived = {name for name, _ in DERIVED_FEATURES}
+    for name, types in counts.items():
+        if not _IDENTIFIER.match(str(name)):
+            raise FeatureConfigError(f"{path}: feature name {name!r} must match {_IDENTIFIER.pattern}")
+        if name in derived or name in {"instance_id", "eval_start_date", "retained", "dt"}:
+            raise FeatureConfigError(f"{path}: feature name {name!r} is reserved for a built-in column")
+        if not isinstance(types, list) or not types or not all(isinstance(t, str) and t for t in types):
+            raise FeatureConfigError(f"{path}: feature {name!r} needs a non-empty list of event type strings")
+    return FeatureConfig(
+        count_features={str(k): list(v) for k, v in counts.items()},
+        mobile_platforms=list(raw.get("mobile_platforms") or ["mobile"]),
+        key_event_types=list(raw.get("key_event_types") or []),
+        source=str(path),
+    )
