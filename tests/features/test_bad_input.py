@@ -1,0 +1,163 @@
+"""Every bad-input case gets a clear error naming table, column and rows, or a counted handling;
+a failed run never touches what is already published."""
+
+from __future__ import annotations
+
+import os
+from datetime import date, timedelta
+
+import pyarrow as pa
+import pytest
+
+from churn.contract import DataContractError
+from churn.feature_config import FeatureConfigError, load_feature_config
+from churn.settings import reset_settings_cache
+from churn.warehouse import list_partitions, read_partition
+from etl_jobs.build_features import build_features
+
+from .raw_fixture import days, ts, write_evaluations, write_events
+
+START = date(2026, 5, 4)
+DT = START + timedelta(days=7)
+ALL_DAYS = days(START - timedelta(days=31), START + timedelta(days=10))
+
+
+def _good_events():
+    return [
+        {"instance_id": "A", "event_time": ts(START, 9), "event_type": "issue_created"},
+        {"instance_id": "B", "event_time": ts(START + timedelta(days=2), 9), "event_type": "issue_viewed"},
+    ]
+
+
+def _good_evaluations():
+    return [
+        {"instance_id": "A", "eval_start_date": START, "converted_date": None},
+        {"instance_id": "B", "eval_start_date": START, "converted_date": START + timedelta(days=3)},
+    ]
+
+
+@pytest.fixture()
+def raw(warehouse):
+    write_evaluations(warehouse, _good_evaluations())
+    write_events(warehouse, _good_events(), ALL_DAYS)
+    return warehouse
+
+
+def _build(settings, spark, tables=("instances_w1",)):
+    return build_features(DT, DT, settings, tables=list(tables), spark=spark)
+
+
+def test_event_column_of_wrong_type_names_table_and_column(raw, spark):
+    folder = os.path.join(raw.events_path, f"dt={START.isoformat()}")
+    import pyarrow.parquet as pq
+
+    bad = pa.table({"instance_id": ["A"], "user_id": ["u"], "event_time": ["2026-05-04 09:00"],
+                    "event_type": ["issue_created"], "platform": ["web"]})
+    for name in os.listdir(folder):
+        os.remove(os.path.join(folder, name))
+    pq.write_table(bad, os.path.join(folder, "part-00000.parquet"))
+    with pytest.raises(DataContractError, match=r"events\.event_time: expected type timestamp, found string"):
+        _build(raw, spark)
+
+
+def test_missing_evaluation_column_is_named(raw, spark):
+    schema = pa.schema([("instance_id", pa.string()), ("eval_start_date", pa.date32())])
+    write_evaluations(raw, [{"instance_id": "A", "eval_start_date": START}], schema=schema)
+    with pytest.raises(DataContractError, match=r"evaluations\.converted_date: required column is missing"):
+        _build(raw, spark)
+
+
+def test_null_instance_id_in_evaluations_shows_rows(raw, spark):
+    write_evaluations(raw, [*_good_evaluations(), {"instance_id": None, "eval_start_date": START, "converted_date": None}])
+    with pytest.raises(DataContractError, match=r"evaluations\.instance_id: 1 rows with null instance_id — e\.g\. .*2026"):
+        _build(raw, spark)
+
+
+def test_duplicate_instance_ids_are_listed(raw, spark):
+    rows = [*_good_evaluations(), {"instance_id": "B", "eval_start_date": START + timedelta(days=1), "converted_date": None}]
+    write_evaluations(raw, rows)
+    with pytest.raises(DataContractError, match=r"evaluations\.instance_id: 1 duplicate rows .* e\.g\. B x2"):
+        _build(raw, spark)
+
+
+def test_null_event_keys_show_example_rows(raw, spark):
+    events = [*_good_events(), {"instance_id": "A", "event_time": ts(START, 10), "event_type": None}]
+    write_events(raw, events, ALL_DAYS)
+    with pytest.raises(DataContractError, match=r"events\.instance_id/user_id/event_time/event_type: 1 rows with null"):
+        _build(raw, spark)
+
+
+def test_event_in_the_wrong_or_a_future_partition_is_rejected(raw, spark):
+    future = {"instance_id": "A", "event_time": ts(START + timedelta(days=20), 10), "event_type": "issue_created",
+              "dt": START.isoformat()}
+    write_events(raw, [*_good_events(), future], ALL_DAYS)
+    with pytest.raises(DataContractError, match=r"events\.event_time: 1 rows with event_time outside its dt partition"):
+        _build(raw, spark)
+
+
+def test_unlanded_partition_is_an_error_naming_the_days(raw, spark):
+    missing = os.path.join(raw.events_path, f"dt={(START + timedelta(days=3)).isoformat()}")
+    for name in os.listdir(missing):
+        os.remove(os.path.join(missing, name))
+    os.rmdir(missing)
+    with pytest.raises(DataContractError, match=r"events\.dt: 1 needed partitions have not landed .* 2026-05-07"):
+        _build(raw, spark)
+
+
+def test_unknown_instances_and_event_types_are_counted_not_fatal(raw, spark):
+    events = [
+        *_good_events(),
+        {"instance_id": "NOPE", "event_time": ts(START, 11), "event_type": "issue_created"},
+        {"instance_id": "A", "event_time": ts(START, 12), "event_type": "billing_page_opened"},
+    ]
+    write_events(raw, events, ALL_DAYS)
+    quality = _build(raw, spark)["tables"]["instances_w1"]["quality"]
+    assert quality["unknown_instance"] == 1 and quality["unknown_event_type"] == 1
+    frame = read_partition(raw.feature_table_path("instances_w1"), DT, raw).set_index("instance_id")
+    assert int(frame.loc["A", "w1_events"]) == 2 and int(frame.loc["A", "number_of_issues"]) == 1
+
+
+def test_a_day_without_instances_publishes_an_empty_partition(raw, spark):
+    empty_day = DT + timedelta(days=1)
+    build_features(empty_day, empty_day, raw, tables=["instances_w1"], spark=spark)
+    frame = read_partition(raw.feature_table_path("instances_w1"), empty_day, raw)
+    assert len(frame) == 0
+    expected = [c for c, _ in load_feature_config(raw).table_columns("instances_w1")]
+    assert list(frame.columns) == [*expected, "dt"]
+
+
+def test_failed_run_keeps_the_published_partition(raw, spark):
+    _build(raw, spark, tables=("instances_w1", "instances_modeling"))
+    table = raw.feature_table_path("instances_w1")
+    before = read_partition(table, DT, raw)
+    write_events(raw, [*_good_events(), {"instance_id": None, "event_time": ts(START, 1), "event_type": "x"}], ALL_DAYS)
+    with pytest.raises(DataContractError):
+        _build(raw, spark, tables=("instances_w1", "instances_modeling"))
+    assert read_partition(table, DT, raw).equals(before)
+    assert list_partitions(table, raw) == [DT]
+    assert not os.listdir(os.path.join(table, "_staging"))
+
+
+def test_other_products_are_onboarded_by_configuration(raw, spark, tmp_path, monkeypatch):
+    config = tmp_path / "features.yaml"
+    config.write_text(
+        "count_features:\n  pages_published: [page_published]\n  issues_touched: [issue_created, issue_viewed]\n"
+        "mobile_platforms: [mobile]\nkey_event_types: [page_published]\n"
+    )
+    monkeypatch.setenv("CHURN_FEATURE_CONFIG", str(config))
+    reset_settings_cache()
+    from churn.settings import get_settings
+
+    settings = get_settings()
+    build_features(DT, DT, settings, tables=["instances_w1"], spark=spark)
+    frame = read_partition(settings.feature_table_path("instances_w1"), DT, settings).set_index("instance_id")
+    assert "number_of_issues" not in frame.columns
+    assert frame["pages_published"].tolist() == [0, 0]  # type absent from the data: 0, not a missing column
+    assert frame["issues_touched"].to_dict() == {"A": 1, "B": 1}
+
+
+def test_bad_feature_configuration_is_explained(tmp_path):
+    config = tmp_path / "features.yaml"
+    config.write_text("count_features:\n  w1_events: [issue_created]\n")
+    with pytest.raises(FeatureConfigError, match="reserved"):
+        load_feature_config(path=config)

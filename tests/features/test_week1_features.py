@@ -1,0 +1,149 @@
+"""Feature job correctness on a tiny hand-made fixture: point in time, labels, reruns, ranges."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import date, timedelta
+
+import pandas as pd
+import pytest
+
+from churn.warehouse import read_partition
+from etl_jobs.build_features import TABLES, build_features, event_days_needed
+
+from .raw_fixture import days, ts, write_evaluations, write_events
+
+START_A = date(2026, 3, 3)
+W1_DT = START_A + timedelta(days=7)  # 2026-03-10
+MODELING_DT = START_A + timedelta(days=30)  # 2026-04-02
+
+
+def _events() -> list[dict]:
+    d = lambda n: START_A + timedelta(days=n)  # noqa: E731
+    return [
+        {"instance_id": "A", "event_time": ts(d(-1), 23), "event_type": "issue_created"},  # before start
+        {"instance_id": "A", "event_time": ts(d(0), 0), "event_type": "project_created"},  # exactly at start
+        {"instance_id": "A", "event_time": ts(d(0), 10), "event_type": "issue_created"},
+        {"instance_id": "A", "event_time": ts(d(0), 11), "event_type": "issue_created", "user_id": "u2", "platform": "mobile"},
+        {"instance_id": "A", "event_time": ts(d(1), 9), "event_type": "user_invited"},
+        {"instance_id": "A", "event_time": ts(d(2), 12), "event_type": "issue_viewed", "user_id": "u3", "platform": "mobile"},
+        {"instance_id": "A", "event_time": ts(d(3), 10), "event_type": "page_loaded"},  # unknown type
+        {"instance_id": "A", "event_time": ts(d(5), 8), "event_type": "sprint_started", "user_id": "u2"},
+        {"instance_id": "A", "event_time": ts(d(7)) - timedelta(seconds=1), "event_type": "issue_completed",
+         "received_at": ts(d(7)) - timedelta(seconds=1)},  # last second of the week
+        {"instance_id": "A", "event_time": ts(d(7)), "event_type": "issue_completed"},  # exactly at cutoff
+        {"instance_id": "A", "event_time": ts(d(6), 20), "event_type": "issue_commented", "received_at": ts(d(7), 1)},
+        {"instance_id": "A", "event_time": ts(d(9), 9), "event_type": "issue_created"},  # week 2
+        {"instance_id": "C", "event_time": ts(d(1), 9), "event_type": "issue_created"},
+        {"instance_id": "GHOST", "event_time": ts(d(2), 9), "event_type": "issue_created"},  # unknown instance
+    ]
+
+
+def _evaluations(converted_a=date(2026, 3, 20), converted_b=date(2026, 4, 2)) -> list[dict]:
+    return [
+        {"instance_id": "A", "eval_start_date": START_A, "converted_date": converted_a},
+        {"instance_id": "B", "eval_start_date": START_A, "converted_date": converted_b},  # converts on day 30: too late
+        {"instance_id": "C", "eval_start_date": START_A + timedelta(days=1), "converted_date": None},
+    ]
+
+
+@pytest.fixture()
+def raw(warehouse):
+    write_evaluations(warehouse, _evaluations())
+    write_events(warehouse, _events(), days(START_A - timedelta(days=30), START_A + timedelta(days=12)))
+    return warehouse
+
+
+def _table(settings, name, dt):
+    frame = read_partition(settings.feature_table_path(name), dt, settings)
+    return frame.set_index("instance_id").sort_index()
+
+
+def test_hand_computed_features_respect_the_first_week_cutoff(raw, spark):
+    summary = build_features(W1_DT, W1_DT, raw, tables=["instances_w1"], spark=spark)
+    w1 = _table(raw, "instances_w1", W1_DT)
+    assert list(w1.index) == ["A", "B"]
+    a = w1.loc["A"]
+    expected = {
+        "number_of_projects": 1, "number_of_issues": 2, "number_of_invites": 1, "issues_viewed": 1,
+        "sprint_started": 1, "issues_completed": 1, "issues_commented": 0, "watchers_added": 0,
+        "w1_active_users": 3, "w1_agg_active_users": 7, "w1_max_active_users": 2, "mobile_usage": 2,
+        "w1_events": 8, "w1_active_days": 6,
+    }
+    assert {k: int(a[k]) for k in expected} == expected
+    assert a["w1_activity_trend"] == pytest.approx((2 - 5) / 8)
+    assert a["hours_to_first_key_action"] == pytest.approx(10.0)
+    b = w1.loc["B"]
+    assert int(b["w1_events"]) == 0 and int(b["number_of_issues"]) == 0
+    assert b["hours_to_first_key_action"] == pytest.approx(7 * 24.0)
+    quality = summary["tables"]["instances_w1"]["quality"]
+    assert quality["cohort_before_eval_start"] == 0  # dt=03-02 is outside the partitions a 03-10 run reads
+    assert quality["cohort_received_late"] == 1
+    assert quality["unknown_event_type"] == 1
+    assert quality["unknown_instance"] == 1
+
+
+def test_instances_w1_has_no_label_and_modeling_labels_use_the_window(raw, spark):
+    build_features(W1_DT, W1_DT, raw, tables=["instances_w1"], spark=spark)
+    build_features(MODELING_DT, MODELING_DT, raw, tables=["instances_modeling"], spark=spark)
+    w1 = _table(raw, "instances_w1", W1_DT)
+    modeling = _table(raw, "instances_modeling", MODELING_DT)
+    assert "retained" not in w1.columns and "converted_date" not in w1.columns
+    assert modeling["retained"].to_dict() == {"A": 1, "B": 0}
+    features = [c for c in w1.columns if c not in ("eval_start_date", "dt")]
+    pd.testing.assert_frame_equal(w1[features], modeling[features])
+
+
+def test_changing_converted_date_never_changes_a_feature(raw, spark):
+    build_features(MODELING_DT, MODELING_DT, raw, tables=["instances_modeling"], spark=spark)
+    before = _table(raw, "instances_modeling", MODELING_DT)
+    write_evaluations(raw, _evaluations(converted_a=None, converted_b=date(2026, 3, 4)))
+    build_features(MODELING_DT, MODELING_DT, raw, tables=["instances_modeling"], spark=spark)
+    after = _table(raw, "instances_modeling", MODELING_DT)
+    assert after["retained"].to_dict() == {"A": 0, "B": 1}
+    pd.testing.assert_frame_equal(before.drop(columns="retained"), after.drop(columns="retained"))
+
+
+def _hashes(root: str) -> dict[str, str]:
+    out = {}
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(folder, name)
+            with open(path, "rb") as handle:
+                out[os.path.relpath(path, root)] = hashlib.sha256(handle.read()).hexdigest()
+    return out
+
+
+def test_rerun_gives_byte_identical_output_and_replaces_the_day(raw, spark):
+    build_features(W1_DT, W1_DT, raw, spark=spark)
+    first = _hashes(os.path.join(raw.warehouse, "features"))
+    build_features(W1_DT, W1_DT, raw, spark=spark)
+    assert _hashes(os.path.join(raw.warehouse, "features")) == first
+    assert not any("_staging" in p for p in first)
+
+
+def test_range_build_equals_day_by_day(raw, spark, tmp_path):
+    end = W1_DT + timedelta(days=1)
+    build_features(W1_DT, end, raw, tables=["instances_w1"], spark=spark)
+    ranged = _hashes(raw.feature_table_path("instances_w1"))
+    for path in list(ranged):
+        os.remove(os.path.join(raw.feature_table_path("instances_w1"), path))
+    for day in (W1_DT, end):
+        build_features(day, day, raw, tables=["instances_w1"], spark=spark)
+    assert _hashes(raw.feature_table_path("instances_w1")) == ranged
+    assert list(_table(raw, "instances_w1", end).index) == ["C"]
+
+
+def test_daily_run_reads_only_its_first_week_partitions(raw, spark):
+    table = TABLES["instances_w1"]
+    needed = event_days_needed(table, W1_DT, W1_DT, raw)
+    assert needed == [START_A + timedelta(days=i) for i in range(7)]
+    modeling = event_days_needed(TABLES["instances_modeling"], MODELING_DT, MODELING_DT, raw)
+    assert modeling == needed
+    # a corrupt partition outside the window must not even be opened
+    corrupt = os.path.join(raw.events_path, f"dt={(START_A + timedelta(days=10)).isoformat()}", "part-00000.parquet")
+    with open(corrupt, "wb") as handle:
+        handle.write(b"not parquet")
+    build_features(W1_DT, W1_DT, raw, tables=["instances_w1"], spark=spark)
+    assert len(_table(raw, "instances_w1", W1_DT)) == 2
