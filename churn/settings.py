@@ -46,6 +46,15 @@ class Settings(BaseSettings):
     athena_database: str = Field("churn", description="Glue/Athena database of the output tables")
     athena_workgroup: str = Field("primary", description="Athena workgroup")
     athena_output: str | None = Field(None, description="s3:// location for Athena query results")
+    aws_endpoint_url: str | None = Field(None, description="Glue/Athena API endpoint (moto in tests); empty for AWS")
+    spark_runner: Literal["local", "emr_serverless"] = Field(
+        "local", description="where DAG feature tasks run Spark: in the worker (local) or on EMR Serverless"
+    )
+    emr_application_id: str | None = Field(None, description="EMR Serverless application id (spark_runner=emr_serverless)")
+    emr_execution_role_arn: str | None = Field(None, description="IAM role EMR Serverless jobs run as")
+    alert_callback: str | None = Field(
+        None, description="module:function called with the Airflow context when a task fails (default: log only)"
+    )
 
     @field_validator("warehouse")
     @classmethod
@@ -97,3 +106,19 @@ def get_settings() -> Settings:
 def reset_settings_cache() -> None:
     """Tests and CLIs that change CHURN_* variables call this to re-read them."""
     get_settings.cache_clear()
+
+
+def settings_table_markdown() -> str:
+    """The docs' table of every setting, generated from the fields so it cannot drift."""
+    lines = ["| environment variable | default | meaning |", "| --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if name == "feature_config":
+            default = "sql/features/feature_config.yaml"
+        shown = "" if default is None else f"`{default}`"
+        lines.append(f"| `CHURN_{name.upper()}` | {shown} | {field.description or ''} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(settings_table_markdown(), end="")
