@@ -1,0 +1,41 @@
+-- Athena DDL of `instances_w1`: generated from the feature configuration (sql/features/feature_config.yaml).
+-- Do not edit: regenerate with `churn catalog ddl --write`.
+-- ${database} and ${location} (table root, no trailing slash) are filled by churn.catalog;
+-- ${dt} is Athena's partition-projection placeholder and stays literal.
+CREATE EXTERNAL TABLE IF NOT EXISTS `${database}`.`instances_w1` (
+  `instance_id`               string,
+  `eval_start_date`           date,
+  `number_of_projects`        bigint,
+  `number_of_issues`          bigint,
+  `number_of_invites`         bigint,
+  `watchers_added`            bigint,
+  `issues_updated`            bigint,
+  `issues_commented`          bigint,
+  `issues_assigned`           bigint,
+  `at_mentions`               bigint,
+  `issues_viewed`             bigint,
+  `issues_completed`          bigint,
+  `sprint_started`            bigint,
+  `sprint_finished`           bigint,
+  `w1_active_users`           bigint,
+  `w1_agg_active_users`       bigint,
+  `w1_max_active_users`       bigint,
+  `mobile_usage`              bigint,
+  `w1_events`                 bigint,
+  `w1_active_days`            bigint,
+  `w1_activity_trend`         double,
+  `hours_to_first_key_action` double
+)
+PARTITIONED BY (`dt` string)
+STORED AS PARQUET
+LOCATION '${location}/'
+TBLPROPERTIES (
+  'projection.enabled'='true',
+  'projection.dt.type'='date',
+  'projection.dt.format'='yyyy-MM-dd',
+  'projection.dt.range'='NOW-3YEARS,NOW',
+  'projection.dt.interval'='1',
+  'projection.dt.interval.unit'='DAYS',
+  'storage.location.template'='${location}/dt=${dt}/',
+  'parquet.compression'='SNAPPY'
+)
