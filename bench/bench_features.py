@@ -33,7 +33,8 @@ def _timed_subprocess(args: list[str], env: dict) -> float:
 
 
 def duckdb_rebuild(settings, start: date, end: date, out_dir: str) -> tuple[float, int]:
-    """Same SQL files, transpiled to DuckDB, over the same raw Parquet; returns (seconds, rows)."""
+    """The same SQL files and steps as the Spark job, transpiled to DuckDB by sqlglot, over the same
+    raw Parquet, writing the same partitioned Parquet; returns (seconds, rows)."""
     import duckdb
     import sqlglot
 
@@ -41,34 +42,41 @@ def duckdb_rebuild(settings, start: date, end: date, out_dir: str) -> tuple[floa
     from churn.sql_templates import render
     from etl_jobs.build_features import TABLES, event_days_needed
 
+    def duck(sql: str) -> str:
+        return sqlglot.transpile(sql, read="spark", write="duckdb")[0]
+
     config = load_feature_config(settings)
     started = time.perf_counter()
+    os.makedirs(out_dir, exist_ok=True)
     con = duckdb.connect()
     con.execute("SET TimeZone='UTC'")
-    con.execute(f"SET threads={os.cpu_count()}")
     con.execute(f"CREATE VIEW evaluations AS SELECT * FROM read_parquet('{settings.evaluations_path}/*.parquet')")
-    rows = 0
+    event_days = sorted({d for t in TABLES.values() for d in event_days_needed(t, start, end, settings)})
+    paths = ", ".join(f"'{settings.events_path}/dt={d.isoformat()}/*.parquet'" for d in event_days)
+    con.execute(
+        "CREATE VIEW events AS SELECT instance_id, user_id, event_time, event_type, platform, "
+        f"received_at, dt FROM read_parquet([{paths}], hive_partitioning=true, hive_types={{'dt': VARCHAR}})"
+    )
     for name, table in TABLES.items():
         offset = table.offset_days(settings)
-        days = event_days_needed(table, start, end, settings)
-        paths = ", ".join(f"'{settings.events_path}/dt={d.isoformat()}/*.parquet'" for d in days)
-        con.execute(
-            "CREATE OR REPLACE VIEW events AS SELECT instance_id, user_id, event_time, event_type, platform, "
-            f"received_at, dt FROM read_parquet([{paths}], hive_partitioning=true, hive_types={{'dt': VARCHAR}})"
-        )
         params = {"cohort_start": start - timedelta(days=offset), "cohort_end": end - timedelta(days=offset),
                   "first_week_days": settings.first_week_days, "label_window_days": settings.label_window_days}
-        cohort_sql = sqlglot.transpile(render(table.cohort_sql), read="spark", write="duckdb")[0]
+        cohort_sql = duck(render(table.cohort_sql))
         used = {k: v for k, v in params.items() if f"${k}" in cohort_sql}
-        con.execute(f"CREATE OR REPLACE TEMP TABLE cohort AS {cohort_sql}", used)
-        feature_sql = render("features/week1_features.sql", count_features=config.count_features,
-                             mobile_platforms=config.mobile_platforms, key_event_types=config.key_event_types,
-                             with_label=table.with_label)
-        feature_sql = sqlglot.transpile(feature_sql, read="spark", write="duckdb")[0]
+        con.execute(f"CREATE TEMP TABLE cohort_{name} AS {cohort_sql}", used)
+    con.execute("CREATE TEMP TABLE cohort AS SELECT DISTINCT instance_id, eval_start_date FROM ("
+                + " UNION ALL ".join(f"SELECT instance_id, eval_start_date FROM cohort_{n}" for n in TABLES) + ")")
+    week1 = duck(render("features/week1_features.sql", count_features=config.count_features,
+                        mobile_platforms=config.mobile_platforms, key_event_types=config.key_event_types))
+    con.execute(f"CREATE TEMP TABLE week1_features AS {week1}", {"first_week_days": settings.first_week_days})
+    feature_columns = [c for c, _ in config.feature_columns()]
+    rows = 0
+    for name, table in TABLES.items():
+        sql = duck(render("features/feature_table.sql", with_label=table.with_label,
+                          feature_columns=feature_columns, cohort_view=f"cohort_{name}"))
         target = os.path.join(out_dir, name)
-        con.execute(f"COPY ({feature_sql} ORDER BY dt, instance_id) TO '{target}' "
-                    "(FORMAT parquet, PARTITION_BY (dt), OVERWRITE_OR_IGNORE true)",
-                    {"first_week_days": settings.first_week_days})
+        con.execute(f"COPY ({sql} ORDER BY dt, instance_id) TO '{target}' "
+                    "(FORMAT parquet, PARTITION_BY (dt), OVERWRITE_OR_IGNORE true)")
         rows += con.execute(f"SELECT count(*) FROM read_parquet('{target}/*/*.parquet')").fetchone()[0]
     return time.perf_counter() - started, rows
 

@@ -81,70 +81,89 @@ def build_features(
 ) -> dict:
     """Build and publish partitions dt in [start, end] of the given feature tables in one Spark run.
 
-    Everything is staged and checked before the first partition is published, so a failed run
-    publishes nothing; a rerun replaces exactly the partitions of its range.
+    Week-1 features are computed once for the union of the tables' cohorts from one read of the
+    event partitions they need. Everything is staged and checked before the first partition is
+    published, so a failed run publishes nothing; a rerun replaces exactly the partitions of its range.
     """
     settings = settings or get_settings()
     config = load_feature_config(settings)
     unknown = [t for t in tables if t not in TABLES]
     if unknown:
         raise ValueError(f"unknown feature table(s) {unknown}; choose from {sorted(TABLES)}")
+    if end < start:
+        raise ValueError(f"end {end} is before start {start}")
     started = time.perf_counter()
     spark = spark or get_spark("churn_features", settings)
+    _progress(started, "Spark session ready")
     evaluations = _load_evaluations(spark, settings)
     evaluations.createOrReplaceTempView("evaluations")
+    _progress(started, "evaluations checked")
+    chosen = [TABLES[name] for name in tables]
+    cohorts = []
+    for table in chosen:
+        offset = table.offset_days(settings)
+        params = {
+            "cohort_start": start - timedelta(days=offset),
+            "cohort_end": end - timedelta(days=offset),
+            "first_week_days": settings.first_week_days,
+            "label_window_days": settings.label_window_days,
+        }
+        cohort = spark.sql(render(table.cohort_sql), args=_used(params, table.cohort_sql)).cache()
+        cohort.createOrReplaceTempView(f"cohort_{table.name}")
+        cohorts.append(cohort.select("instance_id", "eval_start_date"))
+    union = cohorts[0]
+    for other in cohorts[1:]:
+        union = union.unionByName(other)
+    union.distinct().cache().createOrReplaceTempView("cohort")
+    event_days = sorted({d for table in chosen for d in event_days_needed(table, start, end, settings)})
+    _load_events(spark, settings, event_days).createOrReplaceTempView("events")
+    quality = _check_events(spark, config, settings)
+    _progress(started, f"{quality['events_read']} events in {len(event_days)} partitions checked")
+    week1 = spark.sql(
+        render(
+            "features/week1_features.sql",
+            count_features=config.count_features,
+            mobile_platforms=config.mobile_platforms,
+            key_event_types=config.key_event_types,
+        ),
+        args={"first_week_days": settings.first_week_days},
+    ).cache()
+    week1.createOrReplaceTempView("week1_features")
+    feature_columns = [name for name, _ in config.feature_columns()]
     staged: dict[str, str] = {}
-    summary: dict = {"start": start.isoformat(), "end": end.isoformat(), "tables": {}}
+    summary: dict = {"start": start.isoformat(), "end": end.isoformat(), "event_partitions": len(event_days),
+                     "event_days": [event_days[0].isoformat(), event_days[-1].isoformat()], "quality": quality,
+                     "tables": {}}
     try:
-        for name in tables:
-            table = TABLES[name]
-            staged[name], summary["tables"][name] = _stage_table(spark, table, start, end, config, settings)
-        for name in tables:
-            summary["tables"][name]["partitions"] = _publish_range(spark, name, staged.pop(name), start, end, settings)
+        for table in chosen:
+            sql = render("features/feature_table.sql", with_label=table.with_label,
+                         feature_columns=feature_columns, cohort_view=f"cohort_{table.name}")
+            stage = staging_path(settings.feature_table_path(table.name))
+            staged[table.name] = stage
+            (
+                spark.sql(sql)
+                .repartition("dt")
+                .sortWithinPartitions("dt", "instance_id")
+                .write.mode("overwrite")
+                .partitionBy("dt")
+                .parquet(spark_uri(stage))
+            )
+            _progress(started, f"{table.name} staged")
+        for table in chosen:
+            partitions = _publish_range(spark, table.name, staged.pop(table.name), start, end, settings)
+            summary["tables"][table.name] = {"partitions": partitions, "quality": quality}
+            _progress(started, f"{table.name}: {len(partitions)} partitions published")
     finally:
         for leftover in staged.values():
             _remove_quietly(leftover, settings)
+        spark.catalog.clearCache()
     summary["seconds"] = round(time.perf_counter() - started, 1)
     log.info("features %s..%s built in %.1f s", start, end, summary["seconds"])
     return summary
 
 
-def _stage_table(spark, table: FeatureTable, start: date, end: date, config: FeatureConfig, settings: Settings):
-    offset = table.offset_days(settings)
-    params = {
-        "cohort_start": start - timedelta(days=offset),
-        "cohort_end": end - timedelta(days=offset),
-        "first_week_days": settings.first_week_days,
-        "label_window_days": settings.label_window_days,
-    }
-    event_days = event_days_needed(table, start, end, settings)
-    _load_events(spark, settings, event_days).createOrReplaceTempView("events")
-    cohort = spark.sql(render(table.cohort_sql), args=_used(params, table.cohort_sql))
-    cohort.cache().createOrReplaceTempView("cohort")
-    quality = _check_events(spark, config, settings, params)
-    sql = render(
-        "features/week1_features.sql",
-        count_features=config.count_features,
-        mobile_platforms=config.mobile_platforms,
-        key_event_types=config.key_event_types,
-        with_label=table.with_label,
-    )
-    features = spark.sql(sql, args={"first_week_days": settings.first_week_days})
-    stage = staging_path(settings.feature_table_path(table.name))
-    (
-        features.repartition("dt")
-        .sortWithinPartitions("dt", "instance_id")
-        .write.mode("overwrite")
-        .partitionBy("dt")
-        .parquet(spark_uri(stage))
-    )
-    cohort.unpersist()
-    log.info(
-        "%s: staged dt %s..%s from %d event partitions (%s..%s); %s",
-        table.name, start, end, len(event_days), event_days[0], event_days[-1],
-        ", ".join(f"{k}={v}" for k, v in quality.items()),
-    )
-    return stage, {"event_partitions": len(event_days), "quality": quality, "staging": stage}
+def _progress(started: float, message: str) -> None:
+    log.info("[%5.1f s] %s", time.perf_counter() - started, message)
 
 
 def _publish_range(spark, name: str, stage: str, start: date, end: date, settings: Settings) -> list[dict]:
@@ -261,7 +280,7 @@ def _load_events(spark, settings: Settings, days: list[date]):
     )
 
 
-def _check_events(spark, config: FeatureConfig, settings: Settings, params: dict) -> dict:
+def _check_events(spark, config: FeatureConfig, settings: Settings) -> dict:
     sql = render("features/event_quality.sql", known_event_types=config.known_event_types)
     row = spark.sql(sql, args={"first_week_days": settings.first_week_days}).first().asDict()
     counts = {k: int(v or 0) for k, v in row.items()}

@@ -1,6 +1,6 @@
--- One pass over the event partitions a run reads: contract violations (errors) and
--- documented handlings (counted and logged). Examples of violations are fetched separately.
-SELECT
+-- One pass over the event partitions a run reads, with broadcast lookups only (no shuffle):
+-- contract violations (errors) and documented handlings (counted and logged).
+SELECT /*+ BROADCAST(ev), BROADCAST(c) */
   COUNT(*) AS events_read,
   SUM(CASE WHEN e.instance_id IS NULL OR e.user_id IS NULL OR e.event_time IS NULL OR e.event_type IS NULL
       THEN 1 ELSE 0 END) AS null_keys,
@@ -18,5 +18,5 @@ SELECT
       THEN 1 ELSE 0 END) AS cohort_received_late,
   SUM(CASE WHEN e.event_type NOT IN ({{ known_event_types | sql_list }}) THEN 1 ELSE 0 END) AS unknown_event_type
 FROM events AS e
-LEFT JOIN (SELECT DISTINCT instance_id FROM evaluations) AS ev ON ev.instance_id = e.instance_id
+LEFT JOIN evaluations AS ev ON ev.instance_id = e.instance_id
 LEFT JOIN cohort AS c ON c.instance_id = e.instance_id

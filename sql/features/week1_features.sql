@@ -1,10 +1,10 @@
--- First-week features of every instance in the view `cohort`, from the view `events`.
--- Point in time: only events with eval_start <= event_time < eval_start + :first_week_days days
--- that had been received before that cutoff count. Instances without such events get zeros.
--- Jinja renders the configured count features (sql/features/feature_config.yaml);
--- values are Spark named parameters (:name).
+-- First-week features of every instance in the view `cohort` (instance_id, eval_start_date),
+-- from the view `events`. Point in time: only events with
+-- eval_start <= event_time < eval_start + :first_week_days days that had been received before that
+-- cutoff count. Instances without such events get zeros. Jinja renders the configured count
+-- features (sql/features/feature_config.yaml); values are named parameters (:name).
 WITH w1_events AS (
-  SELECT
+  SELECT /*+ BROADCAST(c) */
     c.instance_id,
     e.user_id,
     e.event_type,
@@ -18,9 +18,24 @@ WITH w1_events AS (
     AND e.event_time < CAST(date_add(c.eval_start_date, :first_week_days) AS TIMESTAMP)
     AND (e.received_at IS NULL OR e.received_at < CAST(date_add(c.eval_start_date, :first_week_days) AS TIMESTAMP))
 ),
-daily_users AS (
-  SELECT instance_id, day_index, COUNT(DISTINCT user_id) AS active_users
+-- One row per instance, user and day: the only aggregation over raw events; all else derives from it.
+user_days AS (
+  SELECT
+    instance_id,
+    user_id,
+    day_index,
+{%- for feature, event_types in count_features.items() %}
+    SUM(CASE WHEN event_type IN ({{ event_types | sql_list }}) THEN 1 ELSE 0 END) AS {{ feature }},
+{%- endfor %}
+    SUM(CASE WHEN platform IN ({{ mobile_platforms | sql_list }}) THEN 1 ELSE 0 END) AS mobile_usage,
+    COUNT(*) AS events,
+    MIN(CASE WHEN event_type IN ({{ key_event_types | sql_list }}) THEN hours_since_start END) AS first_key_hours
   FROM w1_events
+  GROUP BY instance_id, user_id, day_index
+),
+daily AS (
+  SELECT instance_id, day_index, COUNT(*) AS active_users, SUM(events) AS events
+  FROM user_days
   GROUP BY instance_id, day_index
 ),
 daily_summary AS (
@@ -28,31 +43,27 @@ daily_summary AS (
     instance_id,
     SUM(active_users) AS w1_agg_active_users,
     MAX(active_users) AS w1_max_active_users,
-    COUNT(*) AS w1_active_days
-  FROM daily_users
+    COUNT(*) AS w1_active_days,
+    -- events in the last three days minus events in the first three days
+    SUM(CASE WHEN day_index >= :first_week_days - 3 THEN events WHEN day_index < 3 THEN -events ELSE 0 END) AS trend_events
+  FROM daily
   GROUP BY instance_id
 ),
-event_summary AS (
+instance_summary AS (
   SELECT
     instance_id,
-{%- for feature, event_types in count_features.items() %}
-    SUM(CASE WHEN event_type IN ({{ event_types | sql_list }}) THEN 1 ELSE 0 END) AS {{ feature }},
+{%- for feature in count_features %}
+    SUM({{ feature }}) AS {{ feature }},
 {%- endfor %}
     COUNT(DISTINCT user_id) AS w1_active_users,
-    SUM(CASE WHEN platform IN ({{ mobile_platforms | sql_list }}) THEN 1 ELSE 0 END) AS mobile_usage,
-    COUNT(*) AS w1_events,
-    -- (events in the last third of the week - events in the first third) / all events, in [-1, 1]
-    SUM(CASE WHEN day_index >= :first_week_days - 3 THEN 1 WHEN day_index < 3 THEN -1 ELSE 0 END) / COUNT(*) AS w1_activity_trend,
-    MIN(CASE WHEN event_type IN ({{ key_event_types | sql_list }}) THEN hours_since_start END) AS hours_to_first_key_action
-  FROM w1_events
+    SUM(mobile_usage) AS mobile_usage,
+    SUM(events) AS w1_events,
+    MIN(first_key_hours) AS hours_to_first_key_action
+  FROM user_days
   GROUP BY instance_id
 )
 SELECT
   c.instance_id,
-  c.eval_start_date,
-{%- if with_label %}
-  c.retained,
-{%- endif %}
 {%- for feature in count_features %}
   CAST(COALESCE(s.{{ feature }}, 0) AS BIGINT) AS {{ feature }},
 {%- endfor %}
@@ -62,10 +73,10 @@ SELECT
   CAST(COALESCE(s.mobile_usage, 0) AS BIGINT) AS mobile_usage,
   CAST(COALESCE(s.w1_events, 0) AS BIGINT) AS w1_events,
   CAST(COALESCE(d.w1_active_days, 0) AS BIGINT) AS w1_active_days,
-  CAST(COALESCE(s.w1_activity_trend, 0.0) AS DOUBLE) AS w1_activity_trend,
+  -- (events in the last three days - events in the first three) / all events, in [-1, 1]
+  CAST(COALESCE(d.trend_events / s.w1_events, 0.0) AS DOUBLE) AS w1_activity_trend,
   -- never reaching a key action in week 1 is encoded as the full week
-  CAST(COALESCE(s.hours_to_first_key_action, :first_week_days * 24.0) AS DOUBLE) AS hours_to_first_key_action,
-  c.dt
+  CAST(COALESCE(s.hours_to_first_key_action, :first_week_days * 24.0) AS DOUBLE) AS hours_to_first_key_action
 FROM cohort AS c
-LEFT JOIN event_summary AS s ON s.instance_id = c.instance_id
+LEFT JOIN instance_summary AS s ON s.instance_id = c.instance_id
 LEFT JOIN daily_summary AS d ON d.instance_id = c.instance_id
