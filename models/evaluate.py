@@ -1,0 +1,159 @@
+"""Metrics of a probability forecast of ``retained`` (positive class = retained, as in the seed).
+
+Headline metrics are computed on out-of-time validation rows only. Threshold-free: ROC AUC, PR AUC,
+log-loss, Brier, expected calibration error. At the chosen threshold: accuracy, precision, recall,
+F1, F2, confusion matrix, classification report. Plus lift by churn-risk decile.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit, logit
+from sklearn import metrics as skm
+
+EPS = 1e-7
+
+
+def threshold_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
+    pred = (p >= threshold).astype(int)
+    cm = skm.confusion_matrix(y, pred, labels=[0, 1])
+    return {
+        "threshold": float(threshold),
+        "accuracy": float(skm.accuracy_score(y, pred)),
+        "precision": float(skm.precision_score(y, pred, zero_division=0)),
+        "recall": float(skm.recall_score(y, pred, zero_division=0)),
+        "f1": float(skm.fbeta_score(y, pred, beta=1, zero_division=0)),
+        "f2": float(skm.fbeta_score(y, pred, beta=2, zero_division=0)),
+        "confusion_matrix": {"labels": ["churned (0)", "retained (1)"], "rows_true_cols_pred": cm.tolist()},
+        "classification_report": skm.classification_report(
+            y, pred, labels=[0, 1], target_names=["churned", "retained"], output_dict=True, zero_division=0
+        ),
+        "classification_report_text": skm.classification_report(
+            y, pred, labels=[0, 1], target_names=["churned", "retained"], zero_division=0, digits=3
+        ),
+    }
+
+
+def probability_metrics(y: np.ndarray, p: np.ndarray) -> dict:
+    y = np.asarray(y)
+    p = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
+    both = len(np.unique(y)) == 2
+    return {
+        "rows": int(len(y)),
+        "label_rate": float(y.mean()) if len(y) else float("nan"),
+        "roc_auc": float(skm.roc_auc_score(y, p)) if both else float("nan"),
+        "pr_auc": float(skm.average_precision_score(y, p)) if both else float("nan"),
+        "log_loss": float(skm.log_loss(y, p, labels=[0, 1])),
+        "brier": float(skm.brier_score_loss(y, p)),
+        "ece": expected_calibration_error(y, p),
+        "top_decile_churn_lift": lift_by_decile(y, p)[0]["churn_lift"] if len(y) >= 10 else float("nan"),
+    }
+
+
+def full_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
+    return probability_metrics(y, p) | threshold_metrics(y, p, threshold)
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Row-weighted mean |observed rate - mean forecast| over equal-width probability bins."""
+    table = calibration_table(y, p, bins)
+    n = sum(row["rows"] for row in table)
+    return float(sum(row["rows"] * abs(row["observed"] - row["predicted"]) for row in table) / max(n, 1))
+
+
+def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict]:
+    idx = np.minimum((np.asarray(p) * bins).astype(int), bins - 1)
+    out = []
+    for b in range(bins):
+        mask = idx == b
+        if mask.any():
+            out.append({"bin": b, "rows": int(mask.sum()), "predicted": float(p[mask].mean()),
+                        "observed": float(np.asarray(y)[mask].mean())})
+    return out
+
+
+def lift_by_decile(y: np.ndarray, p: np.ndarray) -> list[dict]:
+    """Deciles of churn risk (1 = lowest p_retained): churn rate and lift over the overall churn rate."""
+    y = np.asarray(y)
+    churn = 1 - y
+    order = np.argsort(p, kind="stable")
+    base = churn.mean() if len(y) else float("nan")
+    out = []
+    for d, chunk in enumerate(np.array_split(order, 10), start=1):
+        rate = float(churn[chunk].mean()) if len(chunk) else float("nan")
+        out.append({"decile": d, "rows": int(len(chunk)), "churn_rate": rate,
+                    "churn_lift": float(rate / base) if base else float("nan"),
+                    "mean_p_retained": float(np.mean(p[chunk])) if len(chunk) else float("nan")})
+    return out
+
+
+def choose_threshold(y: np.ndarray, p: np.ndarray, objective: str = "f2") -> float:
+    """The p_retained cut (predict retained when p >= t) that is best on these rows for the objective.
+
+    ``f1`` / ``f2``: maximise F-beta of the retained class; ``cost:<r>``: minimise r * FN + FP
+    (a missed retained instance costs r times a false alarm). Ties go to the higher threshold.
+    """
+    y = np.asarray(y).astype(int)
+    p = np.asarray(p, dtype=np.float64)
+    kind, _, arg = objective.partition(":")
+    if kind not in ("f1", "f2", "cost"):
+        raise ValueError(f"threshold objective {objective!r}: use f1, f2 or cost:<fn/fp ratio>")
+    if kind == "cost":
+        try:
+            ratio = float(arg)
+        except ValueError:
+            raise ValueError(f"threshold objective {objective!r}: cost needs a number, e.g. cost:5") from None
+        if ratio <= 0:
+            raise ValueError(f"threshold objective {objective!r}: the ratio must be positive")
+    order = np.argsort(-p, kind="stable")
+    ps, ys = p[order], y[order]
+    # candidate thresholds: every distinct p; predicting retained for the first k rows
+    last_of_value = np.r_[ps[1:] != ps[:-1], True]
+    tp = np.cumsum(ys)[last_of_value]
+    fp = np.cumsum(1 - ys)[last_of_value]
+    cuts = ps[last_of_value]
+    positives = ys.sum()
+    fn = positives - tp
+    if kind == "cost":
+        score = -(ratio * fn + fp)
+        # also allow predicting nobody retained
+        cuts, score = np.r_[np.nextafter(ps[0], np.inf), cuts], np.r_[-(ratio * positives), score]
+    else:
+        beta2 = 1.0 if kind == "f1" else 4.0
+        score = (1 + beta2) * tp / np.maximum((1 + beta2) * tp + beta2 * fn + fp, 1)
+    best = np.flatnonzero(score == score.max())
+    return float(cuts[best[0]])  # cuts descend, so the first best is the highest threshold
+
+
+def fit_platt(margin: np.ndarray, y: np.ndarray) -> dict:
+    """Platt scaling p = sigmoid(a * margin + b), fitted by unpenalised logistic regression on the margin."""
+    from models.model import LogisticModel
+
+    fitted = LogisticModel.fit(np.asarray(margin, dtype=np.float64).reshape(-1, 1), y, l2=1e-6)
+    return {"a": float(fitted.coef[0]), "b": float(fitted.intercept)}
+
+
+def cross_fitted_platt(margin: np.ndarray, y: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Out-of-fold calibrated probabilities: fit on the other half of the cohorts, apply to this half."""
+    halves = _two_halves(groups)
+    out = np.empty(len(y))
+    for h in (0, 1):
+        fit_mask = halves != h
+        if len(np.unique(y[fit_mask])) < 2:
+            return expit(margin)
+        cal = fit_platt(margin[fit_mask], y[fit_mask])
+        out[~fit_mask] = expit(cal["a"] * margin[~fit_mask] + cal["b"])
+    return out
+
+
+def _two_halves(groups: np.ndarray) -> np.ndarray:
+    """0 for rows of the older half of the distinct groups (dates), 1 for the newer half."""
+    distinct = np.unique(groups)
+    if len(distinct) < 2:
+        return (np.arange(len(groups)) % 2).astype(int)
+    newer = set(distinct[len(distinct) // 2:].tolist())
+    return np.array([g in newer for g in groups.tolist()], dtype=int)
+
+
+def margin_of(p: np.ndarray) -> np.ndarray:
+    return logit(np.clip(p, EPS, 1 - EPS))

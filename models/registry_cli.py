@@ -1,0 +1,117 @@
+"""`churn models list | show | promote | rollback | history`: look at and steer the model registry."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from models.registry import Registry, RegistryError
+
+app = typer.Typer(help="Model registry: versions, champion / challenger, promotion history.", no_args_is_help=True)
+
+
+def console(stderr: bool = False) -> Console:
+    return Console(stderr=stderr)  # per call: picks up the terminal width (COLUMNS) of this invocation
+
+
+def _registry() -> Registry:
+    return Registry()
+
+
+def _resolve(registry: Registry, version: str) -> str:
+    if version in ("champion", "challenger"):
+        record = registry.alias(version)
+        if record is None:
+            raise RegistryError(f"no {version} under {registry.root}")
+        return record["version"]
+    return version
+
+
+def _fail(exc: Exception) -> None:
+    console(stderr=True).print(f"[red]error:[/red] {exc}")
+    raise typer.Exit(code=1)
+
+
+@app.command("list")
+def list_command() -> None:
+    """Every registered version with its validation metrics and aliases."""
+    registry = _registry()
+    aliases = {name: (registry.alias(name) or {}).get("version") for name in ("champion", "challenger")}
+    table = Table(title=f"models at {registry.root}", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("version", "alias", "model", "rows", "AUC", "logloss"):  # fits 80 columns; more in `show`
+        table.add_column(column, no_wrap=True, min_width=len(column))
+    for version in registry.versions():
+        alias = ", ".join(name for name, v in aliases.items() if v == version)
+        try:
+            meta = registry.metadata(version)
+        except RegistryError as exc:
+            table.add_row(version, alias, f"damaged: {exc}", "", "", "")
+            continue
+        m = meta.get("metrics", {})
+        table.add_row(version, alias, meta.get("candidate", ""), str(meta["rows"]["total"]),
+                      f"{m.get('roc_auc', float('nan')):.3f}", f"{m.get('log_loss', float('nan')):.3f}")
+    console().print(table)
+
+
+@app.command("show")
+def show_command(
+    version: str = typer.Argument("champion", help="a version id, 'champion' or 'challenger'"),
+    verify: bool = typer.Option(True, help="check the sha256 of every artifact"),
+) -> None:
+    """Metadata of one version (training window, rows, metrics, features, checksums)."""
+    registry = _registry()
+    try:
+        version = _resolve(registry, version)
+        meta = registry.verify(version) if verify else registry.metadata(version)
+    except RegistryError as exc:
+        _fail(exc)
+    shown = {k: meta[k] for k in ("version", "run_date", "candidate", "kind", "training_window", "rows", "label_rate",
+                                  "metrics", "threshold", "calibration", "decision", "data_fingerprint",
+                                  "code_version") if k in meta}
+    shown["features"] = [f"{f['name']}:{f['dtype']}" for f in meta["features"]]
+    shown["artifacts"] = {name: rec["sha256"] for name, rec in meta["artifacts"].items()}
+    shown["verified"] = verify
+    shown["report"] = registry.artifact_path(version, "report.html")
+    typer.echo(json.dumps(shown, indent=1, default=str))
+
+
+@app.command("promote")
+def promote_command(
+    version: str = typer.Argument(..., help="version id (or 'challenger') to make champion"),
+    reason: str = typer.Option("manual promotion", help="recorded in the history"),
+) -> None:
+    """Make a version champion by hand (its artifacts are verified first)."""
+    registry = _registry()
+    try:
+        event = registry.promote(_resolve(registry, version), reason)
+    except RegistryError as exc:
+        _fail(exc)
+    console().print(f"champion is now {event['version']} (was {event['previous_champion']})")
+
+
+@app.command("rollback")
+def rollback_command(
+    to: str = typer.Option(None, "--to", help="version to restore; default: the champion before the current one"),
+) -> None:
+    """Restore the previous champion (or a given version)."""
+    registry = _registry()
+    try:
+        event = registry.rollback(to)
+    except RegistryError as exc:
+        _fail(exc)
+    console().print(f"champion is now {event['version']} (rolled back from {event['previous_champion']})")
+
+
+@app.command("history")
+def history_command() -> None:
+    """The append-only log of promotions, challengers and rollbacks."""
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("at", "event", "version", "previous", "reason"):
+        table.add_column(column, no_wrap=column != "reason", overflow="fold")
+    for e in _registry().history():
+        table.add_row(e["at"][:19], e["event"], e["version"], e.get("previous_champion") or "", e.get("reason", ""))
+    console().print(table)

@@ -1,0 +1,117 @@
+"""Daily scoring: partition dt=D of instances_w1 -> the verified champion -> predictions/instances_w1_scored/dt=D.
+
+The champion's stored transform is applied unchanged (no refit on scoring data). If the champion
+cannot be verified or the features do not match it, scoring raises and publishes nothing, so the
+previous predictions stay in place.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import typer
+
+from churn.settings import Settings, get_settings
+from churn.warehouse import read_partition, write_partition
+from models.model import ChurnModel
+from models.registry import Registry
+
+log = logging.getLogger("churn.score")
+N_REASONS = 3
+
+OUTPUT_SCHEMA = pa.schema(
+    [
+        pa.field("instance_id", pa.string()),
+        pa.field("eval_start_date", pa.date32()),
+        pa.field("p_retained", pa.float64()),
+        pa.field("prediction_retained", pa.int32()),
+        pa.field("risk_band", pa.int32()),
+        *[
+            field
+            for k in range(1, N_REASONS + 1)
+            for field in (pa.field(f"reason_{k}_feature", pa.string()), pa.field(f"reason_{k}_contribution", pa.float64()))
+        ],
+        pa.field("model_version", pa.string()),
+        pa.field("run_date", pa.date32()),
+    ]
+)
+
+
+def score_frame(model: ChurnModel, frame: pd.DataFrame, run_date: date, reasons: bool = True,
+                approx_reasons: bool = False) -> pa.Table:
+    """Scores of one feature frame as an Arrow table with OUTPUT_SCHEMA (reasons null if not asked for).
+
+    Reasons use exact SHAP values by default (~20k rows/s on 2 cores for 200 trees of depth 3: ample
+    for a day of new trials); ``approx_reasons`` switches to XGBoost's approximate contributions (~10x faster).
+    """
+    x = model.matrix(frame)  # schema check: missing / extra / retyped features raise SchemaMismatch
+    p = model.predict_proba_matrix(x)
+    n = len(frame)
+    columns = {
+        "instance_id": pa.array(frame["instance_id"].astype(str).to_numpy(), pa.string()),
+        "eval_start_date": pa.array(pd.to_datetime(frame["eval_start_date"]).to_numpy().astype("datetime64[D]"),
+                                    pa.date32()),
+        "p_retained": pa.array(p, pa.float64()),
+        "prediction_retained": pa.array((p >= model.threshold).astype(np.int32)),
+        "risk_band": pa.array(model.risk_band(p)),
+    }
+    names, values = top_reasons(model, x, approx_reasons) if reasons and n else (None, None)
+    for k in range(N_REASONS):
+        if names is None:
+            columns[f"reason_{k + 1}_feature"] = pa.nulls(n, pa.string())
+            columns[f"reason_{k + 1}_contribution"] = pa.nulls(n, pa.float64())
+        else:
+            columns[f"reason_{k + 1}_feature"] = names[k]
+            columns[f"reason_{k + 1}_contribution"] = values[k]
+    columns["model_version"] = pa.repeat(pa.scalar(model.version, pa.string()), n)
+    columns["run_date"] = pa.repeat(pa.scalar(run_date, pa.date32()), n)
+    return pa.table(columns, schema=OUTPUT_SCHEMA)
+
+
+def top_reasons(model: ChurnModel, x: np.ndarray, approx: bool = False) -> tuple[list[pa.Array], list[pa.Array]]:
+    """The three most negative contributions to p_retained (the churn-risk drivers) of every row.
+
+    Contributions are in calibrated log-odds; a slot is null when fewer than three are negative.
+    """
+    contribs = model.contributions(x, approx=approx)[:, :-1]
+    k = min(N_REASONS, contribs.shape[1])
+    # stable per-row ordering: most negative first, ties by feature order
+    order = np.argsort(contribs, axis=1, kind="stable")[:, :k]
+    picked = np.take_along_axis(contribs, order, axis=1)
+    dictionary = pa.array(model.features, pa.string())
+    names, values = [], []
+    for j in range(N_REASONS):
+        if j >= k:
+            names.append(pa.nulls(len(x), pa.string()))
+            values.append(pa.nulls(len(x), pa.float64()))
+            continue
+        negative = picked[:, j] < 0
+        indices = pa.array(order[:, j].astype(np.int32), pa.int32(), mask=~negative)
+        names.append(pa.DictionaryArray.from_arrays(indices, dictionary).cast(pa.string()))
+        values.append(pa.array(picked[:, j], pa.float64(), mask=~negative))
+    return names, values
+
+
+def score_partition(ds: date, settings: Settings | None = None, reasons: bool = True) -> dict:
+    """Score partition dt=``ds`` of instances_w1 with the champion and publish its predictions partition."""
+    settings = settings or get_settings()
+    started = time.perf_counter()
+    model, metadata = Registry(settings).champion()  # verified, or a clear error before anything is written
+    frame = read_partition(settings.feature_table_path("instances_w1"), ds, settings)
+    table = score_frame(model, frame, ds, reasons=reasons)
+    published = write_partition(settings.predictions_table_path(), ds, table, settings)
+    result = {"path": published.path, "rows": published.rows, "model_version": model.version,
+              "dt": ds.isoformat(), "seconds": round(time.perf_counter() - started, 2)}
+    log.info("scored %s: %d rows with %s -> %s", ds, published.rows, model.version, published.path)
+    return result
+
+
+def score_command(ds: str = typer.Option(..., "--ds", help="YYYY-MM-DD partition of instances_w1 to score")) -> None:
+    """Score one day of new trial instances with the champion model (p_retained, risk band, top reasons)."""
+    typer.echo(json.dumps(score_partition(date.fromisoformat(ds)), indent=1))

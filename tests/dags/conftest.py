@@ -1,0 +1,131 @@
+"""Airflow test environment: a temporary AIRFLOW_HOME with SQLite, set before airflow is imported.
+
+Airflow reads its configuration once, at first import, so the variables are set when pytest
+collects this folder. The DB is initialised once per session (``metadata_db``); DAGs are loaded from
+the real ``dags/`` folder with a DagBag.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from churn.settings import PROJECT_ROOT, reset_settings_cache
+
+DAGS_FOLDER = PROJECT_ROOT / "dags"
+DAG_IDS = ("churn_features", "churn_retrain", "churn_scoring")
+
+# Small but trainable: 57 simulated days; 25-day training window with 5 validation days. The world
+# ends yesterday (UTC), like the demo's: after a backfill the scheduler runs "today" by itself
+# (catchup=False), and that run must find its raw data too.
+TODAY = datetime.now(UTC).date()
+SIM_DAYS = 57
+SIM_START = TODAY - timedelta(days=SIM_DAYS)
+SIM_PER_DAY = 80
+SMALL_MODEL_ENV = {"CHURN_TRAINING_WINDOW_DAYS": "25", "CHURN_VALIDATION_DAYS": "5"}
+
+_HOME = Path(tempfile.mkdtemp(prefix="churn-airflow-test-"))
+if "airflow" in sys.modules and os.environ.get("AIRFLOW_HOME") != str(_HOME):
+    # Another test package imported airflow first: its configuration is already fixed.
+    _AIRFLOW_PRELOADED = True
+else:
+    _AIRFLOW_PRELOADED = False
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME / 'airflow.db'}",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+    }
+)
+
+
+def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
+    shutil.rmtree(_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def metadata_db():
+    """The SQLite metadata DB, created once per session (~3 s)."""
+    if _AIRFLOW_PRELOADED:
+        pytest.skip("airflow was imported before tests/dags/conftest.py could point it at a test AIRFLOW_HOME")
+    from airflow.utils import db
+
+    db.initdb()
+    return _HOME
+
+
+@pytest.fixture(scope="session")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS_FOLDER))
+
+
+CLEARED_ENV = (
+    "CHURN_RAW_EVALUATIONS",
+    "CHURN_RAW_EVENTS",
+    "CHURN_FEATURE_CONFIG",
+    "CHURN_S3_ENDPOINT_URL",
+    "CHURN_DEPLOYMENT",
+    "CHURN_SPARK_RUNNER",
+    "CHURN_ALERT_CALLBACK",
+)
+HISTORY = (SIM_START + timedelta(days=30), SIM_START + timedelta(days=54))  # instances_modeling needs 30 days
+FIRST_RETRAIN = SIM_START + timedelta(days=55)
+
+
+def _use_warehouse(mp: pytest.MonkeyPatch, path: Path):
+    from churn.settings import get_settings
+
+    for name in CLEARED_ENV:
+        mp.delenv(name, raising=False)
+    mp.setenv("CHURN_WAREHOUSE", str(path))
+    for key, value in SMALL_MODEL_ENV.items():
+        mp.setenv(key, value)
+    reset_settings_cache()
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def trained_history(tmp_path_factory, spark):
+    """Once per session: simulated raw data, features for HISTORY and a champion trained on them.
+
+    Built with the same callables the DAG tasks run (churn.orchestration), in one warm Spark session;
+    tests copy it (``warehouse_with_champion``) so they can write to it freely.
+    """
+    from churn import orchestration as orch
+    from churn.simulator import simulate
+
+    root = tmp_path_factory.mktemp("trained") / "warehouse"
+    with pytest.MonkeyPatch.context() as mp:
+        settings = _use_warehouse(mp, root)
+        simulate(SIM_START, SIM_DAYS, SIM_PER_DAY, settings.seed, settings, progress=False)
+        orch.build_features(*HISTORY, settings=settings)
+        result = orch.retrain(FIRST_RETRAIN, settings=settings)
+        assert result["promoted"], result
+    reset_settings_cache()
+    return root
+
+
+@pytest.fixture()
+def warehouse_with_champion(trained_history, tmp_path, monkeypatch):
+    """A private copy of the trained history; CHURN_WAREHOUSE points at it."""
+    target = tmp_path / "warehouse"
+    shutil.copytree(trained_history, target)
+    yield _use_warehouse(monkeypatch, target)
+    reset_settings_cache()
+
+
+@pytest.fixture()
+def empty_warehouse(tmp_path, monkeypatch):
+    yield _use_warehouse(monkeypatch, tmp_path / "warehouse")
+    reset_settings_cache()

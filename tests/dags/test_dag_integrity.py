@@ -1,0 +1,126 @@
+"""DAG integrity: every file imports, fast and without heavy libraries, with the intended wiring."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+
+from churn import orchestration as orch
+
+from .conftest import DAG_IDS, DAGS_FOLDER
+
+HEAVY = ("pyspark", "xgboost", "pandas", "sklearn", "numpy", "matplotlib")
+
+PARSE_SCRIPT = """
+import json, sys, time
+started = time.perf_counter()
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+out = {
+    "seconds": time.perf_counter() - started,
+    "errors": {k: str(v)[:2000] for k, v in bag.import_errors.items()},
+    "dags": sorted(bag.dags),
+    "heavy": sorted(m for m in sys.argv[2].split(",") if m in sys.modules),
+    "tasks": {d: sorted(t.task_id for t in bag.dags[d].tasks) for d in bag.dags},
+    "operators": {d: {t.task_id: type(t).__name__ for t in bag.dags[d].tasks} for d in bag.dags},
+}
+print("RESULT" + json.dumps(out))
+"""
+
+
+def _parse_in_subprocess(extra_env: dict | None = None) -> dict:
+    """Parse dags/ in a fresh interpreter, as the dag-processor does, so sys.modules is clean."""
+    env = {**os.environ, **(extra_env or {})}
+    result = subprocess.run(
+        [sys.executable, "-c", PARSE_SCRIPT, str(DAGS_FOLDER), ",".join(HEAVY)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT"))
+    return json.loads(line[len("RESULT") :])
+
+
+def test_every_dag_file_parses_without_heavy_imports():
+    out = _parse_in_subprocess()
+    print(f"parsing dags/ took {out['seconds']:.1f} s")  # visible with -s; informative, not asserted tightly
+    assert out["errors"] == {}
+    assert out["dags"] == sorted(DAG_IDS)
+    assert out["heavy"] == [], f"DAG files import {out['heavy']} at parse time; import them inside tasks"
+    assert out["seconds"] < 60
+
+
+def test_emr_serverless_runner_builds_an_emr_job():
+    out = _parse_in_subprocess(
+        {
+            "CHURN_SPARK_RUNNER": "emr_serverless",
+            "CHURN_EMR_APPLICATION_ID": "app-1",
+            "CHURN_EMR_EXECUTION_ROLE_ARN": "arn:aws:iam::123456789012:role/churn-emr",
+        }
+    )
+    assert out["errors"] == {}
+    assert out["operators"]["churn_features"]["build_features"] == "EmrServerlessStartJobOperator"
+    assert "plan_range" in out["tasks"]["churn_features"]
+
+
+def test_no_import_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dag_ids) == set(DAG_IDS)
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "schedule"),
+    [("churn_features", "0 0 * * *"), ("churn_retrain", "0 0 * * 1"), ("churn_scoring", None)],
+)
+def test_schedules_catchup_and_concurrency(dagbag, dag_id, schedule):
+    dag = dagbag.dags[dag_id]
+    assert dag.catchup is False
+    assert dag.max_active_runs == 1
+    assert "churn" in dag.tags and len(dag.tags) >= 2
+    assert dag.doc_md and dag_id in dag.doc_md
+    if schedule:
+        assert type(dag.timetable).__name__ == "CronTriggerTimetable"  # logical date = the day it runs for
+        assert dag.timetable.expression == schedule
+        assert str(dag.timetable.timezone) in ("UTC", "Timezone('UTC')")
+    else:
+        assert type(dag.timetable).__name__ == "AssetTriggeredTimetable"
+
+
+def test_every_task_retries_with_exponential_backoff_and_alerts(dagbag):
+    for dag_id in DAG_IDS:
+        for task in dagbag.dags[dag_id].tasks:
+            assert task.retries >= 2, task
+            assert task.retry_exponential_backoff >= 2, task
+            assert task.max_retry_delay and task.max_retry_delay <= timedelta(hours=1), task
+            callbacks = task.on_failure_callback
+            callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+            assert orch.alert_on_failure in callbacks, task
+
+
+def test_scoring_is_scheduled_on_the_asset_features_produces(dagbag):
+    features, retrain, scoring = (dagbag.dags[d] for d in DAG_IDS)
+    build = features.get_task("build_features")
+    assert {a.uri for a in build.outlets} == {orch.INSTANCES_W1_URI, orch.INSTANCES_MODELING_URI}
+    scheduled_on = {asset.uri for asset in scoring.timetable.asset_condition.objects}
+    assert scheduled_on == {orch.INSTANCES_W1_URI}
+    assert {a.uri for a in scoring.get_task("score").outlets} == {orch.PREDICTIONS_URI}
+    assert {a.uri for a in retrain.get_task("retrain").outlets} == {orch.MODELS_URI}
+
+
+def test_wiring(dagbag):
+    features, retrain, scoring = (dagbag.dags[d] for d in DAG_IDS)
+    assert features.get_task("build_features").downstream_task_ids == {"register_partitions"}
+    assert features.get_task("build_features").max_active_tis_per_dag == 1  # one local Spark job at a time
+    assert retrain.get_task("wait_for_features").downstream_task_ids == {"retrain"}
+    assert retrain.get_task("wait_for_features").mode == "reschedule"
+    assert scoring.get_task("score").downstream_task_ids == {"register_partitions"}
+    assert set(features.params.keys()) == {"start", "end", "rescore"}
+    assert features.params["start"] is None and features.params["rescore"] is False
+    assert scoring.params["dts"] == []

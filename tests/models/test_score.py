@@ -1,0 +1,171 @@
+"""Daily scoring: train/serve parity, batch invariance, reasons, and loud failures that publish nothing."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from churn import storage
+from churn.settings import join
+from churn.warehouse import PartitionNotFound, list_partitions, partition_path, read_partition, write_partition
+from models.registry import IntegrityError, NoChampion, Registry
+from models.score import N_REASONS, score_partition
+from models.transform import SchemaMismatch
+from tests.models.conftest import RUN_DATE
+from tests.models.synthetic import write_w1
+
+SCORE_DAY = RUN_DATE + timedelta(days=1)
+
+
+def _validation_rows(env) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The validation rows as a feature frame (no label), and the registry's stored scores for them."""
+    registry = Registry(env.settings)
+    scores = pq.read_table(io.BytesIO(registry.read_artifact(env.result["version"], "validation_scores.parquet")))
+    scores = scores.to_pandas()
+    rows = env.data.set_index("instance_id").loc[scores["instance_id"]].reset_index()
+    return rows.drop(columns=["retained", "true_p"]), scores
+
+
+def test_scores_equal_the_training_evaluation_and_ignore_the_batch(s3):
+    """Parity on S3: the champion scores the validation rows exactly as the training run did."""
+    rows, scores = _validation_rows(s3)
+    table = s3.settings.feature_table_path("instances_w1")
+    write_partition(table, SCORE_DAY, rows, s3.settings)
+    result = score_partition(SCORE_DAY)  # CHURN_WAREHOUSE=s3://...
+    assert result["rows"] == len(rows) and result["model_version"] == s3.result["version"]
+    assert result["path"].startswith("s3://")
+    out = read_partition(s3.settings.predictions_table_path(), SCORE_DAY, s3.settings)
+    assert list(out["instance_id"]) == list(rows["instance_id"])
+    assert np.array_equal(out["p_retained"].to_numpy(), scores["p_served"].to_numpy())
+
+    # another day, a different batch: a reversed subset with rows from elsewhere mixed in
+    other_day = SCORE_DAY + timedelta(days=1)
+    extra = write_w1(s3.settings, other_day, 50, seed=44)
+    picked = rows.iloc[[5, 900, 17, 2000, 33]].iloc[::-1]
+    write_partition(table, other_day, pd.concat([extra.iloc[:20], picked, extra.iloc[20:]]), s3.settings)
+    score_partition(other_day)
+    again = read_partition(s3.settings.predictions_table_path(), other_day, s3.settings).set_index("instance_id")
+    first = out.set_index("instance_id").loc[picked["instance_id"]]
+    columns = ["p_retained", "prediction_retained", "risk_band"] + [
+        f"reason_{k}_{part}" for k in range(1, N_REASONS + 1) for part in ("feature", "contribution")]
+    pd.testing.assert_frame_equal(again.loc[picked["instance_id"], columns], first[columns])
+
+
+def test_output_columns_bands_and_threshold(s3):
+    settings = s3.settings
+    day = SCORE_DAY + timedelta(days=5)
+    frame = write_w1(settings, day, 300, seed=8)
+    score_partition(day, settings)
+    out = read_partition(settings.predictions_table_path(), day, settings)
+    assert list(out.columns[:-1]) == [
+        "instance_id", "eval_start_date", "p_retained", "prediction_retained", "risk_band",
+        "reason_1_feature", "reason_1_contribution", "reason_2_feature", "reason_2_contribution",
+        "reason_3_feature", "reason_3_contribution", "model_version", "run_date"]
+    model, meta = Registry(settings).champion()
+    assert (out["eval_start_date"] == frame["eval_start_date"]).all()
+    assert (out["run_date"] == day).all() and (out["model_version"] == meta["version"]).all()
+    assert ((out["p_retained"] >= meta["threshold"]) == (out["prediction_retained"] == 1)).all()
+    edges = np.asarray(meta["band_edges"])
+    assert (out["risk_band"] == 1 + np.searchsorted(edges, out["p_retained"], side="right")).all()
+    lowest, highest = out.nsmallest(30, "p_retained"), out.nlargest(30, "p_retained")
+    assert lowest["risk_band"].mean() < highest["risk_band"].mean()
+    names = set(meta_feature["name"] for meta_feature in meta["features"])
+    reasons = out["reason_1_feature"].dropna()
+    assert len(reasons) > 0.9 * len(out) and set(reasons) <= names
+    assert (out["reason_1_contribution"].dropna() < 0).all()
+    assert (out["reason_1_contribution"] <= out["reason_2_contribution"]).where(out["reason_2_feature"].notna(), True).all()
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (lambda f: f.drop(columns="number_of_invites"), r"missing feature\(s\) \['number_of_invites'\]"),
+        (lambda f: f.assign(plan_tier=3), r"unexpected feature\(s\) \['plan_tier'\]"),
+        (lambda f: f.assign(w1_active_days=f["w1_active_days"] + 0.5), r"'w1_active_days' is float64"),
+    ],
+    ids=["missing", "extra", "dtype"],
+)
+def test_schema_mismatch_is_a_clear_error_and_publishes_nothing(local_copy, change, message):
+    settings = local_copy.settings
+    frame = write_w1(settings, SCORE_DAY, 40)
+    write_partition(settings.feature_table_path("instances_w1"), SCORE_DAY, change(frame), settings)
+    with pytest.raises(SchemaMismatch, match=message):
+        score_partition(SCORE_DAY, settings)
+    assert list_partitions(settings.predictions_table_path(), settings) == []
+
+
+def test_missing_champion_and_missing_partition_are_clear_errors(empty_local, local_copy):
+    write_w1(empty_local, SCORE_DAY, 10)
+    with pytest.raises(NoChampion, match="no champion model"):
+        score_partition(SCORE_DAY, empty_local)
+    with pytest.raises(PartitionNotFound, match="dt=2030-01-01"):
+        score_partition(date(2030, 1, 1), local_copy.settings)
+
+
+def _model_file(settings, version) -> Path:
+    meta = Registry(settings).metadata(version)
+    name = next(n for n in meta["model_files"] if n.startswith("model"))
+    return Path(Registry(settings).artifact_path(version, name))
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "metadata", "delete"])
+def test_damaged_champion_fails_loudly_and_keeps_previous_predictions(local_copy, damage):
+    settings = local_copy.settings
+    version = local_copy.result["version"]
+    write_w1(settings, SCORE_DAY, 60)
+    score_partition(SCORE_DAY, settings)
+    published = partition_path(settings.predictions_table_path(), SCORE_DAY)
+    before = {p.name: p.read_bytes() for p in Path(published).iterdir()}
+
+    target = _model_file(settings, version)
+    if damage == "flip":
+        data = bytearray(target.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        target.write_bytes(bytes(data))
+        expected = "altered"
+    elif damage == "truncate":
+        target.write_bytes(target.read_bytes()[:-10])
+        expected = "truncated"
+    elif damage == "metadata":
+        meta_path = Path(Registry(settings).artifact_path(version, "metadata.json"))
+        meta = json.loads(meta_path.read_text())
+        meta["threshold"] = 0.01
+        meta_path.write_text(json.dumps(meta))
+        expected = "altered after registration"
+    else:
+        target.unlink()
+        expected = "missing"
+    write_w1(settings, SCORE_DAY, 80, seed=99)  # new data arrives for the same day
+    with pytest.raises(IntegrityError, match=expected) as info:
+        score_partition(SCORE_DAY, settings)
+    assert version in str(info.value)
+    assert {p.name: p.read_bytes() for p in Path(published).iterdir()} == before
+    with pytest.raises(IntegrityError):
+        score_partition(SCORE_DAY + timedelta(days=1), settings)
+    assert list_partitions(settings.predictions_table_path(), settings) == [SCORE_DAY]
+
+
+def test_registry_never_reads_pickles(local_copy):
+    """Every stored artifact is JSON, UBJSON, Parquet or HTML; loading never goes through pickle."""
+    settings = local_copy.settings
+    meta = Registry(settings).metadata(local_copy.result["version"])
+    for name in meta["artifacts"]:
+        data = storage.read_bytes(join(Registry(settings).version_path(meta["version"]), name), settings)
+        assert not data.startswith(b"\x80"), name  # pickle protocol 2+ header
+        assert name.rsplit(".", 1)[-1] in {"json", "ubj", "parquet", "html"}
+    import pickle
+
+    originals = pickle.loads, pickle.load, pickle.Unpickler
+    try:
+        pickle.loads = pickle.load = pickle.Unpickler = None  # any use while loading would raise TypeError
+        model, _ = Registry(settings).champion()
+    finally:
+        pickle.loads, pickle.load, pickle.Unpickler = originals
+    assert model.version == local_copy.result["version"]
