@@ -21,7 +21,7 @@ from churn.feature_config import FEATURE_TABLES, FeatureConfig, load_feature_con
 from churn.settings import Settings, get_settings, join
 from churn.spark import get_spark, spark_uri
 from churn.sql_templates import render
-from churn.warehouse import publish_partition, staging_path, write_partition
+from churn.warehouse import staging_path, write_partition
 
 log = logging.getLogger("churn.features")
 
@@ -175,7 +175,7 @@ def _publish_range(spark, name: str, stage: str, start: date, end: date, setting
     for day in days_between(start, end):
         day_stage = join(stage, f"dt={day.isoformat()}")
         if storage.exists(day_stage, settings):
-            result = publish_partition(day_stage, table_path, day, settings)
+            result = write_partition(table_path, day, _read_staged_day(day_stage, settings), settings)
         else:
             import pyarrow as pa
 
@@ -185,6 +185,24 @@ def _publish_range(spark, name: str, stage: str, start: date, end: date, setting
         published.append(result.as_xcom() | {"dt": day.isoformat()})
     _remove_quietly(stage, settings)
     return published
+
+
+def _read_staged_day(day_stage: str, settings: Settings):
+    """One day's Spark output as one Arrow table, rows in the order Spark sorted them.
+
+    Republishing through pyarrow makes reruns byte-identical: parquet-mr lists column-chunk
+    encodings in an order that varies between JVMs, so its files differ even with equal rows.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fs = storage.filesystem(day_stage, settings)
+    files = sorted(p for p in fs.find(storage.strip_scheme(day_stage)) if p.endswith(".parquet"))
+    tables = []
+    for path in files:
+        with fs.open(path, "rb") as handle:
+            tables.append(pq.read_table(handle))
+    return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
 
 def _arrow_schema_from_config(name: str, settings: Settings):
