@@ -3,8 +3,9 @@
 Simulates `--days` days of raw data at `--instances-per-day`, then times, in one run:
   1. a daily run (`python -m etl_jobs.build_features --ds D`, a fresh process: includes Spark start),
   2. the rebuild of the last `--rebuild-days` days of both tables in one Spark run (fresh process),
-  3. the same feature SQL (transpiled Spark -> DuckDB by sqlglot) over the same Parquet in DuckDB,
-     writing the same partitioned Parquet output.
+  3. the same job on DuckDB: the same SQL files (contract checks, cohorts, week-1 features, output
+     tables; transpiled Spark -> DuckDB by sqlglot) over the same Parquet, writing the same
+     partitioned Parquet output.
 Writes a markdown row per scale into docs/benchmarks.md (section "Feature build").
 """
 
@@ -57,6 +58,9 @@ def duckdb_rebuild(settings, start: date, end: date, out_dir: str) -> tuple[floa
         "CREATE VIEW events AS SELECT instance_id, user_id, event_time, event_type, platform, "
         f"received_at, dt FROM read_parquet([{paths}], hive_partitioning=true, hive_types={{'dt': VARCHAR}})"
     )
+    # the job's contract checks, as in the Spark runner: evaluations keys, then one pass of event quality
+    con.execute("SELECT count(*), count(DISTINCT instance_id), count(*) FILTER (WHERE instance_id IS NULL), "
+                "count(*) FILTER (WHERE eval_start_date IS NULL) FROM evaluations").fetchone()
     for name, table in TABLES.items():
         offset = table.offset_days(settings)
         params = {"cohort_start": start - timedelta(days=offset), "cohort_end": end - timedelta(days=offset),
@@ -66,6 +70,8 @@ def duckdb_rebuild(settings, start: date, end: date, out_dir: str) -> tuple[floa
         con.execute(f"CREATE TEMP TABLE cohort_{name} AS {cohort_sql}", used)
     con.execute("CREATE TEMP TABLE cohort AS SELECT DISTINCT instance_id, eval_start_date FROM ("
                 + " UNION ALL ".join(f"SELECT instance_id, eval_start_date FROM cohort_{n}" for n in TABLES) + ")")
+    quality = duck(render("features/event_quality.sql", known_event_types=config.known_event_types))
+    con.execute(quality, {"first_week_days": settings.first_week_days}).fetchone()
     week1 = duck(render("features/week1_features.sql", count_features=config.count_features,
                         mobile_platforms=config.mobile_platforms, key_event_types=config.key_event_types))
     con.execute(f"CREATE TEMP TABLE week1_features AS {week1}", {"first_week_days": settings.first_week_days})
