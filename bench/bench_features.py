@@ -75,11 +75,12 @@ def duckdb_rebuild(settings, start: date, end: date, out_dir: str) -> tuple[floa
     week1 = duck(render("features/week1_features.sql", count_features=config.count_features,
                         mobile_platforms=config.mobile_platforms, key_event_types=config.key_event_types))
     con.execute(f"CREATE TEMP TABLE week1_features AS {week1}", {"first_week_days": settings.first_week_days})
-    feature_columns = [c for c, _ in config.feature_columns()]
+    week1_columns = [c for c, _ in config.week1_columns()]
     rows = 0
     for name, table in TABLES.items():
         sql = duck(render("features/feature_table.sql", with_label=table.with_label,
-                          feature_columns=feature_columns, cohort_view=f"cohort_{name}"))
+                          week1_columns=week1_columns, attribute_features=config.attribute_features,
+                          cohort_view=f"cohort_{name}"))
         target = os.path.join(out_dir, name)
         con.execute(f"COPY ({sql} ORDER BY dt, instance_id) TO '{target}' "
                     "(FORMAT parquet, PARTITION_BY (dt), OVERWRITE_OR_IGNORE true)")

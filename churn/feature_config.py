@@ -22,6 +22,7 @@ DERIVED_FEATURES: list[tuple[str, str]] = [
     ("w1_active_days", "bigint"),
     ("w1_activity_trend", "double"),
     ("hours_to_first_key_action", "double"),
+    ("eval_start_weekday", "int"),  # 1 = Monday … 7 = Sunday: week-1 activity has weekends in it
 ]
 KEY_COLUMNS: list[tuple[str, str]] = [("instance_id", "string"), ("eval_start_date", "date")]
 LABEL_COLUMN = ("retained", "int")
@@ -33,19 +34,41 @@ class FeatureConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class AttributeFeature:
+    """A sign-up attribute of the evaluation (an extra column of ``evaluations``) as an ordinal rank.
+
+    Known at eval start, so it is point-in-time safe. ``ranks`` lists the values in order (rank 1, 2, …);
+    any other value, a null, or a missing column gives NULL (imputed by the model, counted and logged).
+    """
+
+    name: str
+    column: str
+    ranks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class FeatureConfig:
     count_features: dict[str, list[str]]
     mobile_platforms: list[str]
     key_event_types: list[str]
     source: str = "<memory>"
+    attribute_features: tuple[AttributeFeature, ...] = ()
 
     @property
     def known_event_types(self) -> set[str]:
         return {t for types in self.count_features.values() for t in types} | set(self.key_event_types)
 
+    def week1_columns(self) -> list[tuple[str, str]]:
+        """(name, athena type) of the features computed from week-1 events (sql/features/week1_features.sql)."""
+        return [(name, "bigint") for name in self.count_features] + [c for c in DERIVED_FEATURES if c[0] != "eval_start_weekday"]
+
     def feature_columns(self) -> list[tuple[str, str]]:
         """(name, athena type) of every feature column, in table order."""
-        return [(name, "bigint") for name in self.count_features] + DERIVED_FEATURES
+        return (
+            [(name, "bigint") for name in self.count_features]
+            + DERIVED_FEATURES
+            + [(a.name, "double") for a in self.attribute_features]  # double: NULL-able without changing dtype
+        )
 
     def table_columns(self, table: str) -> list[tuple[str, str]]:
         """All non-partition columns of a feature table, in order."""
@@ -69,9 +92,20 @@ def load_feature_config(settings: Settings | None = None, path: str | Path | Non
             raise FeatureConfigError(f"{path}: feature name {name!r} is reserved for a built-in column")
         if not isinstance(types, list) or not types or not all(isinstance(t, str) and t for t in types):
             raise FeatureConfigError(f"{path}: feature {name!r} needs a non-empty list of event type strings")
+    attributes = []
+    for name, spec in (raw.get("attribute_features") or {}).items():
+        if not _IDENTIFIER.match(str(name)) or name in derived or name in counts:
+            raise FeatureConfigError(f"{path}: attribute feature name {name!r} is invalid or already used")
+        column, ranks = (spec or {}).get("column"), (spec or {}).get("ranks")
+        if not isinstance(column, str) or not _IDENTIFIER.match(column):
+            raise FeatureConfigError(f"{path}: attribute feature {name!r} needs 'column', an evaluations column name")
+        if not isinstance(ranks, list) or not ranks or not all(isinstance(v, str) for v in ranks):
+            raise FeatureConfigError(f"{path}: attribute feature {name!r} needs 'ranks', a list of values in order")
+        attributes.append(AttributeFeature(str(name), column, tuple(ranks)))
     return FeatureConfig(
         count_features={str(k): list(v) for k, v in counts.items()},
         mobile_platforms=list(raw.get("mobile_platforms") or ["mobile"]),
         key_event_types=list(raw.get("key_event_types") or []),
         source=str(path),
+        attribute_features=tuple(attributes),
     )

@@ -95,7 +95,7 @@ def build_features(
     started = time.perf_counter()
     spark = spark or get_spark("churn_features", settings)
     _progress(started, "Spark session ready")
-    evaluations = _load_evaluations(spark, settings)
+    evaluations = _load_evaluations(spark, settings, config)
     evaluations.createOrReplaceTempView("evaluations")
     _progress(started, "evaluations checked")
     chosen = [TABLES[name] for name in tables]
@@ -129,7 +129,7 @@ def build_features(
         args={"first_week_days": settings.first_week_days},
     ).cache()
     week1.createOrReplaceTempView("week1_features")
-    feature_columns = [name for name, _ in config.feature_columns()]
+    week1_columns = [name for name, _ in config.week1_columns()]
     staged: dict[str, str] = {}
     summary: dict = {"start": start.isoformat(), "end": end.isoformat(), "event_partitions": len(event_days),
                      "event_days": [event_days[0].isoformat(), event_days[-1].isoformat()], "quality": quality,
@@ -137,7 +137,8 @@ def build_features(
     try:
         for table in chosen:
             sql = render("features/feature_table.sql", with_label=table.with_label,
-                         feature_columns=feature_columns, cohort_view=f"cohort_{table.name}")
+                         week1_columns=week1_columns, attribute_features=config.attribute_features,
+                         cohort_view=f"cohort_{table.name}")
             stage = staging_path(settings.feature_table_path(table.name))
             staged[table.name] = stage
             (
@@ -242,7 +243,7 @@ def _check_types(df, expected: dict[str, str], table: str) -> None:
             raise DataContractError(table, column, f"expected type {kind}, found {found}")
 
 
-def _load_evaluations(spark, settings: Settings):
+def _load_evaluations(spark, settings: Settings, config: FeatureConfig):
     from pyspark.sql import functions as F
 
     path = settings.evaluations_path
@@ -250,15 +251,33 @@ def _load_evaluations(spark, settings: Settings):
         raise DataContractError(EVALUATIONS_TABLE, "*", f"no Parquet files at {path} (setting CHURN_RAW_EVALUATIONS)")
     df = spark.read.parquet(spark_uri(path))
     _check_types(df, EVALUATION_TYPES, EVALUATIONS_TABLE)
+    attributes = {}  # evaluations column -> expression; two features may rank the same column
+    for attribute in config.attribute_features:
+        if attribute.column in df.columns:
+            attributes[attribute.column] = F.col(attribute.column).cast("string").alias(attribute.column)
+        else:
+            log.warning("evaluations.%s is missing: feature %s is NULL for every instance (configured in %s)",
+                        attribute.column, attribute.name, config.source)
+            attributes[attribute.column] = F.lit(None).cast("string").alias(attribute.column)
     df = df.select(
-        "instance_id", "eval_start_date", F.col("converted_date").cast("date").alias("converted_date")
+        "instance_id", "eval_start_date", F.col("converted_date").cast("date").alias("converted_date"),
+        *attributes.values(),
     )
+    unranked = {
+        a.name: F.sum((F.col(a.column).isNotNull() & ~F.col(a.column).isin(list(a.ranks))).cast("int")).alias(a.name)
+        for a in config.attribute_features
+    }
     stats = df.agg(
         F.count(F.lit(1)).alias("rows"),
         F.countDistinct("instance_id").alias("ids"),
         F.sum(F.col("instance_id").isNull().cast("int")).alias("null_ids"),
         F.sum(F.col("eval_start_date").isNull().cast("int")).alias("null_starts"),
+        *unranked.values(),
     ).first()
+    for name in unranked:
+        if stats[name]:
+            log.warning("evaluations: %d rows have a value outside the ranks of feature %s; it is NULL for them",
+                        stats[name], name)
     if stats["null_ids"] or stats["null_starts"]:
         column = "instance_id" if stats["null_ids"] else "eval_start_date"
         bad = df.where(F.col(column).isNull()).limit(5).collect()

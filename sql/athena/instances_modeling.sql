@@ -25,7 +25,9 @@ CREATE EXTERNAL TABLE IF NOT EXISTS `${database}`.`instances_modeling` (
   `w1_events`                 bigint,
   `w1_active_days`            bigint,
   `w1_activity_trend`         double,
-  `hours_to_first_key_action` double
+  `hours_to_first_key_action` double,
+  `eval_start_weekday`        int,
+  `company_size_rank`         double
 )
 PARTITIONED BY (`dt` string)
 STORED AS PARQUET

@@ -1,13 +1,26 @@
--- One output table: its cohort (from cohort_<table>.sql) joined to the shared week-1 features.
+-- One output table: its cohort (from cohort_<table>.sql) joined to the shared week-1 features,
+-- plus what was known at sign-up: the weekday of eval start and the configured sign-up attributes
+-- (ordinal ranks of evaluations columns; the view `evaluations` is NULL-filled for absent columns).
 SELECT
   c.instance_id,
   c.eval_start_date,
 {%- if with_label %}
   c.retained,
 {%- endif %}
-{%- for feature in feature_columns %}
+{%- for feature in week1_columns %}
   f.{{ feature }},
+{%- endfor %}
+  CAST(weekday(c.eval_start_date) + 1 AS INT) AS eval_start_weekday,
+{%- for attribute in attribute_features %}
+  CAST(CASE ev.{{ attribute.column }}
+{%- for value in attribute.ranks %}
+    WHEN {{ [value] | sql_list }} THEN {{ loop.index }}
+{%- endfor %}
+  END AS DOUBLE) AS {{ attribute.name }},
 {%- endfor %}
   c.dt
 FROM {{ cohort_view }} AS c
 JOIN week1_features AS f ON f.instance_id = c.instance_id
+{%- if attribute_features %}
+LEFT JOIN evaluations AS ev ON ev.instance_id = c.instance_id
+{%- endif %}

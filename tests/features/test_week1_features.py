@@ -147,3 +147,31 @@ def test_daily_run_reads_only_its_first_week_partitions(raw, spark):
         handle.write(b"not parquet")
     build_features(W1_DT, W1_DT, raw, tables=["instances_w1"], spark=spark)
     assert len(_table(raw, "instances_w1", W1_DT)) == 2
+
+
+def test_sign_up_features_weekday_and_ranked_attribute(warehouse, spark, caplog):
+    """eval_start_weekday from the cohort's start; company_size_rank from the evaluations column
+    (value -> 1-based rank, unknown value or null -> NULL, counted and logged; missing column -> NULL)."""
+    import pyarrow as pa
+
+    from churn.contract import EVALUATIONS_SCHEMA
+
+    schema = EVALUATIONS_SCHEMA.append(pa.field("company_size_band", pa.string()))
+    rows = [r | {"company_size_band": band} for r, band in zip(_evaluations(), ["51-200", "huge", None], strict=True)]
+    write_evaluations(warehouse, rows, schema=schema)
+    write_events(warehouse, _events(), days(START_A - timedelta(days=30), START_A + timedelta(days=12)))
+    with caplog.at_level("WARNING", logger="churn.features"):
+        build_features(W1_DT, W1_DT + timedelta(days=1), warehouse, tables=["instances_w1"], spark=spark)
+    w1 = pd.concat([_table(warehouse, "instances_w1", W1_DT + timedelta(days=n)) for n in (0, 1)])
+    assert w1["eval_start_weekday"].to_dict() == {"A": START_A.isoweekday(), "B": START_A.isoweekday(),
+                                                  "C": (START_A + timedelta(days=1)).isoweekday()}
+    assert w1.loc["A", "company_size_rank"] == 3.0
+    assert w1[["company_size_rank"]].loc[["B", "C"]].isna().all().all()
+    assert "1 rows have a value outside the ranks of feature company_size_rank" in caplog.text
+
+    write_evaluations(warehouse, _evaluations())  # the column is absent: NULL feature, and a warning
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="churn.features"):
+        build_features(W1_DT, W1_DT, warehouse, tables=["instances_w1"], spark=spark)
+    assert _table(warehouse, "instances_w1", W1_DT)["company_size_rank"].isna().all()
+    assert "evaluations.company_size_band is missing" in caplog.text

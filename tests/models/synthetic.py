@@ -66,6 +66,10 @@ def make_frame(eval_start: date, n: int, rng: np.random.Generator, label: bool =
     f["w1_active_days"] = active_days
     f["w1_activity_trend"] = np.clip(rng.normal(0.15 * z, 0.3), -1, 1)
     f["hours_to_first_key_action"] = np.minimum(168.0, rng.exponential(30 * np.exp(-0.5 * z)))
+    f["eval_start_weekday"] = np.full(n, eval_start.isoweekday(), dtype=np.int32)
+    for attribute in load_feature_config(Settings()).attribute_features:  # ranks, some unknown (NULL)
+        ranks = rng.integers(1, len(attribute.ranks) + 1, size=n).astype(np.float64)
+        f[attribute.name] = np.where(rng.uniform(size=n) < 0.05, np.nan, ranks)
     frame = pd.DataFrame(f)
     expected = [name for name, _ in DERIVED_FEATURES]
     assert [c for c in frame.columns if c in expected] == expected
