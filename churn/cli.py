@@ -15,6 +15,7 @@ COMMANDS = [
     ("etl_jobs.build_features", "features_command", "features"),
     ("models.train", "train_command", "train"),
     ("models.score", "score_command", "score"),
+    ("models.monitor", "monitor_command", "monitor"),
     ("models.registry_cli", "app", "models"),
     ("churn.query", "query_command", "query"),
     ("churn.catalog", "app", "catalog"),

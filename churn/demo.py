@@ -6,7 +6,8 @@ see ``churn.airflow_local``) run the real DAGs —
 1. ``churn_features`` triggered with params ``{"start", "end"}``: the history in one Spark run;
 2. ``churn_retrain`` for the day after the history: the first champion;
 3. ``airflow backfill create --dag-id churn_features`` over the last days: the daily path, one run
-   per day, each of which triggers ``churn_scoring`` through the ``instances_w1`` asset;
+   per day, each of which triggers ``churn_scoring`` through the ``instances_w1`` asset, which in
+   turn triggers ``churn_monitoring`` (drift of each day) through ``instances_w1_scored``;
 
 then it prints the champion's metrics next to the best AUC the simulator allows, the most at-risk
 trials of the latest day with their reasons, where the HTML report is, and a `churn query` that works.
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import typer
 
-DAG_IDS = ("churn_features", "churn_retrain", "churn_scoring")
+DAG_IDS = ("churn_features", "churn_retrain", "churn_scoring", "churn_monitoring")
 DEMO_TABLE_FOLDERS = ("raw", "features", "predictions", "models", "simulation")
 QUERY_EXAMPLE = (
     "SELECT dt, count(*) AS trials, round(avg(p_retained), 3) AS mean_p_retained, "
@@ -162,7 +163,7 @@ def run_demo(days: int, instances_per_day: int, backfill_days: int, port: int, f
     with airflow.running():
         runner = DagRunner(airflow, say)
         runner.wait_for_dags(DAG_IDS)
-        say("Airflow is up; DAGs churn_features, churn_retrain, churn_scoring registered")
+        say("Airflow is up; DAGs churn_features, churn_retrain, churn_scoring, churn_monitoring registered")
 
         say(
             f"churn_features, range run {history[0]} … {history[1]} (one Spark job for {(history[1] - history[0]).days + 1} days)"
@@ -205,29 +206,32 @@ def run_demo(days: int, instances_per_day: int, backfill_days: int, port: int, f
 
 
 def _wait_backfill_and_scoring(runner: DagRunner, settings, backfill: tuple[date, date], say, timeout=1200) -> None:
-    """Wait until the backfill's runs succeeded and churn_scoring has scored each of its days."""
+    """Wait until the backfill's runs succeeded and each of its days is scored and monitored."""
     from churn.warehouse import list_partitions
+    from models.monitor import DRIFT_TABLE, table_path
 
     wanted = {backfill[0] + timedelta(days=i) for i in range((backfill[1] - backfill[0]).days + 1)}
     deadline, last = time.monotonic() + timeout, ""
     while time.monotonic() < deadline:
         features = [r for r in runner.runs("churn_features") if r["run_type"] == "backfill"]
-        scoring = runner.runs("churn_scoring")
+        scoring = runner.runs("churn_scoring") + runner.runs("churn_monitoring")
         for run in features + scoring:
             if run["state"] == "failed":
                 raise DemoFailed(runner._failure(run["dag_id"], run["dag_run_id"]))
         scored = wanted & set(list_partitions(settings.predictions_table_path(), settings))
         done = sum(r["state"] == "success" for r in features)
-        note = f"  … backfill: {done}/{len(wanted)} feature runs done, {len(scored)}/{len(wanted)} days scored"
+        monitored = wanted & set(list_partitions(table_path(settings, DRIFT_TABLE), settings))
+        note = (f"  … backfill: {done}/{len(wanted)} feature runs done, {len(scored)}/{len(wanted)} days scored, "
+                f"{len(monitored)}/{len(wanted)} monitored")
         busy = any(r["state"] in ("queued", "running") for r in features + scoring)
-        if done == len(wanted) and scored == wanted and not busy:
+        if done == len(wanted) and scored == wanted and monitored == wanted and not busy:
             say(note.replace("  … ", "  "))
             return
         if note != last:
             say(note)
             last = note
         time.sleep(3)
-    raise DemoFailed(f"backfill {backfill} and its scoring did not finish in {timeout} s")
+    raise DemoFailed(f"backfill {backfill} and its scoring and monitoring did not finish in {timeout} s")
 
 
 def summarize(settings, today: date, top: int = 10) -> dict:
@@ -254,6 +258,10 @@ def summarize(settings, today: date, top: int = 10) -> dict:
     scored = read_partition(settings.predictions_table_path(), latest, settings)
     at_risk = scored.sort_values(["p_retained", "instance_id"]).head(top)
     query = run_query(QUERY_EXAMPLE, settings)
+    from models.monitor import DRIFT_TABLE, table_path
+
+    drift = read_partition(table_path(settings, DRIFT_TABLE), latest, settings)
+    drift = drift.sort_values(["psi", "feature"], ascending=[False, True]).head(3)
     return {
         "champion": champion["version"],
         "metrics": metadata.get("metrics", {}),
@@ -264,6 +272,7 @@ def summarize(settings, today: date, top: int = 10) -> dict:
         "at_risk": at_risk,
         "report": registry.artifact_path(champion["version"], "report.html"),
         "query": query,
+        "drift": drift,
     }
 
 
@@ -287,6 +296,11 @@ def print_summary(summary: dict) -> None:
         reasons = [getattr(row, f"reason_{k}_feature") for k in (1, 2, 3)]
         reasons = ", ".join(r for r in reasons if isinstance(r, str)) or "-"
         print(f"{row.instance_id:<22} {str(row.eval_start_date):<10}  {row.p_retained:>10.3f}  {reasons}")
+    drift = summary["drift"]
+    shifts = ", ".join(f"{r.feature} {r.psi:.3f}" for r in drift.itertuples())
+    alerts = int(drift["alert"].notna().sum())
+    print(f"\ndrift of {summary['latest_dt']} against the training window (largest PSI): {shifts}; "
+          f"{alerts} alert(s) (PSI > 0.25)")
     print(f"\nHTML report of the champion: {summary['report']}")
     print(f'\nquery the tables with Athena SQL (DuckDB locally):\n  .venv/bin/churn query "{QUERY_EXAMPLE}"')
     print_frame(summary["query"])

@@ -10,6 +10,8 @@ that parsing a DAG file stays fast. How a run knows its date:
   puts the days it published into its asset event (``extra = {"dts": [...]}``) and scoring scores
   each ``dt`` found in the events that triggered it.
 * ``churn_retrain`` — the logical date is the run date of the retrain.
+* ``churn_monitoring`` — like scoring: every scoring run puts the days it scored into its asset
+  event, and monitoring checks each of them (outcomes that arrived that day, drift of that day).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ log = logging.getLogger("churn.orchestration")
 INSTANCES_W1_URI = "churn://features/instances_w1"
 INSTANCES_MODELING_URI = "churn://features/instances_modeling"
 PREDICTIONS_URI = "churn://predictions/instances_w1_scored"
+MONITORING_URI = "churn://monitoring/model_performance"
 MODELS_URI = "churn://models/registry"
 
 FEATURE_TABLES = ("instances_w1", "instances_modeling")
@@ -201,6 +204,37 @@ def champion_version(settings=None) -> str | None:
 
     record = Registry(settings).alias("champion")
     return record["version"] if record else None
+
+
+def monitor_days(dts: Iterable[date], settings=None) -> dict:
+    """Publish the monitoring partitions of each day; returns paths, headline numbers and alerts."""
+    from models.monitor import NothingToMonitor, monitor_day
+
+    days_done, skipped, alerts = [], [], []
+    for ds in dts:
+        try:
+            result = monitor_day(ds, settings=settings)
+        except NothingToMonitor as exc:
+            log.warning("%s", exc)
+            skipped.append(ds.isoformat())
+            continue
+        alerts += [f"{ds}: {a}" for a in result["alerts"]]
+        days_done.append(_xcom_safe(_pick(result, ("dt", "performance", "drift"))))
+    return {"monitored": days_done, "skipped": skipped, "alerts": alerts}
+
+
+def raise_monitoring_alerts(alerts: list[str]) -> None:
+    """Send monitoring alerts to the same place as task failures (CHURN_ALERT_CALLBACK, or the log)."""
+    if not alerts:
+        return
+    log.error("churn monitoring alerts: %s", alerts)
+    target = _alert_target()
+    if not target:
+        return
+    try:
+        _resolve(target)({"monitoring_alerts": alerts})
+    except Exception:  # an alerting outage must not fail the monitoring run
+        log.exception("alert callback %s failed", target)
 
 
 # ---- retrain -----------------------------------------------------------------------------------

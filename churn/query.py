@@ -30,7 +30,7 @@ from churn.settings import Settings, get_settings
 from churn.warehouse import MANIFEST
 
 # Our own tables are published atomically with a manifest; a dt folder without one is in flight.
-MANIFEST_TABLES = {"instances_w1", "instances_modeling", "instances_w1_scored"}
+MANIFEST_TABLES = {"instances_w1", "instances_modeling", "instances_w1_scored", "model_performance", "feature_drift"}
 _DT_FOLDER = re.compile(r"^dt=\d{4}-\d{2}-\d{2}$")
 IGNORED_CATALOGS = {"", "awsdatacatalog"}
 

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     )
     emr_application_id: str | None = Field(None, description="EMR Serverless application id (spark_runner=emr_serverless)")
     emr_execution_role_arn: str | None = Field(None, description="IAM role EMR Serverless jobs run as")
+    monitoring_psi_alert: float = Field(0.25, gt=0, description="a feature or score PSI above this raises a drift alert")
+    monitoring_auc_drop_alert: float = Field(
+        0.05, ge=0, description="realised AUC this far below the model's validation AUC raises an alert"
+    )
     alert_callback: str | None = Field(
         None, description="module:function called with the Airflow context when a task fails (default: log only)"
     )

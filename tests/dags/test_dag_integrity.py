@@ -77,7 +77,7 @@ def test_no_import_errors(dagbag):
 
 @pytest.mark.parametrize(
     ("dag_id", "schedule"),
-    [("churn_features", "0 0 * * *"), ("churn_retrain", "0 0 * * 1"), ("churn_scoring", None)],
+    [("churn_features", "0 0 * * *"), ("churn_retrain", "0 0 * * 1"), ("churn_scoring", None), ("churn_monitoring", None)],
 )
 def test_schedules_catchup_and_concurrency(dagbag, dag_id, schedule):
     dag = dagbag.dags[dag_id]
@@ -105,17 +105,19 @@ def test_every_task_retries_with_exponential_backoff_and_alerts(dagbag):
 
 
 def test_scoring_is_scheduled_on_the_asset_features_produces(dagbag):
-    features, retrain, scoring = (dagbag.dags[d] for d in DAG_IDS)
+    features, retrain, scoring, monitoring = (dagbag.dags[d] for d in DAG_IDS)
     build = features.get_task("build_features")
     assert {a.uri for a in build.outlets} == {orch.INSTANCES_W1_URI, orch.INSTANCES_MODELING_URI}
     scheduled_on = {asset.uri for asset in scoring.timetable.asset_condition.objects}
     assert scheduled_on == {orch.INSTANCES_W1_URI}
     assert {a.uri for a in scoring.get_task("score").outlets} == {orch.PREDICTIONS_URI}
     assert {a.uri for a in retrain.get_task("retrain").outlets} == {orch.MODELS_URI}
+    assert {asset.uri for asset in monitoring.timetable.asset_condition.objects} == {orch.PREDICTIONS_URI}
+    assert {a.uri for a in monitoring.get_task("monitor").outlets} == {orch.MONITORING_URI}
 
 
 def test_wiring(dagbag):
-    features, retrain, scoring = (dagbag.dags[d] for d in DAG_IDS)
+    features, retrain, scoring, monitoring = (dagbag.dags[d] for d in DAG_IDS)
     assert features.get_task("build_features").downstream_task_ids == {"register_partitions"}
     assert features.get_task("build_features").max_active_tis_per_dag == 1  # one local Spark job at a time
     assert retrain.get_task("wait_for_features").downstream_task_ids == {"retrain"}
@@ -123,4 +125,5 @@ def test_wiring(dagbag):
     assert scoring.get_task("score").downstream_task_ids == {"register_partitions"}
     assert set(features.params.keys()) == {"start", "end", "rescore"}
     assert features.params["start"] is None and features.params["rescore"] is False
-    assert scoring.params["dts"] == []
+    assert scoring.params["dts"] == [] and monitoring.params["dts"] == []
+    assert monitoring.get_task("monitor").downstream_task_ids == {"register_partitions"}

@@ -90,6 +90,16 @@ def test_daily_features_then_scoring_then_retrain(metadata_db, warehouse_with_ch
         assert frame["p_retained"].between(0, 1).all() and frame["instance_id"].is_unique
     assert _asset_extras(orch.PREDICTIONS_URI)[-1] == {"dts": dts}
 
+    # 2b. monitoring of the days scoring announced: drift partitions for each (no outcomes of scored
+    #     cohorts yet: their predictions were made before this history was scored)
+    run = _run("churn_monitoring", None, {"dts": dts})
+    assert str(run.state) == "success", _states(run)
+    monitored = list_partitions(settings.warehouse + "/monitoring/feature_drift", settings)
+    assert monitored == DAILY
+    drift = read_partition(settings.warehouse + "/monitoring/feature_drift", DAILY[0], settings)
+    assert "p_retained" in set(drift["feature"]) and drift["psi"].notna().all()
+    assert _asset_extras(orch.MONITORING_URI)[-1]["dts"] == dts
+
     # 3. a range rebuild of the last two days in one task, asking for rescoring: same rows
     start, end = DAILY[1], DAILY[2]
     run = _run("churn_features", None, {"start": start.isoformat(), "end": end.isoformat(), "rescore": True})

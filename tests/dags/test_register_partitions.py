@@ -65,5 +65,12 @@ def test_partitions_are_registered_only_for_aws(glue_endpoint, monkeypatch):
         assert orch.register_partitions(["instances_w1_scored"], days[:1], get_settings())["partitions"] == 1
         scored = glue.get_partitions(DatabaseName="churn_dags", TableName="instances_w1_scored")["Partitions"]
         assert [p["Values"] for p in scored] == [["2026-03-01"]]
+        # what churn_monitoring's register_partitions task registers
+        assert orch.register_partitions(["model_performance", "feature_drift"], days[1:], get_settings())["partitions"] == 1
+        for table in ("model_performance", "feature_drift"):
+            found = glue.get_table(DatabaseName="churn_dags", Name=table)["Table"]
+            assert found["StorageDescriptor"]["Location"] == f"s3://churn-dag-test/wh/monitoring/{table}/"
+            parts = glue.get_partitions(DatabaseName="churn_dags", TableName=table)["Partitions"]
+            assert [p["Values"] for p in parts] == [["2026-03-02"]]
     finally:
         reset_settings_cache()
