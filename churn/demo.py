@@ -262,6 +262,8 @@ def summarize(settings, today: date, top: int = 10) -> dict:
 
     drift = read_partition(table_path(settings, DRIFT_TABLE), latest, settings)
     drift = drift.sort_values(["psi", "feature"], ascending=[False, True]).head(3)
+    first_scored = list_partitions(settings.predictions_table_path(), settings)[0]
+    outcomes_from = first_scored + timedelta(days=settings.label_window_days - settings.first_week_days)
     return {
         "champion": champion["version"],
         "metrics": metadata.get("metrics", {}),
@@ -273,6 +275,7 @@ def summarize(settings, today: date, top: int = 10) -> dict:
         "report": registry.artifact_path(champion["version"], "report.html"),
         "query": query,
         "drift": drift,
+        "outcomes_from": outcomes_from.isoformat(),
     }
 
 
@@ -301,6 +304,8 @@ def print_summary(summary: dict) -> None:
     alerts = int(drift["alert"].notna().sum())
     print(f"\ndrift of {summary['latest_dt']} against the training window (largest PSI): {shifts}; "
           f"{alerts} alert(s) (PSI > 0.25)")
+    print(f"realised performance (monitoring/model_performance) starts on {summary['outcomes_from']}, when the "
+          "first scored trials reach the end of their 30-day label window")
     print(f"\nHTML report of the champion: {summary['report']}")
     print(f'\nquery the tables with Athena SQL (DuckDB locally):\n  .venv/bin/churn query "{QUERY_EXAMPLE}"')
     print_frame(summary["query"])

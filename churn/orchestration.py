@@ -188,6 +188,17 @@ def dates_to_score(
     return sorted(found)
 
 
+def triggered_days(params: Mapping | None, triggering_asset_events, logical_date) -> tuple[list[date], list]:
+    """The days an asset-triggered (or manual) run is about, and the event extras they came from.
+
+    ``triggering_asset_events`` maps each asset to the events that triggered the run; their
+    ``extra["dts"]`` name the days. Manual runs name them in params ``dts`` or use their logical date.
+    """
+    extras = [event.extra for events in (triggering_asset_events or {}).values() for event in events]
+    fallback = as_date(logical_date) if logical_date else None
+    return dates_to_score(extras, (params or {}).get("dts") or [], fallback), extras
+
+
 def score_days(dts: Iterable[date], settings=None) -> dict:
     """Score each instances_w1 partition with the champion; returns paths, rows and model versions."""
     from models.score import score_partition

@@ -52,9 +52,7 @@ def churn_monitoring():
     @task(inlets=[PREDICTIONS], outlets=[MONITORING], execution_timeout=timedelta(hours=1))
     def monitor(params=None, triggering_asset_events=None, logical_date=None, outlet_events=None) -> dict:
         """Publish model_performance and feature_drift for the days this run was triggered for."""
-        extras = [event.extra for events in (triggering_asset_events or {}).values() for event in events]
-        fallback = orch.as_date(logical_date) if logical_date else None
-        dts = orch.dates_to_score(extras, (params or {}).get("dts") or [], fallback)
+        dts, extras = orch.triggered_days(params, triggering_asset_events, logical_date)
         if not dts:
             raise AirflowSkipException(f"no day to monitor in the triggering events {extras}")
         result = orch.monitor_days(dts)

@@ -52,9 +52,7 @@ def churn_scoring():
     @task(inlets=[INSTANCES_W1], outlets=[PREDICTIONS], execution_timeout=timedelta(hours=1))
     def score(params=None, triggering_asset_events=None, logical_date=None, outlet_events=None) -> dict:
         """Score the instances_w1 partitions this run was triggered for."""
-        extras = [event.extra for events in (triggering_asset_events or {}).values() for event in events]
-        fallback = orch.as_date(logical_date) if logical_date else None
-        dts = orch.dates_to_score(extras, (params or {}).get("dts") or [], fallback)
+        dts, extras = orch.triggered_days(params, triggering_asset_events, logical_date)
         if not dts:
             raise AirflowSkipException(f"no day to score in the triggering events {extras}")
         if orch.champion_version() is None:

@@ -133,7 +133,8 @@ def realised_performance(ds: date, settings: Settings, metadata_by_version: dict
         y = part["retained"].to_numpy().astype(int)
         p = part["p_retained"].to_numpy().astype(float)
         metrics = evaluate.probability_metrics(y, p) if len(part) else {}
-        at_threshold = _decision_metrics(y, part["prediction_retained"].to_numpy().astype(int)) if len(part) else {}
+        at_threshold = (_decision_metrics(y, part["prediction_retained"].to_numpy().astype(int)) if len(part)
+                        else dict.fromkeys(("precision", "recall", "f2"), float("nan")))
         validation_auc = ((metadata_by_version.get(version) or {}).get("metrics") or {}).get("roc_auc")
         auc = metrics.get("roc_auc", float("nan")) if len(part) >= MIN_ROWS_FOR_AUC else float("nan")
         rows.append({

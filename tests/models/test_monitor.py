@@ -116,6 +116,18 @@ def test_drift_is_small_for_the_training_population_and_flags_a_shifted_feature(
     assert any("number_of_issues" in a for a in result["alerts"])
 
 
+def test_outcomes_of_a_cohort_that_was_never_scored_give_an_empty_performance_row(local_copy):
+    settings = local_copy.settings
+    outcomes = write_w1(settings, SCORED_DT, 50).drop(columns="dt", errors="ignore")[["instance_id", "eval_start_date"]]
+    outcomes["retained"] = np.int32(1)
+    write_partition(settings.feature_table_path("instances_modeling"), OUTCOME_DT, outcomes, settings)
+    result = monitor_day(OUTCOME_DT, settings)  # no predictions dt=SCORED_DT were ever published
+    row = read_partition(table_path(settings, PERFORMANCE_TABLE), OUTCOME_DT, settings).iloc[0]
+    assert (row["labelled_rows"], row["scored_rows"]) == (50, 0)
+    assert row["model_version"] is None and np.isnan(row["roc_auc"]) and np.isnan(row["precision"])
+    assert result["performance"]["roc_auc"] is None and result["alerts"] == []
+
+
 def test_a_day_without_data_is_explained(local_copy):
     with pytest.raises(NothingToMonitor, match="neither instances_modeling nor instances_w1"):
         monitor_day(SCORED_DT + timedelta(days=400), local_copy.settings)
