@@ -9,8 +9,8 @@ For a day D (a pure function of D and the warehouse):
   decision — one row per model version that scored them (the Khan Academy dashboard: average log
   likelihood and number of samples per day).
 * **Drift.** The features of ``instances_w1`` dt=D (today's scoring population) against the
-  champion's training window, as a population stability index (PSI) per feature over the training
-  deciles, and the distribution of today's risk bands (training deciles by construction, so 10%
+  champion's training window (its cohorts that started on the same weekday), as a population
+  stability index (PSI) per feature over the training deciles, and the distribution of today's risk bands (training deciles by construction, so 10%
   each) as the PSI of the score.
 
 Both are published as partitions ``monitoring/model_performance/dt=D`` and
@@ -187,6 +187,7 @@ def feature_drift(ds: date, settings: Settings, champion_version: str, metadata:
     start, end = date.fromisoformat(window["start"]), date.fromisoformat(window["end_exclusive"])
     dates = [start + timedelta(days=i) for i in range((end - start).days)]
     reference = read_partitions(settings.feature_table_path("instances_modeling"), dates, settings)
+    reference = same_weekdays(reference, current)
     features = [f["name"] for f in metadata.get("features", [])] or feature_columns(current)
     features = [f for f in features if f not in DRIFT_EXEMPT]
     rows = []
@@ -213,6 +214,18 @@ def feature_drift(ds: date, settings: Settings, champion_version: str, metadata:
     except PartitionNotFound:
         log.info("monitoring %s: instances_w1 dt=%s is not scored yet; score drift skipped", ds, ds)
     return pd.DataFrame(rows)
+
+
+def same_weekdays(reference: pd.DataFrame, current: pd.DataFrame, min_rows: int = 200) -> pd.DataFrame:
+    """The training cohorts that started on the same weekday(s) as today's.
+
+    A day's cohort starts on one weekday, and its first week then holds the weekend at a fixed place:
+    against all weekdays, activity-trend features would "drift" every week by construction.
+    """
+    if "eval_start_weekday" not in reference.columns or "eval_start_weekday" not in current.columns:
+        return reference
+    alike = reference[reference["eval_start_weekday"].isin(current["eval_start_weekday"].unique())]
+    return alike if len(alike) >= min_rows else reference
 
 
 def _floats(series: pd.Series) -> np.ndarray:
