@@ -378,7 +378,7 @@ def serve(port: int = typer.Option(None, help="api-server port (default $CHURN_A
         with local.running():
             print(f"\nAirflow UI: {local.url}")
             print(f"log in as '{ADMIN_USER}' with password '{local.admin_password()}' (from {local.password_file})")
-            print("DAGs: churn_features, churn_retrain, churn_scoring; logs of the processes: .airflow/logs/*.out")
+            print("DAGs: churn_features, churn_retrain, churn_scoring, churn_monitoring; process logs: .airflow/logs/*.out")
             print('other shell, same installation: eval "$(python -m churn.airflow_local env)"; airflow dags list')
             paused = _paused_dags(local)
             if paused:
