@@ -98,3 +98,35 @@ def test_schedules_never_run_a_time_that_already_passed():
 
     timetable = orch.cron_utc("0 0 * * *")
     assert timetable.expression == "0 0 * * *" and timetable.run_immediately == timedelta(0)
+
+
+def test_monitoring_alerts_reach_the_same_callback_and_no_alert_calls_nothing(monkeypatch, caplog):
+    from churn.settings import reset_settings_cache
+
+    CALLS.clear()
+    monkeypatch.setenv("CHURN_ALERT_CALLBACK", f"{__name__}:record_alert")
+    reset_settings_cache()
+    orch.raise_monitoring_alerts([])
+    assert CALLS == []
+    with caplog.at_level(logging.ERROR, logger="churn.orchestration"):
+        orch.raise_monitoring_alerts(["2026-03-02: drift number_of_issues: PSI 0.412 > 0.25"])
+    assert CALLS == [{"monitoring_alerts": ["2026-03-02: drift number_of_issues: PSI 0.412 > 0.25"]}]
+    assert "PSI 0.412" in caplog.text
+    monkeypatch.setenv("CHURN_ALERT_CALLBACK", f"{__name__}:broken_alert")
+    reset_settings_cache()
+    orch.raise_monitoring_alerts(["x"])  # a broken pager never fails the monitoring run
+    assert "pager is down" in caplog.text
+    reset_settings_cache()
+
+
+class _Event:
+    def __init__(self, extra):
+        self.extra = extra
+
+
+def test_triggered_days_come_from_events_then_params_then_the_logical_date():
+    events = {"asset": [_Event({"dts": ["2026-03-02"]}), _Event({"dts": ["2026-03-01", "2026-03-02"]})]}
+    assert orch.triggered_days({}, events, None)[0] == [date(2026, 3, 1), date(2026, 3, 2)]
+    assert orch.triggered_days({"dts": ["2026-03-05"]}, {}, None)[0] == [date(2026, 3, 5)]
+    assert orch.triggered_days({}, {}, datetime(2026, 3, 7, tzinfo=UTC))[0] == [date(2026, 3, 7)]
+    assert orch.triggered_days(None, None, None) == ([], [])
