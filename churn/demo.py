@@ -3,15 +3,19 @@
 Nothing runs beside Airflow: a local scheduler, dag-processor and api-server (PostgreSQL metadata DB,
 see ``churn.airflow_local``) run the real DAGs —
 
-1. ``churn_features`` triggered with params ``{"start", "end"}``: the history in one Spark run;
-2. ``churn_retrain`` for the day after the history: the first champion;
-3. ``airflow backfill create --dag-id churn_features`` over the last days: the daily path, one run
-   per day, each of which triggers ``churn_scoring`` through the ``instances_w1`` asset, which in
-   turn triggers ``churn_monitoring`` (drift of each day) through ``instances_w1_scored``;
+1. ``churn_features`` triggered with params ``{"start", "end"}`` for the older half of the history
+   (one Spark run), then ``churn_retrain`` for the next day: the first champion;
+2. ``churn_features`` for the newer half with ``"rescore": true``: one Spark run, whose asset event
+   makes ``churn_scoring`` score those days with that champion, which in turn makes
+   ``churn_monitoring`` check them — realised performance where outcomes have arrived, drift;
+3. ``churn_retrain`` for the day after the history: promoted or kept as challenger;
+4. ``airflow backfill create --dag-id churn_features`` over the last days: the daily path, one run
+   per day, each of which triggers scoring and monitoring of its day through the assets;
 
 then it prints the champion's metrics next to the best AUC the simulator allows, the most at-risk
-trials of the latest day with their reasons, where the HTML report is, and a `churn query` that works.
-Every process it starts is stopped at the end, also on failure and Ctrl-C.
+trials of the latest day with their reasons, drift and realised performance, where the HTML report
+is, and a `churn query` that works. Every process it starts is stopped at the end, also on failure
+and Ctrl-C.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from pathlib import Path
 import typer
 
 DAG_IDS = ("churn_features", "churn_retrain", "churn_scoring", "churn_monitoring")
-DEMO_TABLE_FOLDERS = ("raw", "features", "predictions", "models", "simulation")
+DEMO_TABLE_FOLDERS = ("raw", "features", "predictions", "models", "simulation", "monitoring")
 QUERY_EXAMPLE = (
     "SELECT dt, count(*) AS trials, round(avg(p_retained), 3) AS mean_p_retained, "
     "sum(prediction_retained) AS predicted_to_convert FROM churn.instances_w1_scored "
@@ -138,12 +142,17 @@ def run_demo(days: int, instances_per_day: int, backfill_days: int, port: int, f
     if settings.deployment != "local" or settings.is_remote:
         raise typer.BadParameter("the demo runs on a local warehouse (CHURN_DEPLOYMENT=local, a folder)")
     label_days = settings.label_window_days
-    if days < label_days + backfill_days + 30:
-        raise typer.BadParameter(f"--days must be at least {label_days + backfill_days + 30}")
+    if days < label_days + backfill_days + 60:  # the older half of the history must train a first model
+        raise typer.BadParameter(f"--days must be at least {label_days + backfill_days + 60}")
 
     today = datetime.now(UTC).date()
     first = today - timedelta(days=days)  # the simulated world ends yesterday: today's features are complete
     history = (first + timedelta(days=label_days), today - timedelta(days=backfill_days))
+    # The history is published in two range runs: a first champion is trained on the older half, and
+    # the newer half is scored by it as it would have been day by day; those predictions meet their
+    # outcomes 23 days later, which is what monitoring's realised performance shows.
+    first_retrain = history[0] + timedelta(days=((history[1] - history[0]).days + 1) // 2)
+    older, newer = (history[0], first_retrain - timedelta(days=1)), (first_retrain, history[1])
     retrain_day = history[1] + timedelta(days=1)  # trains on instances_modeling dt < retrain_day
     backfill = (retrain_day, today)  # backfill_days daily runs, the last one for today
 
@@ -165,22 +174,11 @@ def run_demo(days: int, instances_per_day: int, backfill_days: int, port: int, f
         runner.wait_for_dags(DAG_IDS)
         say("Airflow is up; DAGs churn_features, churn_retrain, churn_scoring, churn_monitoring registered")
 
-        say(
-            f"churn_features, range run {history[0]} … {history[1]} (one Spark job for {(history[1] - history[0]).days + 1} days)"
-        )
-        run_id = runner.trigger(
-            "churn_features", None, {"start": history[0].isoformat(), "end": history[1].isoformat()}
-        )
-        runner.wait_run("churn_features", run_id, "range run")
-        built = runner.xcom("churn_features", run_id, "build_features") or {}
-        rows = {t: v.get("rows") for t, v in (built.get("tables") or {}).items()}
-        say(f"  history published: {rows}")
-
-        say(f"churn_retrain for {retrain_day}")
-        run_id = runner.trigger("churn_retrain", _midnight(retrain_day))
-        runner.wait_run("churn_retrain", run_id, "retrain")
-        result = runner.xcom("churn_retrain", run_id, "retrain") or {}
-        say(f"  model {result.get('version')}: {result.get('reason')}")
+        _range_run(runner, older, say, rescore=False)
+        _retrain(runner, first_retrain, say)
+        _range_run(runner, newer, say, rescore=True)
+        _wait_downstream(runner, settings, set(orch_days(*newer)), say, "range run")
+        _retrain(runner, retrain_day, say)
 
         say(f"airflow backfill create --dag-id churn_features --from-date {backfill[0]} --to-date {backfill[1]}")
         airflow.airflow(
@@ -194,7 +192,7 @@ def run_demo(days: int, instances_per_day: int, backfill_days: int, port: int, f
             backfill[1].isoformat(),
             capture=True,
         )
-        _wait_backfill_and_scoring(runner, settings, backfill, say)
+        _wait_downstream(runner, settings, set(orch_days(*backfill)), say, "backfill", backfill_runs=True)
         # Left unpaused, the schedules would run tomorrow for days the simulation does not cover.
         runner.set_paused(DAG_IDS, True)
         say("done; DAGs paused again (unpause them in the UI or with `airflow dags unpause` to run more)")
@@ -205,33 +203,70 @@ def run_demo(days: int, instances_per_day: int, backfill_days: int, port: int, f
     return summary
 
 
-def _wait_backfill_and_scoring(runner: DagRunner, settings, backfill: tuple[date, date], say, timeout=1200) -> None:
-    """Wait until the backfill's runs succeeded and each of its days is scored and monitored."""
+def orch_days(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def _range_run(runner: DagRunner, days: tuple[date, date], say, rescore: bool) -> None:
+    n = (days[1] - days[0]).days + 1
+    what = "and scores them with the champion" if rescore else "(no scoring: there is no champion yet)"
+    say(f"churn_features, range run {days[0]} … {days[1]}: one Spark job for {n} days {what}")
+    run_id = runner.trigger(
+        "churn_features", None, {"start": days[0].isoformat(), "end": days[1].isoformat(), "rescore": rescore}
+    )
+    runner.wait_run("churn_features", run_id, "range run")
+    built = runner.xcom("churn_features", run_id, "build_features") or {}
+    rows = {t: v.get("rows") for t, v in (built.get("tables") or {}).items()}
+    say(f"  published: {rows}")
+
+
+def _retrain(runner: DagRunner, day: date, say) -> None:
+    say(f"churn_retrain for {day}")
+    run_id = runner.trigger("churn_retrain", _midnight(day))
+    runner.wait_run("churn_retrain", run_id, "retrain")
+    result = runner.xcom("churn_retrain", run_id, "retrain") or {}
+    say(f"  model {result.get('version')}: {result.get('reason')}")
+
+
+def _wait_downstream(runner: DagRunner, settings, wanted: set[date], say, what: str, backfill_runs: bool = False,
+                     timeout: float = 1200) -> None:
+    """Wait until every day in ``wanted`` is scored and monitored (and, for a backfill, its runs succeeded)."""
     from churn.warehouse import list_partitions
     from models.monitor import DRIFT_TABLE, table_path
 
-    wanted = {backfill[0] + timedelta(days=i) for i in range((backfill[1] - backfill[0]).days + 1)}
     deadline, last = time.monotonic() + timeout, ""
     while time.monotonic() < deadline:
-        features = [r for r in runner.runs("churn_features") if r["run_type"] == "backfill"]
-        scoring = runner.runs("churn_scoring") + runner.runs("churn_monitoring")
-        for run in features + scoring:
+        features = [r for r in runner.runs("churn_features") if r["run_type"] == "backfill"] if backfill_runs else []
+        downstream = runner.runs("churn_scoring") + runner.runs("churn_monitoring")
+        for run in features + downstream:
             if run["state"] == "failed":
                 raise DemoFailed(runner._failure(run["dag_id"], run["dag_run_id"]))
         scored = wanted & set(list_partitions(settings.predictions_table_path(), settings))
+        monitored = {d for d in scored & set(list_partitions(table_path(settings, DRIFT_TABLE), settings))
+                     if _newer(table_path(settings, DRIFT_TABLE), settings.predictions_table_path(), d)}
         done = sum(r["state"] == "success" for r in features)
-        monitored = wanted & set(list_partitions(table_path(settings, DRIFT_TABLE), settings))
-        note = (f"  … backfill: {done}/{len(wanted)} feature runs done, {len(scored)}/{len(wanted)} days scored, "
-                f"{len(monitored)}/{len(wanted)} monitored")
-        busy = any(r["state"] in ("queued", "running") for r in features + scoring)
-        if done == len(wanted) and scored == wanted and monitored == wanted and not busy:
+        note = (f"  … {what}: " + (f"{done}/{len(wanted)} feature runs done, " if backfill_runs else "")
+                + f"{len(scored)}/{len(wanted)} days scored, {len(monitored)}/{len(wanted)} monitored")
+        busy = any(r["state"] in ("queued", "running") for r in features + downstream)
+        if (done == len(wanted) or not backfill_runs) and scored == wanted and monitored == wanted and not busy:
             say(note.replace("  … ", "  "))
             return
         if note != last:
             say(note)
             last = note
         time.sleep(3)
-    raise DemoFailed(f"backfill {backfill} and its scoring and monitoring did not finish in {timeout} s")
+    raise DemoFailed(f"{what}: scoring and monitoring of {len(wanted)} days did not finish in {timeout} s")
+
+
+def _newer(table: str, than_table: str, day: date) -> bool:
+    """Partition ``day`` of ``table`` was published after that of ``than_table`` (local warehouse)."""
+    from churn.warehouse import MANIFEST, partition_path
+
+    try:
+        return (Path(partition_path(table, day), MANIFEST).stat().st_mtime
+                >= Path(partition_path(than_table, day), MANIFEST).stat().st_mtime)
+    except OSError:
+        return False
 
 
 def summarize(settings, today: date, top: int = 10) -> dict:
@@ -262,8 +297,14 @@ def summarize(settings, today: date, top: int = 10) -> dict:
 
     drift = read_partition(table_path(settings, DRIFT_TABLE), latest, settings)
     drift = drift.sort_values(["psi", "feature"], ascending=[False, True]).head(3)
-    first_scored = list_partitions(settings.predictions_table_path(), settings)[0]
-    outcomes_from = first_scored + timedelta(days=settings.label_window_days - settings.first_week_days)
+    from models.monitor import PERFORMANCE_TABLE
+
+    performance = pd.concat(
+        [read_partition(table_path(settings, PERFORMANCE_TABLE), d, settings)
+         for d in list_partitions(table_path(settings, PERFORMANCE_TABLE), settings)],
+        ignore_index=True,
+    )
+    performance = performance[performance["scored_rows"] > 0]
     return {
         "champion": champion["version"],
         "metrics": metadata.get("metrics", {}),
@@ -275,7 +316,7 @@ def summarize(settings, today: date, top: int = 10) -> dict:
         "report": registry.artifact_path(champion["version"], "report.html"),
         "query": query,
         "drift": drift,
-        "outcomes_from": outcomes_from.isoformat(),
+        "performance": performance,
     }
 
 
@@ -304,8 +345,17 @@ def print_summary(summary: dict) -> None:
     alerts = int(drift["alert"].notna().sum())
     print(f"\ndrift of {summary['latest_dt']} against the training window (largest PSI): {shifts}; "
           f"{alerts} alert(s) (PSI > 0.25)")
-    print(f"realised performance (monitoring/model_performance) starts on {summary['outcomes_from']}, when the "
-          "first scored trials reach the end of their 30-day label window")
+    perf = summary["performance"]
+    if len(perf):
+        for version, part in perf.groupby("model_version"):
+            n = int(part["scored_rows"].sum())
+            auc = (part["roc_auc"] * part["scored_rows"]).sum() / part.loc[part["roc_auc"].notna(), "scored_rows"].sum()
+            loss = (part["log_loss"] * part["scored_rows"]).sum() / n
+            print(f"realised performance of {version} once outcomes arrived ({len(part)} days, {n} trials, "
+                  f"{part['dt'].min()} … {part['dt'].max()}): AUC {auc:.3f}, log-loss {loss:.3f} "
+                  f"(its validation AUC {part['validation_roc_auc'].iloc[0]:.3f})")
+    else:
+        print("realised performance: no scored trial has reached the end of its label window yet")
     print(f"\nHTML report of the champion: {summary['report']}")
     print(f'\nquery the tables with Athena SQL (DuckDB locally):\n  .venv/bin/churn query "{QUERY_EXAMPLE}"')
     print_frame(summary["query"])
