@@ -31,7 +31,7 @@ import typer
 
 from churn.contract import EVALUATIONS_SCHEMA, EVENTS_OPTIONAL, EVENTS_SCHEMA
 from churn.feature_config import FEATURE_TABLES, load_feature_config
-from churn.settings import SQL_DIR, Settings, get_settings, join
+from churn.settings import SQL_DIR, Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,8 @@ TABLE_LOCATIONS: dict[str, Callable[[Settings], str]] = {
     "instances_w1": lambda s: s.feature_table_path("instances_w1"),
     "instances_modeling": lambda s: s.feature_table_path("instances_modeling"),
     "instances_w1_scored": lambda s: s.predictions_table_path("instances_w1_scored"),
-    "model_performance": lambda s: join(s.warehouse, "monitoring", "model_performance"),
-    "feature_drift": lambda s: join(s.warehouse, "monitoring", "feature_drift"),
+    "model_performance": lambda s: s.monitoring_table_path("model_performance"),
+    "feature_drift": lambda s: s.monitoring_table_path("feature_drift"),
     "evaluations": lambda s: s.evaluations_path,
     "events": lambda s: s.events_path,
 }

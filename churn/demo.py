@@ -134,6 +134,7 @@ class DagRunner:
 
 def run_demo(days: int, instances_per_day: int, backfill_days: int, port: int, fresh: bool) -> dict:
     from churn.airflow_local import LocalAirflow, free_port
+    from churn.orchestration import days as days_between
     from churn.settings import get_settings, reset_settings_cache
     from churn.simulator import simulate
 
@@ -177,7 +178,7 @@ def run_demo(days: int, instances_per_day: int, backfill_days: int, port: int, f
         _range_run(runner, older, say, rescore=False)
         _retrain(runner, first_retrain, say)
         _range_run(runner, newer, say, rescore=True)
-        _wait_downstream(runner, settings, set(orch_days(*newer)), say, "range run")
+        _wait_downstream(runner, settings, set(days_between(*newer)), say, "range run")
         _retrain(runner, retrain_day, say)
 
         say(f"airflow backfill create --dag-id churn_features --from-date {backfill[0]} --to-date {backfill[1]}")
@@ -192,7 +193,7 @@ def run_demo(days: int, instances_per_day: int, backfill_days: int, port: int, f
             backfill[1].isoformat(),
             capture=True,
         )
-        _wait_downstream(runner, settings, set(orch_days(*backfill)), say, "backfill", backfill_runs=True)
+        _wait_downstream(runner, settings, set(days_between(*backfill)), say, "backfill", backfill_runs=True)
         # Left unpaused, the schedules would run tomorrow for days the simulation does not cover.
         runner.set_paused(DAG_IDS, True)
         say("done; DAGs paused again (unpause them in the UI or with `airflow dags unpause` to run more)")
@@ -201,10 +202,6 @@ def run_demo(days: int, instances_per_day: int, backfill_days: int, port: int, f
     summary = summarize(get_settings(), today)
     summary["url"], summary["seconds"] = airflow.url, round(time.monotonic() - say.started)
     return summary
-
-
-def orch_days(start: date, end: date) -> list[date]:
-    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
 def _range_run(runner: DagRunner, days: tuple[date, date], say, rescore: bool) -> None:
@@ -232,7 +229,7 @@ def _wait_downstream(runner: DagRunner, settings, wanted: set[date], say, what: 
                      timeout: float = 1200) -> None:
     """Wait until every day in ``wanted`` is scored and monitored (and, for a backfill, its runs succeeded)."""
     from churn.warehouse import list_partitions
-    from models.monitor import DRIFT_TABLE, table_path
+    from models.monitor import DRIFT_TABLE
 
     deadline, last = time.monotonic() + timeout, ""
     while time.monotonic() < deadline:
@@ -242,8 +239,9 @@ def _wait_downstream(runner: DagRunner, settings, wanted: set[date], say, what: 
             if run["state"] == "failed":
                 raise DemoFailed(runner._failure(run["dag_id"], run["dag_run_id"]))
         scored = wanted & set(list_partitions(settings.predictions_table_path(), settings))
-        monitored = {d for d in scored & set(list_partitions(table_path(settings, DRIFT_TABLE), settings))
-                     if _newer(table_path(settings, DRIFT_TABLE), settings.predictions_table_path(), d)}
+        drift = settings.monitoring_table_path(DRIFT_TABLE)
+        monitored = {d for d in scored & set(list_partitions(drift, settings))
+                     if _newer(drift, settings.predictions_table_path(), d)}
         done = sum(r["state"] == "success" for r in features)
         note = (f"  … {what}: " + (f"{done}/{len(wanted)} feature runs done, " if backfill_runs else "")
                 + f"{len(scored)}/{len(wanted)} days scored, {len(monitored)}/{len(wanted)} monitored")
@@ -276,7 +274,8 @@ def summarize(settings, today: date, top: int = 10) -> dict:
     from sklearn.metrics import roc_auc_score
 
     from churn.query import run_query
-    from churn.warehouse import list_partitions, read_partition
+    from churn.warehouse import list_partitions, read_partition, read_partitions
+    from models.monitor import DRIFT_TABLE, PERFORMANCE_TABLE
     from models.registry import Registry
 
     registry = Registry(settings)
@@ -293,17 +292,10 @@ def summarize(settings, today: date, top: int = 10) -> dict:
     scored = read_partition(settings.predictions_table_path(), latest, settings)
     at_risk = scored.sort_values(["p_retained", "instance_id"]).head(top)
     query = run_query(QUERY_EXAMPLE, settings)
-    from models.monitor import DRIFT_TABLE, table_path
-
-    drift = read_partition(table_path(settings, DRIFT_TABLE), latest, settings)
+    drift = read_partition(settings.monitoring_table_path(DRIFT_TABLE), latest, settings)
     drift = drift.sort_values(["psi", "feature"], ascending=[False, True]).head(3)
-    from models.monitor import PERFORMANCE_TABLE
-
-    performance = pd.concat(
-        [read_partition(table_path(settings, PERFORMANCE_TABLE), d, settings)
-         for d in list_partitions(table_path(settings, PERFORMANCE_TABLE), settings)],
-        ignore_index=True,
-    )
+    performance_path = settings.monitoring_table_path(PERFORMANCE_TABLE)
+    performance = read_partitions(performance_path, list_partitions(performance_path, settings), settings)
     performance = performance[performance["scored_rows"] > 0]
     return {
         "champion": champion["version"],

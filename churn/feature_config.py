@@ -22,6 +22,9 @@ DERIVED_FEATURES: list[tuple[str, str]] = [
     ("w1_active_days", "bigint"),
     ("w1_activity_trend", "double"),
     ("hours_to_first_key_action", "double"),
+]
+# Known at sign-up, computed in sql/features/feature_table.sql (not from events), after the derived ones.
+SIGNUP_FEATURES: list[tuple[str, str]] = [
     ("eval_start_weekday", "int"),  # 1 = Monday … 7 = Sunday: week-1 activity has weekends in it
 ]
 KEY_COLUMNS: list[tuple[str, str]] = [("instance_id", "string"), ("eval_start_date", "date")]
@@ -60,15 +63,12 @@ class FeatureConfig:
 
     def week1_columns(self) -> list[tuple[str, str]]:
         """(name, athena type) of the features computed from week-1 events (sql/features/week1_features.sql)."""
-        return [(name, "bigint") for name in self.count_features] + [c for c in DERIVED_FEATURES if c[0] != "eval_start_weekday"]
+        return [(name, "bigint") for name in self.count_features] + DERIVED_FEATURES
 
     def feature_columns(self) -> list[tuple[str, str]]:
         """(name, athena type) of every feature column, in table order."""
-        return (
-            [(name, "bigint") for name in self.count_features]
-            + DERIVED_FEATURES
-            + [(a.name, "double") for a in self.attribute_features]  # double: NULL-able without changing dtype
-        )
+        attributes = [(a.name, "double") for a in self.attribute_features]  # double: NULL-able, same dtype
+        return self.week1_columns() + SIGNUP_FEATURES + attributes
 
     def table_columns(self, table: str) -> list[tuple[str, str]]:
         """All non-partition columns of a feature table, in order."""
@@ -84,17 +84,17 @@ def load_feature_config(settings: Settings | None = None, path: str | Path | Non
     counts = raw.get("count_features")
     if not isinstance(counts, dict) or not counts:
         raise FeatureConfigError(f"{path}: 'count_features' must map feature names to lists of event types")
-    derived = {name for name, _ in DERIVED_FEATURES}
+    reserved = {name for name, _ in DERIVED_FEATURES + SIGNUP_FEATURES + KEY_COLUMNS} | {LABEL_COLUMN[0], "dt"}
     for name, types in counts.items():
         if not _IDENTIFIER.match(str(name)):
             raise FeatureConfigError(f"{path}: feature name {name!r} must match {_IDENTIFIER.pattern}")
-        if name in derived or name in {"instance_id", "eval_start_date", "retained", "dt"}:
+        if name in reserved:
             raise FeatureConfigError(f"{path}: feature name {name!r} is reserved for a built-in column")
         if not isinstance(types, list) or not types or not all(isinstance(t, str) and t for t in types):
             raise FeatureConfigError(f"{path}: feature {name!r} needs a non-empty list of event type strings")
     attributes = []
     for name, spec in (raw.get("attribute_features") or {}).items():
-        if not _IDENTIFIER.match(str(name)) or name in derived or name in counts:
+        if not _IDENTIFIER.match(str(name)) or name in reserved or name in counts:
             raise FeatureConfigError(f"{path}: attribute feature name {name!r} is invalid or already used")
         column, ranks = (spec or {}).get("column"), (spec or {}).get("ranks")
         if not isinstance(column, str) or not _IDENTIFIER.match(column):

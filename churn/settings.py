@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     def predictions_table_path(self, table: str = "instances_w1_scored") -> str:
         return join(self.warehouse, "predictions", table)
 
+    def monitoring_table_path(self, table: str) -> str:
+        return join(self.warehouse, "monitoring", table)
+
     @property
     def models_path(self) -> str:
         return join(self.warehouse, "models", self.model_name)

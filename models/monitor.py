@@ -111,7 +111,7 @@ def _shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------- performance
-def realised_performance(ds: date, settings: Settings, metadata_by_version: dict) -> pd.DataFrame | None:
+def realised_performance(ds: date, settings: Settings, registry: Registry) -> pd.DataFrame | None:
     """One row per model version: how its predictions for the cohort whose outcome became known on ``ds`` did."""
     cohort_start = ds - timedelta(days=settings.label_window_days)
     scored_dt = cohort_start + timedelta(days=settings.first_week_days)
@@ -133,9 +133,11 @@ def realised_performance(ds: date, settings: Settings, metadata_by_version: dict
         y = part["retained"].to_numpy().astype(int)
         p = part["p_retained"].to_numpy().astype(float)
         metrics = evaluate.probability_metrics(y, p) if len(part) else {}
-        at_threshold = (_decision_metrics(y, part["prediction_retained"].to_numpy().astype(int)) if len(part)
-                        else dict.fromkeys(("precision", "recall", "f2"), float("nan")))
-        validation_auc = ((metadata_by_version.get(version) or {}).get("metrics") or {}).get("roc_auc")
+        decided = part["prediction_retained"].to_numpy().astype(int)  # 0/1: any threshold in (0, 1] keeps them
+        at_threshold = evaluate.threshold_metrics(y, decided, 0.5) if len(part) else {}
+        at_threshold = {k: at_threshold.get(k, float("nan")) for k in ("precision", "recall", "f2")}
+        metadata = _safe_metadata(registry, version) if version else {}
+        validation_auc = (metadata.get("metrics") or {}).get("roc_auc")
         auc = metrics.get("roc_auc", float("nan")) if len(part) >= MIN_ROWS_FOR_AUC else float("nan")
         rows.append({
             "model_version": version,
@@ -153,15 +155,6 @@ def realised_performance(ds: date, settings: Settings, metadata_by_version: dict
             "alert": _performance_alert(auc, validation_auc, settings) or None,
         })
     return pd.DataFrame(rows)
-
-
-def _decision_metrics(y: np.ndarray, decided: np.ndarray) -> dict:
-    """Precision, recall and F2 of the stored decisions (the threshold the serving model used)."""
-    tp = int(((decided == 1) & (y == 1)).sum())
-    precision = tp / max(int(decided.sum()), 1)
-    recall = tp / max(int(y.sum()), 1)
-    f2 = 5 * precision * recall / (4 * precision + recall) if precision + recall else 0.0
-    return {"precision": float(precision), "recall": float(recall), "f2": float(f2)}
 
 
 def _performance_alert(auc: float, validation_auc: float | None, settings: Settings) -> str:
@@ -262,9 +255,7 @@ def monitor_day(ds: date, settings: Settings | None = None) -> dict:
     if record:
         champion_version = record["version"]
         champion_meta = registry.metadata(champion_version, record["metadata_sha256"])
-    metadata_by_version = {v: _safe_metadata(registry, v) for v in registry.versions()}
-
-    performance = realised_performance(ds, settings, metadata_by_version)
+    performance = realised_performance(ds, settings, registry)
     drift = feature_drift(ds, settings, champion_version, champion_meta) if champion_version else None
     if performance is None and drift is None:
         raise NothingToMonitor(f"monitoring {ds}: neither instances_modeling nor instances_w1 has partition dt={ds}"
@@ -272,14 +263,14 @@ def monitor_day(ds: date, settings: Settings | None = None) -> dict:
     result: dict = {"dt": ds.isoformat(), "alerts": []}
     if performance is not None:
         table = pa.Table.from_pandas(performance, schema=PERFORMANCE_SCHEMA, preserve_index=False)
-        published = write_partition(table_path(settings, PERFORMANCE_TABLE), ds, table, settings)
+        published = write_partition(settings.monitoring_table_path(PERFORMANCE_TABLE), ds, table, settings)
         scored = performance[performance["scored_rows"] > 0]
         result["performance"] = {"path": published.path, "scored_rows": int(performance["scored_rows"].sum()),
                                  "roc_auc": _weighted(scored, "roc_auc"), "log_loss": _weighted(scored, "log_loss")}
         result["alerts"] += [f"performance: {a}" for a in performance["alert"].dropna()]
     if drift is not None:
         table = pa.Table.from_pandas(drift, schema=DRIFT_SCHEMA, preserve_index=False)
-        published = write_partition(table_path(settings, DRIFT_TABLE), ds, table, settings)
+        published = write_partition(settings.monitoring_table_path(DRIFT_TABLE), ds, table, settings)
         worst = drift.sort_values("psi", ascending=False, na_position="last").iloc[0]
         result["drift"] = {"path": published.path, "features": len(drift), "max_psi": float(worst["psi"]),
                            "max_psi_feature": str(worst["feature"])}
@@ -288,12 +279,6 @@ def monitor_day(ds: date, settings: Settings | None = None) -> dict:
         log.warning("monitoring %s: %s", ds, alert)
     result["seconds"] = round(time.perf_counter() - started, 2)
     return result
-
-
-def table_path(settings: Settings, table: str) -> str:
-    from churn.settings import join
-
-    return join(settings.warehouse, "monitoring", table)
 
 
 def _safe_metadata(registry: Registry, version: str) -> dict:

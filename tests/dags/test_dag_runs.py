@@ -94,9 +94,9 @@ def test_daily_features_then_scoring_then_retrain(metadata_db, warehouse_with_ch
     #     cohorts yet: their predictions were made before this history was scored)
     run = _run("churn_monitoring", None, {"dts": dts})
     assert str(run.state) == "success", _states(run)
-    monitored = list_partitions(settings.warehouse + "/monitoring/feature_drift", settings)
+    monitored = list_partitions(settings.monitoring_table_path("feature_drift"), settings)
     assert monitored == DAILY
-    drift = read_partition(settings.warehouse + "/monitoring/feature_drift", DAILY[0], settings)
+    drift = read_partition(settings.monitoring_table_path("feature_drift"), DAILY[0], settings)
     assert "p_retained" in set(drift["feature"]) and drift["psi"].notna().all()
     assert _asset_extras(orch.MONITORING_URI)[-1]["dts"] == dts
 

@@ -23,7 +23,6 @@ from models.monitor import (
     NothingToMonitor,
     monitor_day,
     psi,
-    table_path,
 )
 from models.registry import Registry
 from models.score import score_partition
@@ -63,7 +62,7 @@ def test_realised_performance_joins_outcomes_to_the_predictions_made_a_week_in(l
     _outcomes_for(settings, scored, shuffle=False, rng=rng)
 
     result = monitor_day(OUTCOME_DT, settings)
-    row = read_partition(table_path(settings, PERFORMANCE_TABLE), OUTCOME_DT, settings).iloc[0]
+    row = read_partition(settings.monitoring_table_path(PERFORMANCE_TABLE), OUTCOME_DT, settings).iloc[0]
     labels = read_partition(settings.feature_table_path("instances_modeling"), OUTCOME_DT, settings)
     joined = labels.merge(scored, on="instance_id")
     assert row["model_version"] == local_copy.result["version"]
@@ -87,7 +86,7 @@ def test_a_model_that_stopped_ranking_raises_an_alert(local_copy, caplog):
     _outcomes_for(settings, scored, shuffle=True, rng=np.random.default_rng(4))
     with caplog.at_level("WARNING", logger="churn.monitor"):
         result = monitor_day(OUTCOME_DT, settings)
-    row = read_partition(table_path(settings, PERFORMANCE_TABLE), OUTCOME_DT, settings).iloc[0]
+    row = read_partition(settings.monitoring_table_path(PERFORMANCE_TABLE), OUTCOME_DT, settings).iloc[0]
     assert row["roc_auc"] < settings.promotion_auc_floor
     assert "floor" in row["alert"] and any("floor" in a for a in result["alerts"])
     assert "realised AUC" in caplog.text
@@ -99,7 +98,7 @@ def test_drift_is_small_for_the_training_population_and_flags_a_shifted_feature(
     write_w1(settings, SCORED_DT, 1_000)
     score_partition(SCORED_DT, settings)
     result = monitor_day(SCORED_DT, settings)
-    drift = read_partition(table_path(settings, DRIFT_TABLE), SCORED_DT, settings).set_index("feature")
+    drift = read_partition(settings.monitoring_table_path(DRIFT_TABLE), SCORED_DT, settings).set_index("feature")
     features = [f["name"] for f in Registry(settings).metadata(champion)["features"]]
     assert list(drift.index) == [f for f in features if f != "eval_start_weekday"] + [SCORE_FEATURE]
     assert (drift["psi"] < 0.1).all(), drift["psi"].sort_values().tail(3)
@@ -110,7 +109,7 @@ def test_drift_is_small_for_the_training_population_and_flags_a_shifted_feature(
     shifted["number_of_issues"] = shifted["number_of_issues"] * 4
     write_partition(settings.feature_table_path("instances_w1"), SCORED_DT, shifted, settings)
     result = monitor_day(SCORED_DT, settings)
-    drift = read_partition(table_path(settings, DRIFT_TABLE), SCORED_DT, settings).set_index("feature")
+    drift = read_partition(settings.monitoring_table_path(DRIFT_TABLE), SCORED_DT, settings).set_index("feature")
     assert drift.loc["number_of_issues", "psi"] > settings.monitoring_psi_alert
     assert drift.loc["number_of_issues", "alert"].startswith("PSI")
     assert any("number_of_issues" in a for a in result["alerts"])
@@ -122,7 +121,7 @@ def test_outcomes_of_a_cohort_that_was_never_scored_give_an_empty_performance_ro
     outcomes["retained"] = np.int32(1)
     write_partition(settings.feature_table_path("instances_modeling"), OUTCOME_DT, outcomes, settings)
     result = monitor_day(OUTCOME_DT, settings)  # no predictions dt=SCORED_DT were ever published
-    row = read_partition(table_path(settings, PERFORMANCE_TABLE), OUTCOME_DT, settings).iloc[0]
+    row = read_partition(settings.monitoring_table_path(PERFORMANCE_TABLE), OUTCOME_DT, settings).iloc[0]
     assert (row["labelled_rows"], row["scored_rows"]) == (50, 0)
     assert row["model_version"] is None and np.isnan(row["roc_auc"]) and np.isnan(row["precision"])
     assert result["performance"]["roc_auc"] is None and result["alerts"] == []
