@@ -23,10 +23,12 @@ demo: java install
 
 test: java install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/ruff format --check .
 
 format: install
@@ -34,7 +36,7 @@ format: install
 	$(BIN)/ruff check --fix .
 
 airflow: java install
-	$(BIN)/python -m churn.airflow_local serve
+	$(BIN)/python -m churn.tools.airflow_local serve
 
 bench: java install
 	$(BIN)/python bench/bench_features.py --instances-per-day 1000

@@ -34,8 +34,8 @@ def prepare(source: str, rows: int, window: int, workdir: Path):
     import pandas as pd
     import pyarrow.parquet as pq
 
-    from churn import storage
-    from churn.settings import Settings, join
+    from churn.core import storage
+    from churn.core.settings import Settings, join
 
     per_day = -(-rows // window)
     root = workdir / f"{source}_{per_day}x{window}"
@@ -44,7 +44,7 @@ def prepare(source: str, rows: int, window: int, workdir: Path):
     ready = root / "READY"
     if source == "synthetic":
         if not ready.exists():
-            from tests.models.synthetic import write_modeling
+            from churn.tools.synthetic import write_modeling
 
             shutil.rmtree(root, ignore_errors=True)
             data = write_modeling(settings, run_date, per_day)
@@ -53,16 +53,16 @@ def prepare(source: str, rows: int, window: int, workdir: Path):
         truth = pd.read_parquet(root / "truth.parquet").rename(columns={"true_p": "p_true"})
         return settings, run_date, truth
     if not ready.exists():
-        from churn.simulator import simulate
-        from etl_jobs.build_features import build_features
+        from churn import jobs
+        from churn.tools.simulator import simulate
 
         shutil.rmtree(root, ignore_errors=True)
         label = settings.label_window_days
         start = run_date - timedelta(days=window + label)
         # cohorts start in [start, run_date - label) -> instances_modeling dt in [run_date - window, run_date)
         simulate(start, window + label, per_day, settings.seed, settings, progress=False)
-        build_features(run_date - timedelta(days=window), run_date - timedelta(days=1), settings,
-                       tables=("instances_modeling",))
+        jobs.build_features(settings, run_date - timedelta(days=window), run_date - timedelta(days=1),
+                            tables=("instances_modeling",))
         ready.touch()
     raw = storage.read_bytes(join(settings.truth_path, "part-00000.parquet"), settings)
     truth = pq.read_table(io.BytesIO(raw)).to_pandas()[["instance_id", "p_convert"]]
@@ -74,7 +74,7 @@ def fit_times(settings, run_date, repeats: int = 3) -> tuple[float, float, int, 
     import numpy as np
     import xgboost as xgb
 
-    from churn.feature_config import load_feature_config
+    from churn.core.feature_config import load_feature_config
     from models.candidates import SEED_PARAMS, SEED_ROUNDS, Candidate, fit_candidate, monotone_features, xgb_params
     from models.train import load_window
     from models.transform import feature_columns
@@ -109,8 +109,8 @@ def main() -> None:
     import pandas as pd
     from sklearn.metrics import roc_auc_score
 
+    from churn import jobs
     from models.registry import Registry
-    from models.train import retrain
 
     started = time.perf_counter()
     settings, run_date, truth = prepare(args.source, args.rows, args.window, Path(args.workdir))
@@ -118,7 +118,7 @@ def main() -> None:
 
     shutil.rmtree(settings.models_path, ignore_errors=True)  # a fresh registry: no reuse of a version
     started = time.perf_counter()
-    result = retrain(run_date, settings)
+    result = jobs.retrain(settings, run_date).as_dict()
     whole = time.perf_counter() - started
     pipeline, raw, rows, n_features = fit_times(settings, run_date)
 

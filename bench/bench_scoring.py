@@ -7,7 +7,7 @@ and on the same 1M-row feature frame:
   * ``score_frame`` without reasons (schema check, stored transform, predict, calibration, bands,
     Arrow output table),
   * ``score_frame`` with the top-3 reasons: exact SHAP (``pred_contribs``) and ``approx_contribs``,
-  * ``score_partition`` end to end on a local folder (read Parquet, score with reasons, publish).
+  * the ``score`` job end to end on a local folder (read Parquet, score with reasons, publish).
 Best of ``--repeats``. Prints a markdown table (``--record`` also writes docs/benchmarks.md).
 """
 
@@ -20,6 +20,8 @@ import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
+
+from churn.core.tables import table_location
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -46,20 +48,21 @@ def main() -> None:
     import numpy as np
     import pandas as pd
 
-    from churn.feature_config import load_feature_config
-    from churn.settings import Settings
-    from churn.warehouse import write_partition
+    from churn import jobs
+    from churn.core.feature_config import load_feature_config
+    from churn.core.settings import Settings
+    from churn.core.warehouse import write_partition
+    from churn.tools.synthetic import make_frame
     from models.candidates import SEED_PARAMS, SEED_ROUNDS, Candidate, fit_candidate, monotone_features
     from models.registry import Registry
-    from models.score import score_frame, score_partition
+    from models.score import score_frame
     from models.transform import feature_columns
-    from tests.models.synthetic import make_frame
 
     rng = np.random.default_rng(0)
     start = date(2025, 1, 1)
     train = pd.concat([make_frame(start + timedelta(days=d), 641, rng)[0] for d in range(90)], ignore_index=True)
     features = feature_columns(train)
-    monotone = monotone_features(features, list(load_feature_config().count_features))
+    monotone = monotone_features(features, list(load_feature_config(Settings(_env_file=None)).count_features))
     model = fit_candidate(Candidate("xgb_seed", "xgboost", dict(SEED_PARAMS), rounds=SEED_ROUNDS), train, features,
                           monotone, seed=27)
     model.version, model.threshold = "bench", 0.3
@@ -87,8 +90,8 @@ def main() -> None:
         registry.write_version(version, files, {"version": version, "model_files": sorted(files)})
         registry.set_alias("champion", version, "benchmark")
         ds = date(2025, 6, 8)
-        write_partition(settings.feature_table_path("instances_w1"), ds, frame, settings)
-        end_to_end = best_of(1, lambda: score_partition(ds, settings))
+        write_partition(table_location("instances_w1", settings), ds, frame, settings)
+        end_to_end = best_of(1, lambda: jobs.score(settings, [ds]))  # the daily job: verify champion, score, publish
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -98,7 +101,7 @@ def main() -> None:
         ["score_frame, no reasons", plain],
         ["score_frame, top-3 reasons, exact SHAP (pred_contribs; 200k rows, scaled)", reasons],
         ["score_frame, top-3 reasons, approx_contribs", approx],
-        ["score_partition end to end (read, score + exact reasons, publish)", end_to_end],
+        ["score job end to end (verify champion, read, score + exact reasons, publish)", end_to_end],
     ]
     table = [[name, f"{secs:.2f}", f"{n / secs:,.0f}", f"{raw / secs:.2f}x"] for name, secs in rows]
     print("| " + " | ".join(columns) + " |")

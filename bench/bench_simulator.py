@@ -14,8 +14,8 @@ import tempfile
 import time
 from datetime import date
 
-from churn.settings import Settings
-from churn.simulator import simulate
+from churn.core.settings import Settings
+from churn.tools.simulator import simulate
 
 
 def _size(path: str) -> int:

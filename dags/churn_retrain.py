@@ -6,10 +6,10 @@ from datetime import timedelta
 
 from airflow.sdk import Asset, dag, task
 
-from churn import orchestration as orch
+from churn.core.tables import INSTANCES_MODELING, MODEL_REGISTRY_URI
+from churn.jobs import runs, tasks
 
-INSTANCES_MODELING = Asset(uri=orch.INSTANCES_MODELING_URI, name="instances_modeling")
-MODELS = Asset(uri=orch.MODELS_URI, name="model_registry")
+MODELING, MODELS = tasks.asset(INSTANCES_MODELING), Asset(uri=MODEL_REGISTRY_URI, name="model_registry")
 
 DOC = """
 ### churn_retrain — weekly train, evaluate, register, promote or keep
@@ -24,7 +24,7 @@ Every Monday 00:00 UTC, run **D** (its logical date):
    promotes it to **champion** only if it clears the AUC floor and is not worse than the current
    champion by more than the tolerance (settings `CHURN_PROMOTION_AUC_*`); otherwise the champion stays.
 
-XCom carries the version, the decision and the metrics; the model files live in the registry
+XCom carries the version, the decision and the metrics (`churn train --run-date D` runs the same job); the model files live in the registry
 (`{warehouse}/models/<name>/`). Retrain for another day: trigger with that logical date, or
 `airflow backfill create --dag-id churn_retrain --from-date A --to-date B`.
 """
@@ -32,11 +32,11 @@ XCom carries the version, the decision and the metrics; the model files live in 
 
 @dag(
     dag_id="churn_retrain",
-    schedule=orch.cron_utc("0 0 * * 1"),
+    schedule=runs.cron_utc("0 0 * * 1"),
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=24),
-    default_args=orch.default_task_args(retries=2),
+    default_args=runs.default_task_args(retries=2),
     tags=["churn", "training", "model"],
     doc_md=DOC,
 )
@@ -44,12 +44,19 @@ def churn_retrain():
     @task.sensor(poke_interval=600, timeout=12 * 3600, mode="reschedule")
     def wait_for_features(logical_date=None, dag_run=None) -> bool:
         """True once the last partition of the training window (instances_modeling dt=D-1) is published."""
-        return orch.training_data_ready(orch.run_date(logical_date, getattr(dag_run, "run_after", None)))
+        from churn.core.settings import Settings
+        from churn.jobs import training_data_ready
 
-    @task(inlets=[INSTANCES_MODELING], outlets=[MODELS], execution_timeout=timedelta(hours=4))
+        return training_data_ready(Settings(), runs.run_date(logical_date, getattr(dag_run, "run_after", None)))
+
+    @task(inlets=[MODELING], outlets=[MODELS], execution_timeout=timedelta(hours=4))
     def retrain(logical_date=None, dag_run=None, outlet_events=None) -> dict:
         """Train, evaluate, register; promote or keep the champion."""
-        result = orch.retrain(orch.run_date(logical_date, getattr(dag_run, "run_after", None)))
+        from churn import jobs
+        from churn.core.settings import Settings
+
+        day = runs.run_date(logical_date, getattr(dag_run, "run_after", None))
+        result = tasks.run(lambda: jobs.retrain(Settings(), day))
         outlet_events[MODELS].extra = {k: result.get(k) for k in ("version", "promoted") if k in result}
         return result
 

@@ -1,8 +1,10 @@
-"""Spark runner for the week-1 feature tables ``instances_w1`` and ``instances_modeling``.
+"""The week-1 feature job: ``instances_w1`` and ``instances_modeling`` for a day or a range.
 
-The logic is the SQL in ``sql/features/``; this module only reads the raw partitions a date range
-needs, checks them against the contract, runs the SQL and publishes one partition per day.
-Runs in-process (``churn features``) and under ``spark-submit etl_jobs/build_features.py`` alike.
+The logic is SQL (``sql/features/``). This module is the step plan around it — read the raw partitions
+a range needs, check them against the contract, build the cohorts, compute week-1 features once for
+all of them, stage each table, publish one partition per day — run by an engine (``etl_jobs.engines``:
+Spark or DuckDB, setting ``feature_engine``). Runs in-process (``churn features``, the DAG) and under
+``spark-submit etl_jobs/build_features.py`` (EMR) alike.
 """
 
 from __future__ import annotations
@@ -13,15 +15,15 @@ import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-import typer
-
-from churn import storage
-from churn.contract import EVALUATIONS_TABLE, EVENTS_TABLE, DataContractError
-from churn.feature_config import FEATURE_TABLES, FeatureConfig, load_feature_config
-from churn.settings import Settings, get_settings, join
-from churn.spark import get_spark, spark_uri
-from churn.sql_templates import render
-from churn.warehouse import staging_path, write_partition
+from churn.core import storage
+from churn.core.contract import EVALUATIONS_TABLE, EVENTS_TABLE, DataContractError
+from churn.core.dates import days as days_between
+from churn.core.feature_config import FeatureConfig, load_feature_config
+from churn.core.settings import Settings, join
+from churn.core.sql_templates import render, sql_list
+from churn.core.tables import EVALUATIONS, EVENTS, FEATURE_TABLES, table
+from churn.core.warehouse import staging_path, write_partition
+from etl_jobs.engines import Engine, make_engine
 
 log = logging.getLogger("churn.features")
 
@@ -33,12 +35,14 @@ EVENT_TYPES = {
     "platform": "string",
 }
 EVALUATION_TYPES = {"instance_id": "string", "eval_start_date": "date", "converted_date": "date"}
+# (counter in event_quality.sql, column named in the error, what is wrong, predicate that picks the rows shown)
 QUALITY_ERRORS = {
     "null_keys": ("instance_id/user_id/event_time/event_type", "null key values",
                   "instance_id IS NULL OR user_id IS NULL OR event_time IS NULL OR event_type IS NULL"),
     "outside_partition": ("event_time", "event_time outside its dt partition (wrong partition or in the future)",
                           "CAST(to_date(event_time) AS STRING) <> dt"),
 }
+EXAMPLES = 5
 
 
 @dataclass(frozen=True)
@@ -60,32 +64,26 @@ TABLES = {
 }
 
 
-def days_between(start: date, end: date) -> list[date]:
-    if end < start:
-        raise ValueError(f"end {end} is before start {start}")
-    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
-
-
-def event_days_needed(table: FeatureTable, start: date, end: date, settings: Settings) -> list[date]:
+def event_days_needed(t: FeatureTable, start: date, end: date, settings: Settings) -> list[date]:
     """The only event partitions a build of dt in [start, end] reads: the cohorts' first weeks."""
-    offset = table.offset_days(settings)
+    offset = t.offset_days(settings)
     return days_between(start - timedelta(days=offset), end - timedelta(days=offset - settings.first_week_days + 1))
 
 
 def build_features(
     start: date,
     end: date,
-    settings: Settings | None = None,
+    settings: Settings,
     tables: tuple[str, ...] | list[str] = FEATURE_TABLES,
     spark=None,
+    engine: Engine | None = None,
 ) -> dict:
-    """Build and publish partitions dt in [start, end] of the given feature tables in one Spark run.
+    """Build and publish partitions dt in [start, end] of the given feature tables in one engine run.
 
-    Week-1 features are computed once for the union of the tables' cohorts from one read of the
-    event partitions they need. Everything is staged and checked before the first partition is
-    published, so a failed run publishes nothing; a rerun replaces exactly the partitions of its range.
+    Week-1 features are computed once for the union of the tables' cohorts from one read of the event
+    partitions they need. Everything is staged and checked before the first partition is published, so
+    a failed run publishes nothing; a rerun replaces exactly the partitions of its range.
     """
-    settings = settings or get_settings()
     config = load_feature_config(settings)
     unknown = [t for t in tables if t not in TABLES]
     if unknown:
@@ -93,73 +91,55 @@ def build_features(
     if end < start:
         raise ValueError(f"end {end} is before start {start}")
     started = time.perf_counter()
-    spark = spark or get_spark("churn_features", settings)
-    _progress(started, "Spark session ready")
-    evaluations = _load_evaluations(spark, settings, config)
-    evaluations.createOrReplaceTempView("evaluations")
-    _progress(started, "evaluations checked")
+    owned = engine is None
+    engine = engine or make_engine(settings, spark)
+    _progress(started, f"{engine.name} engine ready")
     chosen = [TABLES[name] for name in tables]
-    cohorts = []
-    for table in chosen:
-        offset = table.offset_days(settings)
-        params = {
-            "cohort_start": start - timedelta(days=offset),
-            "cohort_end": end - timedelta(days=offset),
-            "first_week_days": settings.first_week_days,
-            "label_window_days": settings.label_window_days,
-        }
-        cohort = spark.sql(render(table.cohort_sql), args=_used(params, table.cohort_sql)).cache()
-        cohort.createOrReplaceTempView(f"cohort_{table.name}")
-        cohorts.append(cohort.select("instance_id", "eval_start_date"))
-    union = cohorts[0]
-    for other in cohorts[1:]:
-        union = union.unionByName(other)
-    union.distinct().cache().createOrReplaceTempView("cohort")
-    event_days = sorted({d for table in chosen for d in event_days_needed(table, start, end, settings)})
-    _load_events(spark, settings, event_days).createOrReplaceTempView("events")
-    quality = _check_events(spark, config, settings)
-    _progress(started, f"{quality['events_read']} events in {len(event_days)} partitions checked")
-    week1 = spark.sql(
-        render(
-            "features/week1_features.sql",
-            count_features=config.count_features,
-            mobile_platforms=config.mobile_platforms,
-            key_event_types=config.key_event_types,
-        ),
-        args={"first_week_days": settings.first_week_days},
-    ).cache()
-    week1.createOrReplaceTempView("week1_features")
-    week1_columns = [name for name, _ in config.week1_columns()]
     staged: dict[str, str] = {}
-    summary: dict = {"start": start.isoformat(), "end": end.isoformat(), "event_partitions": len(event_days),
-                     "event_days": [event_days[0].isoformat(), event_days[-1].isoformat()], "quality": quality,
-                     "tables": {}}
     try:
-        for table in chosen:
-            sql = render("features/feature_table.sql", with_label=table.with_label,
-                         week1_columns=week1_columns, attribute_features=config.attribute_features,
-                         cohort_view=f"cohort_{table.name}")
-            stage = staging_path(settings.feature_table_path(table.name))
-            staged[table.name] = stage
-            (
-                spark.sql(sql)
-                .repartition("dt")
-                .sortWithinPartitions("dt", "instance_id")
-                .write.mode("overwrite")
-                .partitionBy("dt")
-                .parquet(spark_uri(stage))
-            )
-            _progress(started, f"{table.name} staged")
-        for table in chosen:
-            partitions = _publish_range(spark, table.name, staged.pop(table.name), start, end, settings)
-            summary["tables"][table.name] = {"partitions": partitions, "quality": quality}
-            _progress(started, f"{table.name}: {len(partitions)} partitions published")
+        first = min(start - timedelta(days=t.offset_days(settings)) for t in chosen)
+        last = max(end - timedelta(days=t.offset_days(settings)) for t in chosen)
+        _load_evaluations(engine, settings, config, first, last)
+        _progress(started, "evaluations checked")
+        cohorts = []
+        for t in chosen:
+            offset = t.offset_days(settings)
+            params = {"cohort_start": start - timedelta(days=offset), "cohort_end": end - timedelta(days=offset),
+                      "first_week_days": settings.first_week_days, "label_window_days": settings.label_window_days}
+            engine.create_view(f"cohort_{t.name}", render(t.cohort_sql), params, materialize=True)
+            cohorts.append(f"SELECT instance_id, eval_start_date FROM cohort_{t.name}")
+        engine.create_view("cohort", "SELECT DISTINCT instance_id, eval_start_date FROM (" + " UNION ALL ".join(cohorts)
+                           + ") AS c", materialize=True)
+        event_days = sorted({d for t in chosen for d in event_days_needed(t, start, end, settings)})
+        _load_events(engine, settings, event_days)
+        quality = _check_events(engine, config, settings)
+        _progress(started, f"{quality['events_read']} events in {len(event_days)} partitions checked")
+        engine.create_view(
+            "week1_features",
+            render("features/week1_features.sql", count_features=config.count_features,
+                   mobile_platforms=config.mobile_platforms, key_event_types=config.key_event_types),
+            {"first_week_days": settings.first_week_days}, materialize=True,
+        )
+        week1_columns = [name for name, _ in config.week1_columns()]
+        summary: dict = {"start": start.isoformat(), "end": end.isoformat(), "engine": engine.name,
+                         "event_partitions": len(event_days), "quality": quality, "tables": {}}
+        for t in chosen:
+            sql = render("features/feature_table.sql", with_label=t.with_label, week1_columns=week1_columns,
+                         attribute_features=config.attribute_features, cohort_view=f"cohort_{t.name}")
+            staged[t.name] = staging_path(table(t.name).location(settings))
+            engine.stage(sql, staged[t.name])
+            _progress(started, f"{t.name} staged")
+        for t in chosen:
+            partitions = _publish_range(t.name, staged.pop(t.name), start, end, settings)
+            summary["tables"][t.name] = {"partitions": partitions}
+            _progress(started, f"{t.name}: {len(partitions)} partitions published")
     finally:
         for leftover in staged.values():
             _remove_quietly(leftover, settings)
-        spark.catalog.clearCache()
+        if owned:
+            engine.close()
     summary["seconds"] = round(time.perf_counter() - started, 1)
-    log.info("features %s..%s built in %.1f s", start, end, summary["seconds"])
+    log.info("features %s..%s built in %.1f s (%s)", start, end, summary["seconds"], engine.name)
     return summary
 
 
@@ -167,33 +147,32 @@ def _progress(started: float, message: str) -> None:
     log.info("[%5.1f s] %s", time.perf_counter() - started, message)
 
 
-def _publish_range(spark, name: str, stage: str, start: date, end: date, settings: Settings) -> list[dict]:
-    from pyspark.sql.pandas.types import to_arrow_schema
+def _publish_range(name: str, stage: str, start: date, end: date, settings: Settings) -> list[dict]:
+    """Publish each day's staged rows through pyarrow, in the registry's schema (empty days too).
 
-    table_path = settings.feature_table_path(name)
-    schema = to_arrow_schema(spark.read.parquet(spark_uri(stage)).drop("dt").schema) if _has_parquet(stage, settings) else None
+    Republishing through one writer makes reruns byte-identical and both engines' files alike:
+    parquet-mr lists column-chunk encodings in an order that varies between JVMs.
+    """
+    import pyarrow as pa
+
+    t = table(name)
+    schema = t.arrow_schema(settings)
     published = []
     for day in days_between(start, end):
         day_stage = join(stage, f"dt={day.isoformat()}")
         if storage.exists(day_stage, settings):
-            result = write_partition(table_path, day, _read_staged_day(day_stage, settings), settings)
+            rows = _read_staged_day(day_stage, settings).select(schema.names).cast(schema)
         else:
-            import pyarrow as pa
-
             log.warning("%s dt=%s: no instances in this cohort, publishing an empty partition", name, day)
-            empty_schema = schema or _arrow_schema_from_config(name, settings)
-            result = write_partition(table_path, day, pa.Table.from_pylist([], schema=empty_schema), settings)
+            rows = pa.Table.from_pylist([], schema=schema)
+        result = write_partition(t.location(settings), day, rows, settings)
         published.append(result.as_xcom() | {"dt": day.isoformat()})
     _remove_quietly(stage, settings)
     return published
 
 
 def _read_staged_day(day_stage: str, settings: Settings):
-    """One day's Spark output as one Arrow table, rows in the order Spark sorted them.
-
-    Republishing through pyarrow makes reruns byte-identical: parquet-mr lists column-chunk
-    encodings in an order that varies between JVMs, so its files differ even with equal rows.
-    """
+    """One day's staged output as one Arrow table, rows in the order the engine sorted them."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -204,14 +183,6 @@ def _read_staged_day(day_stage: str, settings: Settings):
         with fs.open(path, "rb") as handle:
             tables.append(pq.read_table(handle))
     return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-
-
-def _arrow_schema_from_config(name: str, settings: Settings):
-    import pyarrow as pa
-
-    types = {"string": pa.string(), "date": pa.date32(), "int": pa.int32(), "bigint": pa.int64(), "double": pa.float64()}
-    columns = load_feature_config(settings).table_columns(name)
-    return pa.schema([pa.field(column, types[kind]) for column, kind in columns])
 
 
 def _has_parquet(path: str, settings: Settings) -> bool:
@@ -227,78 +198,76 @@ def _remove_quietly(path: str, settings: Settings) -> None:
         fs.rm(bare, recursive=True)
 
 
-def _used(params: dict, sql_file: str) -> dict:
-    text = render(sql_file)
-    return {k: v for k, v in params.items() if f":{k}" in text}
-
-
-def _check_types(df, expected: dict[str, str], table: str) -> None:
-    actual = {f.name: f.dataType.simpleString() for f in df.schema.fields}
+def _check_types(actual: dict[str, str], expected: dict[str, str], table_name: str) -> None:
     for column, kind in expected.items():
         if column not in actual:
-            raise DataContractError(table, column, f"required column is missing (found columns: {sorted(actual)})")
+            raise DataContractError(table_name, column, f"required column is missing (found columns: {sorted(actual)})")
         found = actual[column]
         compatible = found == kind or (kind == "timestamp" and found == "timestamp_ntz") or found == "void"
         if not compatible:
-            raise DataContractError(table, column, f"expected type {kind}, found {found}")
+            raise DataContractError(table_name, column, f"expected type {kind}, found {found}")
 
 
-def _load_evaluations(spark, settings: Settings, config: FeatureConfig):
-    from pyspark.sql import functions as F
+def _load_evaluations(engine: Engine, settings: Settings, config: FeatureConfig, first_start: date, last_start: date):
+    """The view ``evaluations``: the trials of the run's cohorts (eval_start_date in [first_start, last_start]), checked.
 
-    path = settings.evaluations_path
+    The date predicate reaches the Parquet reader (Spark's PushedFilters, DuckDB's filter pushdown): a
+    daily run reads the row groups of a few days, not the whole history. Keys are checked within these rows.
+    """
+    path = EVALUATIONS.location(settings)
     if not _has_parquet(path, settings):
         raise DataContractError(EVALUATIONS_TABLE, "*", f"no Parquet files at {path} (setting CHURN_RAW_EVALUATIONS)")
-    df = spark.read.parquet(spark_uri(path))
-    _check_types(df, EVALUATION_TYPES, EVALUATIONS_TABLE)
+    columns = engine.register_parquet("evaluations_raw", [path])
+    _check_types(columns, EVALUATION_TYPES, EVALUATIONS_TABLE)
     attributes = {}  # evaluations column -> expression; two features may rank the same column
     for attribute in config.attribute_features:
-        if attribute.column in df.columns:
-            attributes[attribute.column] = F.col(attribute.column).cast("string").alias(attribute.column)
+        if attribute.column in columns:
+            attributes[attribute.column] = f"CAST({attribute.column} AS STRING) AS {attribute.column}"
         else:
             log.warning("evaluations.%s is missing: feature %s is NULL for every instance (configured in %s)",
                         attribute.column, attribute.name, config.source)
-            attributes[attribute.column] = F.lit(None).cast("string").alias(attribute.column)
-    df = df.select(
-        "instance_id", "eval_start_date", F.col("converted_date").cast("date").alias("converted_date"),
-        *attributes.values(),
+            attributes[attribute.column] = f"CAST(NULL AS STRING) AS {attribute.column}"
+    # nulls stay in so the check below reports them (Parquet statistics prune on null counts too)
+    engine.create_view(
+        "evaluations",
+        "SELECT instance_id, eval_start_date, CAST(converted_date AS DATE) AS converted_date"
+        + "".join(f", {expression}" for expression in attributes.values())
+        + " FROM evaluations_raw WHERE eval_start_date BETWEEN :first_start AND :last_start OR eval_start_date IS NULL",
+        {"first_start": first_start, "last_start": last_start},
+        materialize=True,
     )
-    unranked = {
-        a.name: F.sum((F.col(a.column).isNotNull() & ~F.col(a.column).isin(list(a.ranks))).cast("int")).alias(a.name)
-        for a in config.attribute_features
-    }
-    stats = df.agg(
-        F.count(F.lit(1)).alias("rows"),
-        F.countDistinct("instance_id").alias("ids"),
-        F.sum(F.col("instance_id").isNull().cast("int")).alias("null_ids"),
-        F.sum(F.col("eval_start_date").isNull().cast("int")).alias("null_starts"),
-        *unranked.values(),
-    ).first()
+    unranked = {a.name: f"SUM(CASE WHEN {a.column} IS NOT NULL AND {a.column} NOT IN ({sql_list(a.ranks)}) "
+                        "THEN 1 ELSE 0 END)" for a in config.attribute_features}
+    stats = engine.rows(
+        "SELECT COUNT(*) AS n_rows, COUNT(DISTINCT instance_id) AS ids, "
+        "SUM(CASE WHEN instance_id IS NULL THEN 1 ELSE 0 END) AS null_ids, "
+        "SUM(CASE WHEN eval_start_date IS NULL THEN 1 ELSE 0 END) AS null_starts"
+        + "".join(f", {expression} AS {name}" for name, expression in unranked.items())
+        + " FROM evaluations"
+    )[0]
+    stats = {k: int(v or 0) for k, v in stats.items()}
     for name in unranked:
         if stats[name]:
             log.warning("evaluations: %d rows have a value outside the ranks of feature %s; it is NULL for them",
                         stats[name], name)
     if stats["null_ids"] or stats["null_starts"]:
         column = "instance_id" if stats["null_ids"] else "eval_start_date"
-        bad = df.where(F.col(column).isNull()).limit(5).collect()
-        raise DataContractError(
-            EVALUATIONS_TABLE, column, f"{stats['null_ids'] or stats['null_starts']} rows with null {column}",
-            [r.asDict() for r in bad],
-        )
-    non_null_ids = stats["rows"] - stats["null_ids"]
+        bad = engine.rows(f"SELECT * FROM evaluations WHERE {column} IS NULL ORDER BY instance_id LIMIT {EXAMPLES}")
+        raise DataContractError(EVALUATIONS_TABLE, column,
+                                f"{stats['null_ids'] or stats['null_starts']} rows with null {column}", bad)
+    non_null_ids = stats["n_rows"] - stats["null_ids"]
     if stats["ids"] != non_null_ids:
-        dupes = df.groupBy("instance_id").count().where("count > 1").orderBy("instance_id").limit(5).collect()
+        dupes = engine.rows("SELECT instance_id, COUNT(*) AS n FROM evaluations GROUP BY instance_id HAVING COUNT(*) > 1 "
+                            f"ORDER BY instance_id LIMIT {EXAMPLES}")
         raise DataContractError(
             EVALUATIONS_TABLE, "instance_id", f"{non_null_ids - stats['ids']} duplicate rows (instance_id must be unique)",
-            [f"{r['instance_id']} x{r['count']}" for r in dupes],
+            [f"{r['instance_id']} x{r['n']}" for r in dupes],
         )
-    return df
 
 
-def _load_events(spark, settings: Settings, days: list[date]):
-    from pyspark.sql import functions as F
-
-    root = settings.events_path
+def _load_events(engine: Engine, settings: Settings, days: list[date]) -> None:
+    """The view ``events``: the event partitions of ``days``, all of which must have landed."""
+    root = EVENTS.location(settings)
     present = set(storage.list_dir(root, settings))
     missing = [d.isoformat() for d in days if f"dt={d.isoformat()}" not in present]
     if missing:
@@ -307,88 +276,62 @@ def _load_events(spark, settings: Settings, days: list[date]):
             f"{len(missing)} needed partitions have not landed under {root} (a day without events must still "
             "be an empty partition)", missing,
         )
-    paths = [spark_uri(join(root, f"dt={d.isoformat()}")) for d in days]
-    df = spark.read.option("basePath", spark_uri(root)).parquet(*paths)
-    _check_types(df, EVENT_TYPES, EVENTS_TABLE)
-    received = F.col("received_at").cast("timestamp") if "received_at" in df.columns else F.lit(None).cast("timestamp")
-    return df.select(
-        "instance_id", "user_id", F.col("event_time").cast("timestamp").alias("event_time"), "event_type", "platform",
-        received.alias("received_at"), F.col("dt").cast("string").alias("dt"),
+    columns = engine.register_parquet("events_raw", [join(root, f"dt={d.isoformat()}") for d in days], hive_root=root)
+    _check_types(columns, EVENT_TYPES, EVENTS_TABLE)
+    received = "CAST(received_at AS TIMESTAMP)" if "received_at" in columns else "CAST(NULL AS TIMESTAMP)"
+    engine.create_view(
+        "events",
+        "SELECT instance_id, user_id, CAST(event_time AS TIMESTAMP) AS event_time, event_type, platform, "
+        f"{received} AS received_at, CAST(dt AS STRING) AS dt FROM events_raw",
     )
 
 
-def _check_events(spark, config: FeatureConfig, settings: Settings) -> dict:
+def _check_events(engine: Engine, config: FeatureConfig, settings: Settings) -> dict:
     sql = render("features/event_quality.sql", known_event_types=config.known_event_types)
-    row = spark.sql(sql, args={"first_week_days": settings.first_week_days}).first().asDict()
-    counts = {k: int(v or 0) for k, v in row.items()}
+    counts = {k: int(v or 0) for k, v in engine.rows(sql, {"first_week_days": settings.first_week_days})[0].items()}
     for key, (column, problem, predicate) in QUALITY_ERRORS.items():
         if counts[key]:
-            examples = spark.sql(f"SELECT * FROM events WHERE {predicate} LIMIT 5").collect()
-            raise DataContractError(EVENTS_TABLE, column, f"{counts[key]} rows with {problem}", [r.asDict() for r in examples])
+            examples = engine.rows(f"SELECT * FROM events WHERE {predicate} ORDER BY instance_id, event_time "
+                                   f"LIMIT {EXAMPLES}")
+            raise DataContractError(EVENTS_TABLE, column, f"{counts[key]} rows with {problem}", examples)
     if counts["unknown_event_type"]:
-        top = spark.sql(
-            "SELECT event_type, COUNT(*) AS n FROM events WHERE event_type NOT IN ("
-            + ", ".join("'" + t.replace("'", "''") + "'" for t in sorted(config.known_event_types))
-            + ") GROUP BY event_type ORDER BY n DESC LIMIT 5"
-        ).collect()
+        top = engine.rows(
+            f"SELECT event_type, COUNT(*) AS n FROM events WHERE event_type NOT IN ({sql_list(config.known_event_types)}) "
+            "GROUP BY event_type ORDER BY n DESC, event_type LIMIT 5"
+        )
         log.warning(
             "events: %d events of types outside %s (counted in w1_events only): %s",
             counts["unknown_event_type"], config.source, ", ".join(f"{r['event_type']}={r['n']}" for r in top),
         )
-    if counts["unknown_instance"]:
-        log.warning("events: %d events of instances not in evaluations were dropped", counts["unknown_instance"])
+    if counts["outside_cohorts"]:
+        log.info("events: %d events read belong to no trial of this run's cohorts (other trials' later days, or "
+                 "instances missing from evaluations); they are not counted", counts["outside_cohorts"])
     return counts
 
 
-# ---- command line -----------------------------------------------------------------------------
-
-def _resolve_range(ds: date | None, start: date | None, end: date | None) -> tuple[date, date]:
-    if ds and (start or end):
-        raise ValueError("give either --ds or --start/--end, not both")
-    if ds:
-        return ds, ds
-    if not (start and end):
-        raise ValueError("give --ds D, or --start A and --end B")
-    return start, end
-
-
-def features_command(
-    ds: str = typer.Option(None, "--ds", help="build one partition date YYYY-MM-DD"),
-    start: str = typer.Option(None, "--start", help="first partition date of a range"),
-    end: str = typer.Option(None, "--end", help="last partition date of a range (inclusive)"),
-    table: list[str] = typer.Option(list(FEATURE_TABLES), "--table", help="table(s) to build"),
-) -> None:
-    """Build instances_w1 and instances_modeling for one day or a range, in one Spark run."""
-    import json
-
-    parse = lambda v: date.fromisoformat(v) if v else None  # noqa: E731
-    try:
-        first, last = _resolve_range(parse(ds), parse(start), parse(end))
-        summary = build_features(first, last, tables=tuple(table))
-    except (ValueError, DataContractError) as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(2) from None
-    compact = {
-        name: {"partitions": len(t["partitions"]), "rows": sum(p["rows"] for p in t["partitions"]), "quality": t["quality"]}
-        for name, t in summary["tables"].items()
-    }
-    typer.echo(json.dumps({"start": summary["start"], "end": summary["end"], "seconds": summary["seconds"], **compact}, indent=1))
+# ---- spark-submit entry point ------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point for ``spark-submit etl_jobs/build_features.py --ds D`` / ``python -m etl_jobs.build_features``."""
+    """``spark-submit etl_jobs/build_features.py --ds D`` (EMR) / ``python -m etl_jobs.build_features``.
+
+    Settings come from the job's environment (``CHURN_*``; on EMR Serverless the DAG passes them as
+    ``spark.emr-serverless.driverEnv.*``); the Spark session is the one spark-submit configured.
+    """
+    from churn.core.dates import DateRangeError, parse_range
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ds", type=date.fromisoformat)
-    parser.add_argument("--start", type=date.fromisoformat)
-    parser.add_argument("--end", type=date.fromisoformat)
+    parser.add_argument("--ds")
+    parser.add_argument("--start")
+    parser.add_argument("--end")
     parser.add_argument("--table", action="append", choices=sorted(TABLES))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        first, last = _resolve_range(args.ds, args.start, args.end)
-    except ValueError as exc:
+        first, last = parse_range(args.ds, args.start, args.end)
+    except DateRangeError as exc:
         parser.error(str(exc))
-    build_features(first, last, tables=tuple(args.table or FEATURE_TABLES))
+    build_features(first, last, Settings(), tables=tuple(args.table or FEATURE_TABLES))
     return 0
 
 

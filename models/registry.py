@@ -22,9 +22,10 @@ import tempfile
 import uuid
 from datetime import UTC, datetime
 
-from churn import storage
-from churn.settings import Settings, get_settings, join
+from churn.core import storage
+from churn.core.settings import Settings, join
 from models.model import ChurnModel
+from models.profile import PROFILE_FILE
 
 METADATA = "metadata.json"
 ALIASES = ("champion", "challenger")
@@ -55,8 +56,8 @@ def utc_now() -> str:
 
 
 class Registry:
-    def __init__(self, settings: Settings | None = None):
-        self.settings = settings or get_settings()
+    def __init__(self, settings: Settings):
+        self.settings = settings
         self.root = self.settings.models_path
         # one filesystem object for every call: creating an S3 client per call costs ~0.1-0.8 s
         self.fs = storage.filesystem(self.root, self.settings)
@@ -176,6 +177,13 @@ class Registry:
         path = self._alias_path(alias)
         if self._exists(path):
             self.fs.rm(storage.strip_scheme(path))
+
+    def reference_profile(self, version: str, metadata: dict | None = None) -> dict | None:
+        """The verified drift reference profile stored at training time; None for versions trained before it existed."""
+        metadata = metadata or self.metadata(version)
+        if PROFILE_FILE not in metadata.get("artifacts", {}):
+            return None
+        return json.loads(self.read_artifact(version, PROFILE_FILE, metadata))
 
     def champion(self) -> tuple[ChurnModel, dict]:
         """The verified champion model, or NoChampion / IntegrityError with a clear message."""

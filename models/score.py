@@ -7,7 +7,6 @@ previous predictions stay in place.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from datetime import date
@@ -15,32 +14,14 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import typer
 
-from churn.settings import Settings, get_settings
-from churn.warehouse import read_partition, write_partition
+from churn.core.settings import Settings
+from churn.core.tables import INSTANCES_W1, N_REASONS, PREDICTIONS, PREDICTIONS_SCHEMA
+from churn.core.warehouse import read_partition, write_partition
 from models.model import ChurnModel
-from models.registry import Registry
 
 log = logging.getLogger("churn.score")
-N_REASONS = 3
-
-OUTPUT_SCHEMA = pa.schema(
-    [
-        pa.field("instance_id", pa.string()),
-        pa.field("eval_start_date", pa.date32()),
-        pa.field("p_retained", pa.float64()),
-        pa.field("prediction_retained", pa.int32()),
-        pa.field("risk_band", pa.int32()),
-        *[
-            field
-            for k in range(1, N_REASONS + 1)
-            for field in (pa.field(f"reason_{k}_feature", pa.string()), pa.field(f"reason_{k}_contribution", pa.float64()))
-        ],
-        pa.field("model_version", pa.string()),
-        pa.field("run_date", pa.date32()),
-    ]
-)
+OUTPUT_SCHEMA = PREDICTIONS_SCHEMA
 
 
 def score_frame(model: ChurnModel, frame: pd.DataFrame, run_date: date, reasons: bool = True,
@@ -98,20 +79,13 @@ def top_reasons(model: ChurnModel, x: np.ndarray, approx: bool = False) -> tuple
     return names, values
 
 
-def score_partition(ds: date, settings: Settings | None = None, reasons: bool = True) -> dict:
-    """Score partition dt=``ds`` of instances_w1 with the champion and publish its predictions partition."""
-    settings = settings or get_settings()
+def score_partition(model: ChurnModel, ds: date, settings: Settings, reasons: bool = True) -> dict:
+    """Score partition dt=``ds`` of instances_w1 with a loaded (verified) model and publish its predictions."""
     started = time.perf_counter()
-    model, metadata = Registry(settings).champion()  # verified, or a clear error before anything is written
-    frame = read_partition(settings.feature_table_path("instances_w1"), ds, settings)
+    frame = read_partition(INSTANCES_W1.location(settings), ds, settings)
     table = score_frame(model, frame, ds, reasons=reasons)
-    published = write_partition(settings.predictions_table_path(), ds, table, settings)
-    result = {"path": published.path, "rows": published.rows, "model_version": model.version,
-              "dt": ds.isoformat(), "seconds": round(time.perf_counter() - started, 2)}
+    published = write_partition(PREDICTIONS.location(settings), ds, table, settings)
+    result = {"dt": ds.isoformat(), "path": published.path, "rows": published.rows, "model_version": model.version,
+              "seconds": round(time.perf_counter() - started, 2)}
     log.info("scored %s: %d rows with %s -> %s", ds, published.rows, model.version, published.path)
     return result
-
-
-def score_command(ds: str = typer.Option(..., "--ds", help="YYYY-MM-DD partition of instances_w1 to score")) -> None:
-    """Score one day of new trial instances with the champion model (p_retained, risk band, top reasons)."""
-    typer.echo(json.dumps(score_partition(date.fromisoformat(ds)), indent=1))

@@ -21,15 +21,16 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import typer
 from scipy.special import expit
 
-from churn.feature_config import load_feature_config
-from churn.settings import PROJECT_ROOT, Settings, get_settings
-from churn.warehouse import read_partitions
+from churn.core.feature_config import load_feature_config
+from churn.core.settings import PROJECT_ROOT, Settings
+from churn.core.tables import INSTANCES_MODELING
+from churn.core.warehouse import read_partitions
 from models import evaluate, report
 from models.candidates import Candidate, candidate_list, fit_candidate, monotone_features, score_summary
 from models.model import ChurnModel
+from models.profile import PROFILE_FILE, build_profile
 from models.registry import Registry, RegistryError, version_id
 from models.transform import SchemaMismatch, feature_columns
 
@@ -56,7 +57,7 @@ def training_dates(run_date: date, settings: Settings) -> list[date]:
 def load_window(run_date: date, settings: Settings) -> tuple[pd.DataFrame, dict]:
     dates = training_dates(run_date, settings)
     try:
-        frame = read_partitions(settings.feature_table_path("instances_modeling"), dates, settings)
+        frame = read_partitions(INSTANCES_MODELING.location(settings), dates, settings)
     except FileNotFoundError as exc:
         raise TrainingDataError(f"no training data for run date {run_date}: {exc}") from exc
     if "retained" not in frame.columns:
@@ -117,9 +118,8 @@ def library_versions() -> dict:
 
 
 # ------------------------------------------------------------------------------------------ retrain
-def retrain(run_date: date, settings: Settings | None = None) -> dict:
+def retrain(run_date: date, settings: Settings) -> dict:
     """Train, evaluate, register and (maybe) promote the model for ``run_date``; JSON-serialisable result."""
-    settings = settings or get_settings()
     started = time.perf_counter()
     frame, window = load_window(run_date, settings)
     check_rows(frame, MIN_ROWS, MIN_CLASS_ROWS, f"training window {window['start']}..{run_date}")
@@ -216,6 +216,7 @@ def retrain(run_date: date, settings: Settings | None = None) -> dict:
     metadata["model_files"] = sorted(files)
     files["metrics.json"] = json.dumps(metrics_doc, indent=1, default=_json_default).encode()
     files["validation_scores.parquet"] = _validation_scores(valid, p_oot, p_served_val)
+    files[PROFILE_FILE] = json.dumps(build_profile(frame, features), indent=1).encode()  # what drift compares with
     files["report.html"] = report.build_report(metadata, metrics_doc, y_val, p_oot, fitted, valid).encode()
     result = {
         "version": version, "promoted": decision["promoted"], "reason": decision["reason"],
@@ -348,11 +349,3 @@ def _json_default(value):
     if isinstance(value, Candidate):
         return value.describe()
     raise TypeError(f"not JSON serialisable: {type(value)}")
-
-
-def train_command(
-    run_date: str = typer.Option(..., "--run-date", help="YYYY-MM-DD; trains on the window before this date"),
-) -> None:
-    """Weekly retrain: train, evaluate, register and (if not worse than the champion) promote a model."""
-    result = retrain(date.fromisoformat(run_date))
-    typer.echo(json.dumps(result, indent=1, default=_json_default))

@@ -1,6 +1,6 @@
--- Athena DDL of `events`: generated from the raw contract (churn/contract.py).
--- Do not edit: regenerate with `churn catalog ddl --write`.
--- ${database} and ${location} (table root, no trailing slash) are filled by churn.catalog;
+-- Athena DDL of `events`: product-usage events by UTC day of event_time (raw input).
+-- Generated from the raw contract (churn/core/contract.py); do not edit: regenerate with `churn catalog ddl --write`.
+-- ${database} and ${location} (table root, no trailing slash) are filled by churn.core.tables.fill;
 -- ${dt} is Athena's partition-projection placeholder and stays literal.
 CREATE EXTERNAL TABLE IF NOT EXISTS `${database}`.`events` (
   `instance_id` string,

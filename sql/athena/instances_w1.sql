@@ -1,6 +1,6 @@
--- Athena DDL of `instances_w1`: generated from the feature configuration (sql/features/feature_config.yaml).
--- Do not edit: regenerate with `churn catalog ddl --write`.
--- ${database} and ${location} (table root, no trailing slash) are filled by churn.catalog;
+-- Athena DDL of `instances_w1`: first-week features of the trials whose first week ended on dt (to score).
+-- Generated from the feature configuration (sql/features/feature_config.yaml); do not edit: regenerate with `churn catalog ddl --write`.
+-- ${database} and ${location} (table root, no trailing slash) are filled by churn.core.tables.fill;
 -- ${dt} is Athena's partition-projection placeholder and stays literal.
 CREATE EXTERNAL TABLE IF NOT EXISTS `${database}`.`instances_w1` (
   `instance_id`               string,

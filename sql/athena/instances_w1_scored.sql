@@ -1,10 +1,7 @@
--- Athena DDL of `instances_w1_scored`: daily churn scores written by models/score.py (hand-written).
--- Columns match models.score.OUTPUT_SCHEMA (tests/models/test_athena_ddl.py checks it).
--- ${database} and ${location} (table root, no trailing slash) are filled by churn.catalog;
+-- Athena DDL of `instances_w1_scored`: champion scores of instances_w1 dt: p_retained, the decision at the model's threshold, risk band (1 = highest churn risk), the three most negative log-odds contributions, model version.
+-- Generated from churn/core/tables.py; do not edit: regenerate with `churn catalog ddl --write`.
+-- ${database} and ${location} (table root, no trailing slash) are filled by churn.core.tables.fill;
 -- ${dt} is Athena's partition-projection placeholder and stays literal.
--- p_retained: calibrated probability of converting; prediction_retained: 1 if p_retained >= the
--- model's threshold; risk_band: 1 = highest churn risk ... 10 (deciles of the training distribution);
--- reason_k_*: the k-th most negative contribution to retained (log-odds), null if fewer are negative.
 CREATE EXTERNAL TABLE IF NOT EXISTS `${database}`.`instances_w1_scored` (
   `instance_id`           string,
   `eval_start_date`       date,

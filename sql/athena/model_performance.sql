@@ -1,25 +1,23 @@
--- Athena DDL of `model_performance`: realised performance of the predictions whose outcomes became known on dt (hand-written).
--- Columns match models.monitor.PERFORMANCE_SCHEMA (tests/models/test_monitor.py checks it).
--- ${database} and ${location} (table root, no trailing slash) are filled by churn.catalog;
+-- Athena DDL of `model_performance`: realised performance of the predictions whose outcomes became known on dt, per model version.
+-- Generated from churn/core/tables.py; do not edit: regenerate with `churn catalog ddl --write`.
+-- ${database} and ${location} (table root, no trailing slash) are filled by churn.core.tables.fill;
 -- ${dt} is Athena's partition-projection placeholder and stays literal.
--- One row per model version that scored the cohort eval_start_date = dt - label_window_days (scored on
--- scored_dt); alert is null when fine, else why (realised AUC under the floor or far below validation).
 CREATE EXTERNAL TABLE IF NOT EXISTS `${database}`.`model_performance` (
-  `model_version`           string,
-  `cohort_eval_start_date`  date,
-  `scored_dt`               date,
-  `labelled_rows`           bigint,
-  `scored_rows`             bigint,
-  `label_rate`              double,
-  `mean_p_retained`         double,
-  `roc_auc`                 double,
-  `log_loss`                double,
-  `brier`                   double,
-  `precision`               double,
-  `recall`                  double,
-  `f2`                      double,
-  `validation_roc_auc`      double,
-  `alert`                   string
+  `model_version`          string,
+  `cohort_eval_start_date` date,
+  `scored_dt`              date,
+  `labelled_rows`          bigint,
+  `scored_rows`            bigint,
+  `label_rate`             double,
+  `mean_p_retained`        double,
+  `roc_auc`                double,
+  `log_loss`               double,
+  `brier`                  double,
+  `precision`              double,
+  `recall`                 double,
+  `f2`                     double,
+  `validation_roc_auc`     double,
+  `alert`                  string
 )
 PARTITIONED BY (`dt` string)
 STORED AS PARQUET

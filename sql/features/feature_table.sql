@@ -10,7 +10,8 @@ SELECT
 {%- for feature in week1_columns %}
   f.{{ feature }},
 {%- endfor %}
-  CAST(weekday(c.eval_start_date) + 1 AS INT) AS eval_start_weekday,
+  -- 1 = Monday … 7 = Sunday; counted from Monday 1970-01-05 (weekday() differs between Spark and DuckDB)
+  CAST(datediff(c.eval_start_date, DATE '1970-01-05') % 7 + 1 AS INT) AS eval_start_weekday,
 {%- for attribute in attribute_features %}
   CAST(CASE ev.{{ attribute.column }}
 {%- for value in attribute.ranks %}

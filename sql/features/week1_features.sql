@@ -10,7 +10,9 @@ WITH w1_events AS (
     e.event_type,
     e.platform,
     datediff(to_date(e.event_time), c.eval_start_date) AS day_index,
-    (unix_seconds(e.event_time) - unix_seconds(CAST(c.eval_start_date AS TIMESTAMP))) / 3600.0 AS hours_since_start
+    -- exact to the microsecond, as a double: the same number on Spark and DuckDB
+    CAST(unix_micros(e.event_time) - unix_micros(CAST(c.eval_start_date AS TIMESTAMP)) AS DOUBLE) / 3600000000.0
+      AS hours_since_start
   FROM cohort AS c
   JOIN events AS e
     ON e.instance_id = c.instance_id

@@ -8,9 +8,10 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
-from churn.feature_config import load_feature_config
-from churn.settings import Settings, get_settings, reset_settings_cache
-from churn.warehouse import write_partition
+from churn.core.feature_config import load_feature_config
+from churn.core.settings import Settings
+from churn.core.tables import table_location
+from churn.core.warehouse import write_partition
 
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -27,6 +28,8 @@ CHURN_ENV = (
     "CHURN_ATHENA_DATABASE",
     "CHURN_ATHENA_OUTPUT",
     "CHURN_AWS_ENDPOINT_URL",
+    "CHURN_DEPLOYMENT",
+    "CHURN_FEATURE_ENGINE",
 )
 
 
@@ -59,18 +62,16 @@ def aws(moto_server, monkeypatch):
 
 @pytest.fixture()
 def settings_for(monkeypatch):
-    """settings_for(warehouse=..., **CHURN_vars) -> fresh Settings read from the environment."""
+    """settings_for(warehouse=..., **CHURN_vars) -> the Settings an entry point would build from that environment."""
 
     def make(**values: str) -> Settings:
         for name in CHURN_ENV:
             monkeypatch.delenv(name, raising=False)
         for key, value in values.items():
             monkeypatch.setenv(f"CHURN_{key.upper()}", str(value))
-        reset_settings_cache()
-        return get_settings()
+        return Settings()
 
-    yield make
-    reset_settings_cache()
+    return make
 
 
 def feature_frame(table: str, dt: date, rows: int, settings: Settings, prefix: str = "i") -> pd.DataFrame:
@@ -93,4 +94,4 @@ def feature_frame(table: str, dt: date, rows: int, settings: Settings, prefix: s
 
 def publish_features(settings: Settings, table: str, days: dict[date, int]) -> None:
     for dt, rows in days.items():
-        write_partition(settings.feature_table_path(table), dt, feature_frame(table, dt, rows, settings), settings)
+        write_partition(table_location(table, settings), dt, feature_frame(table, dt, rows, settings), settings)

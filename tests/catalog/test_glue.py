@@ -1,16 +1,17 @@
-"""Glue registration and Athena DDL submission against moto's real HTTP server on 127.0.0.1."""
+"""`churn catalog apply` (Glue, or Athena DDL) against moto's real HTTP server on 127.0.0.1."""
 
 from __future__ import annotations
-
-from datetime import date
 
 import boto3
 import pytest
 import sqlglot
 from typer.testing import CliRunner
 
-from churn import catalog
-from churn.feature_config import load_feature_config
+from churn.cli import app
+from churn.core import glue as catalog_glue
+from churn.core.feature_config import load_feature_config
+from churn.core.tables import ATHENA_DIR, TABLES, ddl_statement
+from churn.tools.catalog import apply_ddl_athena
 
 WAREHOUSE = "s3://churn-test/warehouse"
 
@@ -24,91 +25,62 @@ def glue(aws):
     return boto3.client("glue", region_name="us-east-1", endpoint_url=aws)
 
 
-def test_register_creates_database_tables_and_partition(aws, settings):
-    result = catalog.register_glue(settings, dt=date(2024, 3, 1))
-    tables = catalog.athena_tables()
-    assert set(result) == set(tables)
-    assert all(r["table"] == "created" for r in result.values())
+def test_apply_creates_database_and_every_table(aws, settings):
+    result = catalog_glue.apply_tables(settings)
+    assert result == {name: "created" for name in TABLES}
     client = glue(aws)
     assert client.get_database(Name="churn_test")["Database"]["Name"] == "churn_test"
-    names = {t["Name"] for t in client.get_tables(DatabaseName="churn_test")["TableList"]}
-    assert names == set(tables)
+    assert {t["Name"] for t in client.get_tables(DatabaseName="churn_test")["TableList"]} == set(TABLES)
 
     w1 = client.get_table(DatabaseName="churn_test", Name="instances_w1")["Table"]
     sd = w1["StorageDescriptor"]
-    expected = load_feature_config(settings).table_columns("instances_w1")
-    assert [(c["Name"], c["Type"]) for c in sd["Columns"]] == expected
+    assert [(c["Name"], c["Type"]) for c in sd["Columns"]] == load_feature_config(settings).table_columns("instances_w1")
     assert [(k["Name"], k["Type"]) for k in w1["PartitionKeys"]] == [("dt", "string")]
     assert sd["Location"] == f"{WAREHOUSE}/features/instances_w1/"
-    assert sd["SerdeInfo"]["SerializationLibrary"] == catalog.PARQUET_SERDE
-    assert sd["InputFormat"] == catalog.PARQUET_INPUT
-    assert w1["TableType"] == "EXTERNAL_TABLE"
+    assert sd["SerdeInfo"]["SerializationLibrary"] == catalog_glue.PARQUET_SERDE
+    assert sd["InputFormat"] == catalog_glue.PARQUET_INPUT and w1["TableType"] == "EXTERNAL_TABLE"
     params = w1["Parameters"]
     assert params["projection.enabled"] == "true" and params["projection.dt.type"] == "date"
     assert params["storage.location.template"] == f"{WAREHOUSE}/features/instances_w1/dt=${{dt}}/"
-
-    part = client.get_partition(DatabaseName="churn_test", TableName="instances_w1", PartitionValues=["2024-03-01"])
-    assert part["Partition"]["StorageDescriptor"]["Location"] == f"{WAREHOUSE}/features/instances_w1/dt=2024-03-01/"
-    assert result["instances_w1"]["partition"] == "added"
-    assert result["events"]["partition"] == "added"
-
     evaluations = client.get_table(DatabaseName="churn_test", Name="evaluations")["Table"]
     assert evaluations.get("PartitionKeys", []) == []
     assert evaluations["StorageDescriptor"]["Location"] == f"{WAREHOUSE}/raw/evaluations/"
-    assert result["evaluations"]["partition"] == "-"
-    assert client.get_partitions(DatabaseName="churn_test", TableName="evaluations")["Partitions"] == []
 
 
-def test_register_is_idempotent_and_adds_new_days(aws, settings):
-    catalog.register_glue(settings, dt="2024-03-01")
-    again = catalog.register_glue(settings, dt="2024-03-01")
-    assert all(r == {"table": "unchanged", "partition": "exists"} for t, r in again.items() if t != "evaluations")
-    assert again["evaluations"] == {"table": "unchanged", "partition": "-"}
-    catalog.register_glue(settings, tables=["instances_w1"], dt="2024-03-02")
-    client = glue(aws)
-    values = sorted(
-        p["Values"][0] for p in client.get_partitions(DatabaseName="churn_test", TableName="instances_w1")["Partitions"]
-    )
-    assert values == ["2024-03-01", "2024-03-02"]
-    assert len(client.get_partitions(DatabaseName="churn_test", TableName="events")["Partitions"]) == 1
-
-
-def test_a_changed_definition_updates_the_table(aws, settings, settings_for, tmp_path, monkeypatch):
-    catalog.register_glue(settings, tables=["instances_w1"])
+def test_apply_is_idempotent_and_updates_a_changed_definition(aws, settings, settings_for, tmp_path):
+    catalog_glue.apply_tables(settings, ["instances_w1"])
+    assert catalog_glue.apply_tables(settings, ["instances_w1"]) == {"instances_w1": "unchanged"}
     config = tmp_path / "features.yaml"
-    text = (catalog.ATHENA_DIR.parent / "features" / "feature_config.yaml").read_text()
+    text = (ATHENA_DIR.parent / "features" / "feature_config.yaml").read_text()
     config.write_text(text.replace("count_features:\n", "count_features:\n  epics_created: [epic_created]\n", 1))
-    changed = settings_for(
-        warehouse=WAREHOUSE, athena_database="churn_test", aws_endpoint_url=aws, feature_config=config
-    )
-    # the DDL files are the source of truth: regenerate them in a private copy of sql/athena/
-    athena_dir = tmp_path / "athena"
-    athena_dir.mkdir()
-    monkeypatch.setattr(catalog, "ATHENA_DIR", athena_dir)
-    catalog.write_ddl(changed, ["instances_w1"])
-    result = catalog.register_glue(changed, tables=["instances_w1"])
-    assert result["instances_w1"]["table"] == "updated"
+    changed = settings_for(warehouse=WAREHOUSE, athena_database="churn_test", aws_endpoint_url=aws, feature_config=config)
+    assert catalog_glue.apply_tables(changed, ["instances_w1"]) == {"instances_w1": "updated"}
     columns = glue(aws).get_table(DatabaseName="churn_test", Name="instances_w1")["Table"]["StorageDescriptor"]
     assert "epics_created" in [c["Name"] for c in columns["Columns"]]
 
 
-def test_register_cli(aws, settings):
-    runner = CliRunner()
-    result = runner.invoke(catalog.app, ["register", "--ds", "2024-03-01", "--table", "instances_w1"])
+def test_catalog_cli_applies_then_registers_days(aws, settings):
+    runner = CliRunner(env={"CHURN_DEPLOYMENT": "aws"})
+    result = runner.invoke(app, ["catalog", "apply", "--table", "instances_w1"])
     assert result.exit_code == 0, result.output
-    assert "churn_test.instances_w1: table created, partition added" in result.output
-    result = runner.invoke(catalog.app, ["register", "--ds", "2024-03-01", "--table", "instances_w1"])
-    assert "table unchanged, partition exists" in result.output
-    result = runner.invoke(catalog.app, ["register", "--ds", "03/01/2024"])
+    assert "churn_test.instances_w1: created" in result.output
+    result = runner.invoke(app, ["catalog", "register", "--start", "2024-03-01", "--end", "2024-03-02",
+                                 "--table", "instances_w1"])
+    assert result.exit_code == 0, result.output
+    assert '"added": 2' in result.output
+    parts = glue(aws).get_partitions(DatabaseName="churn_test", TableName="instances_w1")["Partitions"]
+    assert sorted(p["Values"][0] for p in parts) == ["2024-03-01", "2024-03-02"]
+    result = runner.invoke(app, ["catalog", "register", "--ds", "03/01/2024"])
     assert result.exit_code == 2 and "YYYY-MM-DD" in result.output
+    local = CliRunner(env={"CHURN_DEPLOYMENT": "local"}).invoke(app, ["catalog", "register", "--ds", "2024-03-01"])
+    assert local.exit_code == 0 and "skipped: deployment=local" in local.output
 
 
-def test_apply_ddl_sends_the_parsed_ddl_through_the_athena_hook(aws, settings_for):
-    settings = settings_for(
-        warehouse=WAREHOUSE, athena_database="churn_test", athena_output="s3://churn-test/athena/", aws_endpoint_url=aws
-    )
-    ids = catalog.apply_ddl_athena(settings, sleep_time=0)
-    assert list(ids) == ["<database>", *catalog.athena_tables()]
+def test_apply_via_athena_sends_each_tables_ddl_through_the_hook(aws, settings_for):
+    settings = settings_for(warehouse=WAREHOUSE, athena_database="churn_test", athena_output="s3://churn-test/athena/",
+                            aws_endpoint_url=aws)
+    ids = apply_ddl_athena(settings, sleep_time=0)
+    assert list(ids) == ["<database>", *TABLES]
     athena = boto3.client("athena", region_name="us-east-1", endpoint_url=aws)
     for name, query_id in ids.items():
         execution = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
@@ -117,10 +89,9 @@ def test_apply_ddl_sends_the_parsed_ddl_through_the_athena_hook(aws, settings_fo
         if name == "<database>":
             assert execution["Query"] == "CREATE DATABASE IF NOT EXISTS `churn_test`"
             continue
-        assert execution["Query"] == catalog.ddl_statement(name, settings)
+        assert execution["Query"] == ddl_statement(TABLES[name], settings)
         assert execution["QueryExecutionContext"]["Database"] == "churn_test"
-        parsed = sqlglot.parse_one(execution["Query"], read="athena")
-        assert parsed.this.this.name == name
+        assert sqlglot.parse_one(execution["Query"], read="athena").this.this.name == name
 
 
 def test_failed_athena_query_raises_with_the_reason(settings):
@@ -136,5 +107,5 @@ def test_failed_athena_query_raises_with_the_reason(settings):
         def get_state_change_reason(self, query_id):
             return "line 1:8: mismatched input"
 
-    with pytest.raises(catalog.CatalogError, match="mismatched input"):
-        catalog.apply_ddl_athena(settings, tables=["events"], hook=FailingHook())
+    with pytest.raises(catalog_glue.CatalogError, match="mismatched input"):
+        apply_ddl_athena(settings, ["events"], hook=FailingHook())

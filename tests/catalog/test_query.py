@@ -10,12 +10,12 @@ import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from churn.contract import EVALUATIONS_SCHEMA, EVENTS_SCHEMA
-from churn.query import QueryError, query_command, run_query, table_data, to_duckdb
-from churn.warehouse import write_partition
+from churn.core.contract import EVALUATIONS_SCHEMA, EVENTS_SCHEMA
+from churn.core.tables import table_location
+from churn.core.warehouse import write_partition
+from churn.tools.query import QueryError, run_query, table_data, to_duckdb
 from tests.catalog.conftest import feature_frame, publish_features
 
 D1, D2, D3 = date(2024, 3, 1), date(2024, 3, 2), date(2024, 3, 3)
@@ -23,7 +23,7 @@ D1, D2, D3 = date(2024, 3, 1), date(2024, 3, 2), date(2024, 3, 3)
 
 def write_raw(settings) -> None:
     """Raw tables as producers write them: no manifests."""
-    os.makedirs(settings.evaluations_path, exist_ok=True)
+    os.makedirs(table_location("evaluations", settings), exist_ok=True)
     evaluations = pa.Table.from_pylist(
         [
             {"instance_id": "a", "eval_start_date": date(2024, 2, 1), "converted_date": date(2024, 2, 20)},
@@ -31,9 +31,9 @@ def write_raw(settings) -> None:
         ],
         schema=EVALUATIONS_SCHEMA,
     )
-    pq.write_table(evaluations, os.path.join(settings.evaluations_path, "part-00000.parquet"))
+    pq.write_table(evaluations, os.path.join(table_location("evaluations", settings), "part-00000.parquet"))
     for day, count in ((D1, 2), (D2, 3)):
-        folder = os.path.join(settings.events_path, f"dt={day}")
+        folder = os.path.join(table_location("events", settings), f"dt={day}")
         os.makedirs(folder, exist_ok=True)
         rows = [
             {
@@ -79,7 +79,7 @@ def test_unqualified_names_types_and_athena_functions(local):
 
 
 def test_only_published_partitions_are_read(local):
-    root = local.feature_table_path("instances_w1")
+    root = table_location("instances_w1", local)
     # an unpublished folder (no manifest) and a staging folder must both be invisible
     for folder in ("dt=2024-03-03", "_staging/abc"):
         os.makedirs(os.path.join(root, folder), exist_ok=True)
@@ -101,7 +101,7 @@ def test_raw_tables_without_manifests(local):
 
 
 def test_schema_drift_between_partitions_is_unioned_by_name(local):
-    table = local.feature_table_path("instances_modeling")
+    table = table_location("instances_modeling", local)
     write_partition(table, D1, feature_frame("instances_modeling", D1, 2, local), local)
     write_partition(table, D2, feature_frame("instances_modeling", D2, 2, local).assign(extra=1.0), local)
     frame = run_query("SELECT dt, extra FROM instances_modeling ORDER BY dt", local)
@@ -155,24 +155,24 @@ def test_translation():
 
 
 def cli():
-    app = typer.Typer()
-    app.command()(query_command)
+    from churn.cli import app
+
     return app
 
 
 def test_cli_table_csv_json_and_errors(local):
     runner = CliRunner()
     sql = "SELECT dt, count(*) AS n FROM churn.instances_w1 GROUP BY dt ORDER BY dt"
-    result = runner.invoke(cli(), [sql])
+    result = runner.invoke(cli(), ["query", sql])
     assert result.exit_code == 0, result.output
     assert "2024-03-01" in result.output and "2 rows" in result.output
-    result = runner.invoke(cli(), [sql, "--max-rows", "1"])
+    result = runner.invoke(cli(), ["query", sql, "--max-rows", "1"])
     assert "2024-03-02" not in result.output and "first 1 shown" in result.output
-    result = runner.invoke(cli(), [sql, "--format", "csv"])
+    result = runner.invoke(cli(), ["query", sql, "--format", "csv"])
     assert result.output.splitlines() == ["dt,n", "2024-03-01,3", "2024-03-02,4"]
-    result = runner.invoke(cli(), ["SELECT instance_id, eval_start_date FROM instances_w1 LIMIT 1", "--format", "json"])
+    result = runner.invoke(cli(), ["query", "SELECT instance_id, eval_start_date FROM instances_w1 LIMIT 1", "--format", "json"])
     assert json.loads(result.output) == [{"instance_id": "i0301-0", "eval_start_date": "2024-02-23"}]
-    result = runner.invoke(cli(), ["SELECT * FROM nope"])
+    result = runner.invoke(cli(), ["query", "SELECT * FROM nope"])
     assert result.exit_code == 1
     assert result.output.startswith("error: unknown table nope") and "Traceback" not in result.output
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from churn.settings import PROJECT_ROOT, reset_settings_cache
+from churn.core.settings import PROJECT_ROOT, Settings
 
 DAGS_FOLDER = PROJECT_ROOT / "dags"
 DAG_IDS = ("churn_features", "churn_retrain", "churn_scoring", "churn_monitoring")
@@ -78,41 +78,39 @@ CLEARED_ENV = (
     "CHURN_DEPLOYMENT",
     "CHURN_SPARK_RUNNER",
     "CHURN_ALERT_CALLBACK",
+    "CHURN_FEATURE_ENGINE",
 )
 HISTORY = (SIM_START + timedelta(days=30), SIM_START + timedelta(days=54))  # instances_modeling needs 30 days
 FIRST_RETRAIN = SIM_START + timedelta(days=55)
 
 
-def _use_warehouse(mp: pytest.MonkeyPatch, path: Path):
-    from churn.settings import get_settings
-
+def _use_warehouse(mp: pytest.MonkeyPatch, path: Path) -> Settings:
+    """Point the environment (what DAG tasks read) at ``path``; returns the Settings a task would build."""
     for name in CLEARED_ENV:
         mp.delenv(name, raising=False)
     mp.setenv("CHURN_WAREHOUSE", str(path))
     for key, value in SMALL_MODEL_ENV.items():
         mp.setenv(key, value)
-    reset_settings_cache()
-    return get_settings()
+    return Settings()
 
 
 @pytest.fixture(scope="session")
 def trained_history(tmp_path_factory, spark):
     """Once per session: simulated raw data, features for HISTORY and a champion trained on them.
 
-    Built with the same callables the DAG tasks run (churn.orchestration), in one warm Spark session;
+    Built with the same job functions the DAG tasks run (churn.jobs), in one warm Spark session;
     tests copy it (``warehouse_with_champion``) so they can write to it freely.
     """
-    from churn import orchestration as orch
-    from churn.simulator import simulate
+    from churn import jobs
+    from churn.tools.simulator import simulate
 
     root = tmp_path_factory.mktemp("trained") / "warehouse"
     with pytest.MonkeyPatch.context() as mp:
         settings = _use_warehouse(mp, root)
         simulate(SIM_START, SIM_DAYS, SIM_PER_DAY, settings.seed, settings, progress=False)
-        orch.build_features(*HISTORY, settings=settings)
-        result = orch.retrain(FIRST_RETRAIN, settings=settings)
-        assert result["promoted"], result
-    reset_settings_cache()
+        jobs.build_features(settings, *HISTORY)
+        result = jobs.retrain(settings, FIRST_RETRAIN)
+        assert result.promoted, result
     return root
 
 
@@ -121,11 +119,9 @@ def warehouse_with_champion(trained_history, tmp_path, monkeypatch):
     """A private copy of the trained history; CHURN_WAREHOUSE points at it."""
     target = tmp_path / "warehouse"
     shutil.copytree(trained_history, target)
-    yield _use_warehouse(monkeypatch, target)
-    reset_settings_cache()
+    return _use_warehouse(monkeypatch, target)
 
 
 @pytest.fixture()
 def empty_warehouse(tmp_path, monkeypatch):
-    yield _use_warehouse(monkeypatch, tmp_path / "warehouse")
-    reset_settings_cache()
+    return _use_warehouse(monkeypatch, tmp_path / "warehouse")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from churn import orchestration as orch
+from churn.core.tables import FEATURE_TABLES, table_location
 
 from .conftest import FIRST_RETRAIN, SMALL_MODEL_ENV
 
@@ -67,13 +67,13 @@ def _explain(before: dict[str, bytes], after: dict[str, bytes], differing: list[
 
 def _partition_inodes(settings) -> dict[str, int]:
     """Publishing swaps a new folder in, so a rewritten partition has a new inode."""
-    paths = [settings.feature_table_path(t) for t in orch.FEATURE_TABLES] + [settings.predictions_table_path()]
+    paths = [table_location(t, settings) for t in FEATURE_TABLES] + [table_location("instances_w1_scored", settings)]
     return {f"{p}/dt={d}": os.stat(f"{p}/dt={d}").st_ino for p in paths for d in BACKFILL}
 
 
 def _wait(runner_api, settings, previous_inodes: dict[str, int] | None, timeout: float = 600) -> None:
     """Until the backfill completed, every backfilled day is (re)scored and churn_scoring is idle."""
-    from churn.warehouse import list_partitions
+    from churn.core.warehouse import list_partitions
 
     deadline = time.monotonic() + timeout
     state = None
@@ -85,7 +85,7 @@ def _wait(runner_api, settings, previous_inodes: dict[str, int] | None, timeout:
         failed = [r["dag_run_id"] for r in features + scoring if r["state"] == "failed"]
         assert not failed, f"failed runs: {failed}"
         busy = [r["dag_run_id"] for r in features + scoring if r["state"] in ("queued", "running")]
-        scored = set(list_partitions(settings.predictions_table_path(), settings)) >= set(BACKFILL)
+        scored = set(list_partitions(table_location("instances_w1_scored", settings), settings)) >= set(BACKFILL)
         rewritten = True
         if scored and previous_inodes is not None:
             now = _partition_inodes(settings)
@@ -101,7 +101,7 @@ def _wait(runner_api, settings, previous_inodes: dict[str, int] | None, timeout:
 def test_backfill_scores_the_same_days_and_reprocessing_is_byte_identical(warehouse_with_champion, tmp_path):
     if not _postgres_reachable():
         pytest.skip("no PostgreSQL on 127.0.0.1:5432: the Airflow integration test needs it as metadata DB")
-    from churn.airflow_local import LocalAirflow, free_port
+    from churn.tools.airflow_local import LocalAirflow, free_port
 
     settings = warehouse_with_champion
     airflow = LocalAirflow(

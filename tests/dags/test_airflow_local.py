@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from churn.airflow_local import LocalAirflow, _is_our_airflow, free_port
-from churn.settings import PROJECT_ROOT
+from churn.core.settings import PROJECT_ROOT
+from churn.tools.airflow_local import LocalAirflow, _is_our_airflow, free_port
 
 
 def test_environment_points_every_process_at_the_same_installation(tmp_path, monkeypatch):

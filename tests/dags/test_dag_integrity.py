@@ -10,7 +10,8 @@ from datetime import timedelta
 
 import pytest
 
-from churn import orchestration as orch
+from churn.core.tables import INSTANCES_MODELING, INSTANCES_W1, MODEL_PERFORMANCE, MODEL_REGISTRY_URI, PREDICTIONS
+from churn.jobs.alerts import alert_on_failure
 
 from .conftest import DAG_IDS, DAGS_FOLDER
 
@@ -57,17 +58,45 @@ def test_every_dag_file_parses_without_heavy_imports():
     assert out["seconds"] < 60
 
 
-def test_emr_serverless_runner_builds_an_emr_job():
-    out = _parse_in_subprocess(
-        {
-            "CHURN_SPARK_RUNNER": "emr_serverless",
-            "CHURN_EMR_APPLICATION_ID": "app-1",
-            "CHURN_EMR_EXECUTION_ROLE_ARN": "arn:aws:iam::123456789012:role/churn-emr",
-        }
-    )
-    assert out["errors"] == {}
-    assert out["operators"]["churn_features"]["build_features"] == "EmrServerlessStartJobOperator"
-    assert "plan_range" in out["tasks"]["churn_features"]
+EMR_SCRIPT = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+dag = DagBag(dag_folder=sys.argv[1]).dags["churn_features"]
+build = dag.get_task("build_features")
+print("RESULT" + json.dumps({"type": type(build).__name__, "driver": build.job_driver,
+      "application_id": build.application_id, "role": build.execution_role_arn,
+      "upstream": sorted(build.upstream_task_ids), "register_upstream": sorted(dag.get_task("register_partitions").upstream_task_ids)}))
+"""
+
+
+def test_emr_serverless_runner_builds_an_emr_job_that_gets_the_settings():
+    env = {
+        **os.environ,
+        "CHURN_SPARK_RUNNER": "emr_serverless",
+        "CHURN_EMR_APPLICATION_ID": "app-1",
+        "CHURN_EMR_EXECUTION_ROLE_ARN": "arn:aws:iam::123456789012:role/churn-emr",
+        "CHURN_EMR_ENTRY_POINT": "s3://code-bucket/churn/build_features.py",
+        "CHURN_EMR_SPARK_SUBMIT_PARAMETERS": "--conf spark.archives=s3://code-bucket/churn.tar.gz#environment",
+        "CHURN_WAREHOUSE": "s3://data-bucket/churn",
+        "CHURN_LABEL_WINDOW_DAYS": "21",
+    }
+    result = subprocess.run([sys.executable, "-c", EMR_SCRIPT, str(DAGS_FOLDER)], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(next(x for x in result.stdout.splitlines() if x.startswith("RESULT"))[len("RESULT"):])
+    assert out["type"] == "EmrServerlessStartJobOperator"
+    assert (out["application_id"], out["role"]) == ("app-1", "arn:aws:iam::123456789012:role/churn-emr")
+    submit = out["driver"]["sparkSubmit"]
+    assert submit["entryPoint"] == "s3://code-bucket/churn/build_features.py"
+    assert submit["entryPointArguments"][0::2] == ["--start", "--end"]
+    assert "plan_range" in submit["entryPointArguments"][1] and "plan_range" in submit["entryPointArguments"][3]
+    parameters = submit["sparkSubmitParameters"]
+    assert parameters.startswith("--conf spark.archives=s3://code-bucket/churn.tar.gz#environment ")
+    for prefix in ("spark.emr-serverless.driverEnv", "spark.executorEnv"):
+        assert f"--conf {prefix}.CHURN_WAREHOUSE=s3://data-bucket/churn" in parameters
+        assert f"--conf {prefix}.CHURN_LABEL_WINDOW_DAYS=21" in parameters
+    assert "CHURN_EMR_APPLICATION_ID" not in parameters  # deployment settings stay with Airflow
+    assert out["upstream"] == ["plan_range"] and out["register_upstream"] == ["build_features", "plan_range"]
 
 
 def test_no_import_errors(dagbag):
@@ -101,19 +130,22 @@ def test_every_task_retries_with_exponential_backoff_and_alerts(dagbag):
             assert task.max_retry_delay and task.max_retry_delay <= timedelta(hours=1), task
             callbacks = task.on_failure_callback
             callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
-            assert orch.alert_on_failure in callbacks, task
+            assert alert_on_failure in callbacks, task
 
 
 def test_scoring_is_scheduled_on_the_asset_features_produces(dagbag):
     features, retrain, scoring, monitoring = (dagbag.dags[d] for d in DAG_IDS)
     build = features.get_task("build_features")
-    assert {a.uri for a in build.outlets} == {orch.INSTANCES_W1_URI, orch.INSTANCES_MODELING_URI}
+    assert {a.uri for a in build.outlets} == {INSTANCES_W1.asset_uri, INSTANCES_MODELING.asset_uri}
     scheduled_on = {asset.uri for asset in scoring.timetable.asset_condition.objects}
-    assert scheduled_on == {orch.INSTANCES_W1_URI}
-    assert {a.uri for a in scoring.get_task("score").outlets} == {orch.PREDICTIONS_URI}
-    assert {a.uri for a in retrain.get_task("retrain").outlets} == {orch.MODELS_URI}
-    assert {asset.uri for asset in monitoring.timetable.asset_condition.objects} == {orch.PREDICTIONS_URI}
-    assert {a.uri for a in monitoring.get_task("monitor").outlets} == {orch.MONITORING_URI}
+    assert scheduled_on == {INSTANCES_W1.asset_uri}
+    assert {a.uri for a in scoring.get_task("score").outlets} == {PREDICTIONS.asset_uri}
+    assert {a.uri for a in retrain.get_task("retrain").outlets} == {MODEL_REGISTRY_URI}
+    # monitoring runs on new outcomes OR new predictions: performance does not wait for scoring
+    condition = monitoring.timetable.asset_condition
+    assert type(condition).__name__ == "AssetAny"
+    assert {asset.uri for asset in condition.objects} == {INSTANCES_MODELING.asset_uri, PREDICTIONS.asset_uri}
+    assert {a.uri for a in monitoring.get_task("monitor").outlets} == {MODEL_PERFORMANCE.asset_uri}
 
 
 def test_wiring(dagbag):
@@ -127,3 +159,16 @@ def test_wiring(dagbag):
     assert features.params["start"] is None and features.params["rescore"] is False
     assert scoring.params["dts"] == [] and monitoring.params["dts"] == []
     assert monitoring.get_task("monitor").downstream_task_ids == {"register_partitions"}
+
+
+def test_there_is_one_register_partitions_task_definition(dagbag):
+    """Every DAG's register_partitions comes from churn.jobs.tasks (one definition, three uses)."""
+    import inspect
+
+    from churn.jobs import tasks
+
+    for dag_id in ("churn_features", "churn_scoring", "churn_monitoring"):
+        task = dagbag.dags[dag_id].get_task("register_partitions")
+        assert inspect.getsourcefile(task.python_callable) == inspect.getsourcefile(tasks)
+    source = "".join((DAGS_FOLDER / f"{d}.py").read_text() for d in DAG_IDS)
+    assert "def register_partitions" not in source

@@ -1,15 +1,32 @@
 """The DAGs run with `dag.test()` over consecutive days on a small simulated warehouse (real Spark, real model).
 
 Starting from a history with a champion (conftest ``trained_history``): three consecutive daily
-features runs → scoring of exactly the days their asset events name → a range rebuild that asks for
-rescoring → the next weekly retrain. SQLite metadata DB in a temporary AIRFLOW_HOME (see conftest).
+features runs → scoring of exactly the days their asset events name → monitoring → a range rebuild
+that asks for rescoring → the next weekly retrain. `churn score` and `churn monitor` over the same
+days, on a copy taken before scoring, must publish the same files and raise the same alerts.
+SQLite metadata DB in a temporary AIRFLOW_HOME (see conftest).
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 from datetime import UTC, date, datetime, timedelta
 
-from churn import orchestration as orch
+from typer.testing import CliRunner
+
+from churn.cli import app
+from churn.core.dates import days as days_between
+from churn.core.settings import Settings
+from churn.core.tables import (
+    FEATURE_DRIFT,
+    INSTANCES_MODELING,
+    INSTANCES_W1,
+    MODEL_PERFORMANCE,
+    MODEL_REGISTRY_URI,
+    PREDICTIONS,
+)
+from churn.jobs import runs, training_data_ready
 
 from .conftest import DAGS_FOLDER, FIRST_RETRAIN, HISTORY
 
@@ -39,6 +56,31 @@ def _states(dag_run) -> dict[str, str]:
         return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances(session=session)}
 
 
+def _xcom(dag_run, task_id: str):
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        row = session.scalars(select(XComModel).where(
+            XComModel.dag_id == dag_run.dag_id, XComModel.run_id == dag_run.run_id, XComModel.task_id == task_id,
+            XComModel.key == "return_value")).first()
+        value = row.value
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _files(root, tables) -> dict[str, bytes]:
+    from pathlib import Path
+
+    out = {}
+    for table in tables:
+        folder = Path(table.location(root))
+        for path in sorted(folder.rglob("*")) if folder.exists() else []:
+            if path.is_file() and "_staging" not in path.parts:
+                out[str(path.relative_to(folder.parent))] = path.read_bytes()
+    return out
+
+
 def _asset_extras(uri: str) -> list[dict]:
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
@@ -54,32 +96,35 @@ def _asset_extras(uri: str) -> list[dict]:
     return [row[0] for row in rows]
 
 
-def test_daily_features_then_scoring_then_retrain(metadata_db, warehouse_with_champion, spark):
-    from churn.warehouse import list_partitions, read_partition
+def test_daily_features_then_scoring_then_retrain(metadata_db, warehouse_with_champion, spark, tmp_path, monkeypatch):
+    from churn.core.warehouse import list_partitions, read_partition
     from models.registry import Registry
 
     settings = warehouse_with_champion
-    w1, modeling = settings.feature_table_path("instances_w1"), settings.feature_table_path("instances_modeling")
-    predictions = settings.predictions_table_path()
+    monkeypatch.setenv("CHURN_MONITORING_PSI_ALERT", "0.001")  # every drift row alerts: alerts to compare
+    w1, modeling = INSTANCES_W1.location(settings), INSTANCES_MODELING.location(settings)
+    predictions = PREDICTIONS.location(settings)
     registry = Registry(settings)
     champion = registry.alias("champion")["version"]
 
-    # 1. three consecutive daily runs; each publishes dt=D and announces D to the scoring DAG
+    # 1. three consecutive daily runs; each publishes dt=D and announces D to scoring and monitoring
     for day in DAILY:
         run = _run("churn_features", day)
         assert str(run.state) == "success", _states(run)
         assert _states(run) == {"build_features": "success", "register_partitions": "skipped"}  # local: no Glue
-    assert list_partitions(w1, settings) == orch.days(HISTORY[0], DAILY[-1])
-    assert list_partitions(modeling, settings) == orch.days(HISTORY[0], DAILY[-1])
-    extras = _asset_extras(orch.INSTANCES_W1_URI)[-3:]
+    assert list_partitions(w1, settings) == days_between(HISTORY[0], DAILY[-1])
+    assert list_partitions(modeling, settings) == days_between(HISTORY[0], DAILY[-1])
+    extras = _asset_extras(INSTANCES_W1.asset_uri)[-3:]
     assert [e["dts"] for e in extras] == [[d.isoformat()] for d in DAILY]
-    assert _asset_extras(orch.INSTANCES_MODELING_URI)[-3:] == extras
+    assert [e["dts"] for e in _asset_extras(INSTANCES_MODELING.asset_uri)[-3:]] == [[d.isoformat()] for d in DAILY]
     w1_rows = {day: len(read_partition(w1, day, settings)) for day in DAILY}
     assert all(n > 20 for n in w1_rows.values()), w1_rows
     assert all(len(read_partition(modeling, day, settings)) > 20 for day in DAILY)
+    cli_copy = tmp_path / "cli_warehouse"
+    shutil.copytree(settings.warehouse, cli_copy)  # the same state, for the CLI to process the same days
 
     # 2. scoring of exactly the days in those events, as an asset-triggered run receives them
-    dts = [d.isoformat() for d in orch.dates_to_score(extras)]
+    dts = [d.isoformat() for d in runs.event_days(extras)]
     run = _run("churn_scoring", None, {"dts": dts})
     assert str(run.state) == "success", _states(run)
     assert list_partitions(predictions, settings) == DAILY
@@ -88,23 +133,40 @@ def test_daily_features_then_scoring_then_retrain(metadata_db, warehouse_with_ch
         assert len(frame) == w1_rows[day]
         assert set(frame["model_version"]) == {champion}
         assert frame["p_retained"].between(0, 1).all() and frame["instance_id"].is_unique
-    assert _asset_extras(orch.PREDICTIONS_URI)[-1] == {"dts": dts}
+    assert _asset_extras(PREDICTIONS.asset_uri)[-1] == {"dts": dts}
 
-    # 2b. monitoring of the days scoring announced: drift partitions for each (no outcomes of scored
-    #     cohorts yet: their predictions were made before this history was scored)
+    # 2b. monitoring of those days: drift of each scored day, realised performance of the outcomes that
+    #     arrived on it (their cohorts were never scored: rows with scored_rows = 0)
     run = _run("churn_monitoring", None, {"dts": dts})
     assert str(run.state) == "success", _states(run)
-    monitored = list_partitions(settings.monitoring_table_path("feature_drift"), settings)
-    assert monitored == DAILY
-    drift = read_partition(settings.monitoring_table_path("feature_drift"), DAILY[0], settings)
+    for table in (FEATURE_DRIFT, MODEL_PERFORMANCE):
+        assert list_partitions(table.location(settings), settings) == DAILY
+    drift = read_partition(FEATURE_DRIFT.location(settings), DAILY[0], settings)
     assert "p_retained" in set(drift["feature"]) and drift["psi"].notna().all()
-    assert _asset_extras(orch.MONITORING_URI)[-1]["dts"] == dts
+    dag_monitoring = _xcom(run, "monitor")
+    assert dag_monitoring["alerts"] and _asset_extras(MODEL_PERFORMANCE.asset_uri)[-1]["dts"] == dts
+
+    # 2c. the CLI over the same days publishes the same files and raises the same alerts
+    monkeypatch.setenv("CHURN_WAREHOUSE", str(cli_copy))
+    cli = CliRunner()
+    scored = cli.invoke(app, ["score", "--start", dts[0], "--end", dts[-1]])
+    assert scored.exit_code == 0, scored.output
+    assert json.loads(scored.stdout)["days"] == dts
+    monitored = cli.invoke(app, ["monitor", "--start", dts[0], "--end", dts[-1]])
+    assert monitored.exit_code == 0, monitored.output
+    cli_monitoring = json.loads(monitored.stdout)
+    assert cli_monitoring["alerts"] == dag_monitoring["alerts"]
+    assert cli_monitoring["days"] == dag_monitoring["days"] == dts
+    outputs = [PREDICTIONS, MODEL_PERFORMANCE, FEATURE_DRIFT]
+    dag_files, cli_files = _files(settings, outputs), _files(Settings(), outputs)
+    assert len(dag_files) == 3 * 3 * 2 and cli_files == dag_files
+    monkeypatch.setenv("CHURN_WAREHOUSE", settings.warehouse)
 
     # 3. a range rebuild of the last two days in one task, asking for rescoring: same rows
     start, end = DAILY[1], DAILY[2]
     run = _run("churn_features", None, {"start": start.isoformat(), "end": end.isoformat(), "rescore": True})
     assert str(run.state) == "success", _states(run)
-    assert _asset_extras(orch.INSTANCES_W1_URI)[-1]["dts"] == [start.isoformat(), end.isoformat()]
+    assert _asset_extras(INSTANCES_W1.asset_uri)[-1]["dts"] == [start.isoformat(), end.isoformat()]
     assert {day: len(read_partition(w1, day, settings)) for day in DAILY} == w1_rows
 
     # 4. the next weekly retrain registers a new version; it is promoted or the champion is kept
@@ -113,7 +175,7 @@ def test_daily_features_then_scoring_then_retrain(metadata_db, warehouse_with_ch
     versions = registry.versions()
     assert len(versions) == 2 and versions[-1].startswith(SECOND_RETRAIN.isoformat())
     assert registry.alias("champion")["version"] in versions
-    models_extra = _asset_extras(orch.MODELS_URI)[-1]
+    models_extra = _asset_extras(MODEL_REGISTRY_URI)[-1]
     assert models_extra["version"] == versions[-1] and isinstance(models_extra["promoted"], bool)
 
 
@@ -123,10 +185,27 @@ def test_scoring_without_a_champion_fails_at_once(metadata_db, empty_warehouse):
     assert _states(run)["score"] == "failed"
 
 
-def test_retrain_waits_until_its_training_window_is_published(metadata_db, empty_warehouse):
+def test_retrain_waits_for_the_last_partition_of_its_training_window(metadata_db, empty_warehouse, monkeypatch):
+    """The sensor of run D is satisfied by instances_modeling dt=D-1 (the window is [D-90, D)), not by dt=D."""
+    import pandas as pd
     from airflow.dag_processing.dagbag import DagBag
 
-    assert not orch.training_data_ready(FIRST_RETRAIN, empty_warehouse)
+    from churn.core.warehouse import write_partition
+
     dag = DagBag(dag_folder=str(DAGS_FOLDER / "churn_retrain.py")).dags["churn_retrain"]
     sensor = dag.get_task("wait_for_features")
     assert sensor.mode == "reschedule" and sensor.poke_interval >= 60
+
+    def poke() -> bool:
+        return bool(sensor.python_callable(logical_date=_midnight(FIRST_RETRAIN), dag_run=None))
+
+    def publish(day):
+        frame = pd.DataFrame({"instance_id": ["x"], "eval_start_date": [day], "retained": [1]})
+        write_partition(INSTANCES_MODELING.location(empty_warehouse), day, frame, empty_warehouse)
+
+    publish(FIRST_RETRAIN - timedelta(days=2))
+    assert not poke()
+    publish(FIRST_RETRAIN)  # the run's own day is not part of its window
+    assert not poke() and not training_data_ready(empty_warehouse, FIRST_RETRAIN)
+    publish(FIRST_RETRAIN - timedelta(days=1))
+    assert poke() and training_data_ready(empty_warehouse, FIRST_RETRAIN)

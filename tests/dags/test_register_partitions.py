@@ -1,4 +1,4 @@
-"""The register_partitions tasks' callable against moto's Glue on 127.0.0.1 (deployment=aws only)."""
+"""The register_partitions job against moto's Glue on 127.0.0.1: tables at deploy time, partitions daily."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from datetime import date
 
 import pytest
 
-from churn import orchestration as orch
-from churn.settings import get_settings, reset_settings_cache
+from churn import jobs
+from churn.core.glue import CatalogError, apply_tables
+from churn.core.settings import Settings
+from churn.core.tables import FEATURE_TABLES, MONITORING_TABLES
 
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -34,43 +36,38 @@ def glue_endpoint(monkeypatch):
     server.stop()
 
 
-def test_partitions_are_registered_only_for_aws(glue_endpoint, monkeypatch):
+def test_a_local_deployment_skips_registration():
+    with pytest.raises(jobs.Skipped, match="deployment=local"):
+        jobs.register_partitions(Settings(deployment="local", _env_file=None), FEATURE_TABLES, [date(2026, 3, 1)])
+
+
+def test_partitions_are_added_to_the_tables_created_at_deploy_time(glue_endpoint):
     import boto3
 
-    monkeypatch.setenv("CHURN_DEPLOYMENT", "local")
-    reset_settings_cache()
-    assert not orch.catalog_enabled()
+    settings = Settings(deployment="aws", warehouse="s3://churn-dag-test/wh", athena_database="churn_dags",
+                        aws_endpoint_url=glue_endpoint, _env_file=None)
+    days = [date(2026, 3, 1), date(2026, 3, 2)]
+    with pytest.raises(CatalogError, match="churn catalog apply"):  # daily runs never create tables
+        jobs.register_partitions(settings, FEATURE_TABLES, days)
+    assert set(apply_tables(settings).values()) == {"created"}
+    assert set(apply_tables(settings).values()) == {"unchanged"}
 
-    for key, value in {
-        "DEPLOYMENT": "aws",
-        "WAREHOUSE": "s3://churn-dag-test/wh",
-        "ATHENA_DATABASE": "churn_dags",
-        "AWS_ENDPOINT_URL": glue_endpoint,
-    }.items():
-        monkeypatch.setenv(f"CHURN_{key}", value)
-    reset_settings_cache()
-    try:
-        assert orch.catalog_enabled()
-        days = [date(2026, 3, 1), date(2026, 3, 2)]
-        result = orch.register_partitions(orch.FEATURE_TABLES, days, get_settings())
-        assert result == {"tables": list(orch.FEATURE_TABLES), "partitions": 2}
-        glue = boto3.client("glue", region_name="us-east-1", endpoint_url=glue_endpoint)
-        for table in orch.FEATURE_TABLES:
-            values = {
-                tuple(p["Values"])
-                for p in glue.get_partitions(DatabaseName="churn_dags", TableName=table)["Partitions"]
-            }
-            assert values == {("2026-03-01",), ("2026-03-02",)}
-        # what churn_scoring's register_partitions task registers
-        assert orch.register_partitions(["instances_w1_scored"], days[:1], get_settings())["partitions"] == 1
-        scored = glue.get_partitions(DatabaseName="churn_dags", TableName="instances_w1_scored")["Partitions"]
-        assert [p["Values"] for p in scored] == [["2026-03-01"]]
-        # what churn_monitoring's register_partitions task registers
-        assert orch.register_partitions(["model_performance", "feature_drift"], days[1:], get_settings())["partitions"] == 1
-        for table in ("model_performance", "feature_drift"):
-            found = glue.get_table(DatabaseName="churn_dags", Name=table)["Table"]
-            assert found["StorageDescriptor"]["Location"] == f"s3://churn-dag-test/wh/monitoring/{table}/"
-            parts = glue.get_partitions(DatabaseName="churn_dags", TableName=table)["Partitions"]
-            assert [p["Values"] for p in parts] == [["2026-03-02"]]
-    finally:
-        reset_settings_cache()
+    glue = boto3.client("glue", region_name="us-east-1", endpoint_url=glue_endpoint)
+    versions = {t: len(glue.get_table_versions(DatabaseName="churn_dags", TableName=t)["TableVersions"])
+                for t in FEATURE_TABLES}
+    summary = jobs.register_partitions(settings, FEATURE_TABLES, days)
+    assert (summary.added, summary.existed) == (4, 0)
+    assert jobs.register_partitions(settings, FEATURE_TABLES, days[1:]).existed == 2  # idempotent
+    for table in FEATURE_TABLES:
+        values = {tuple(p["Values"]) for p in glue.get_partitions(DatabaseName="churn_dags", TableName=table)["Partitions"]}
+        assert values == {("2026-03-01",), ("2026-03-02",)}
+        # the daily job neither read nor rewrote the table definition
+        assert len(glue.get_table_versions(DatabaseName="churn_dags", TableName=table)["TableVersions"]) == versions[table]
+    assert jobs.register_partitions(settings, ["instances_w1_scored"], days[:1]).added == 1
+    jobs.register_partitions(settings, MONITORING_TABLES, days[1:])
+    for table in MONITORING_TABLES:
+        found = glue.get_table(DatabaseName="churn_dags", Name=table)["Table"]
+        assert found["StorageDescriptor"]["Location"] == f"s3://churn-dag-test/wh/monitoring/{table}/"
+        parts = glue.get_partitions(DatabaseName="churn_dags", TableName=table)["Partitions"]
+        assert [p["Values"] for p in parts] == [["2026-03-02"]]
+        assert parts[0]["StorageDescriptor"]["Location"] == f"s3://churn-dag-test/wh/monitoring/{table}/dt=2026-03-02/"

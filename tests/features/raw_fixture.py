@@ -8,8 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from churn.contract import EVALUATIONS_SCHEMA, EVENTS_OPTIONAL, EVENTS_SCHEMA
-from churn.settings import Settings
+from churn.core.contract import EVALUATIONS_SCHEMA, EVENTS_OPTIONAL, EVENTS_SCHEMA
+from churn.core.settings import Settings
+from churn.core.tables import table_location
 
 UTC = UTC
 
@@ -25,9 +26,9 @@ def _nullable(schema: pa.Schema) -> pa.Schema:
 
 def write_evaluations(settings: Settings, rows: list[dict], schema: pa.Schema = EVALUATIONS_SCHEMA) -> None:
     schema = _nullable(schema)
-    os.makedirs(settings.evaluations_path, exist_ok=True)
+    os.makedirs(table_location("evaluations", settings), exist_ok=True)
     table = pa.Table.from_pylist(rows, schema=schema)
-    pq.write_table(table, os.path.join(settings.evaluations_path, "part-00000.parquet"))
+    pq.write_table(table, os.path.join(table_location("evaluations", settings), "part-00000.parquet"))
 
 
 def write_events(settings: Settings, rows: list[dict], days: list[date], with_received: bool = True) -> None:
@@ -44,7 +45,7 @@ def write_events(settings: Settings, rows: list[dict], days: list[date], with_re
             row.setdefault("received_at", row["event_time"] + timedelta(minutes=1))
         by_day.setdefault(dt, []).append(row)
     for dt, day_rows in by_day.items():
-        folder = os.path.join(settings.events_path, f"dt={dt}")
+        folder = os.path.join(table_location("events", settings), f"dt={dt}")
         os.makedirs(folder, exist_ok=True)
         pq.write_table(pa.Table.from_pylist(day_rows, schema=schema), os.path.join(folder, "part-00000.parquet"))
 

@@ -14,8 +14,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from churn.settings import Settings, get_settings, reset_settings_cache
-from tests.models.synthetic import write_modeling
+from churn.core.settings import Settings
+from churn.tools.synthetic import write_modeling
 
 RUN_DATE = date(2025, 6, 2)
 # A shorter window than production's 90 days keeps the number of S3 objects (and requests) small;
@@ -47,7 +47,6 @@ def set_s3_env(mp: pytest.MonkeyPatch, endpoint: str, prefix: str) -> None:
     set_scenario_env(mp)
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "CHURN_FEATURE_CONFIG"):
         mp.delenv(name, raising=False)
-    reset_settings_cache()
 
 
 @pytest.fixture(scope="session")
@@ -70,15 +69,14 @@ def s3_server():
 
 @pytest.fixture(scope="session")
 def s3_trained(s3_server):
-    """An S3 warehouse with WINDOW days of instances_modeling and a champion trained through get_settings()."""
+    """An S3 warehouse with WINDOW days of instances_modeling and a champion, with settings from the environment."""
     from models.train import retrain
 
     with pytest.MonkeyPatch.context() as mp:
         set_s3_env(mp, s3_server, "trained")
-        settings = get_settings()
+        settings = Settings()
         data = write_modeling(settings, RUN_DATE, PER_DAY)
-        result = retrain(RUN_DATE)
-    reset_settings_cache()
+        result = retrain(RUN_DATE, settings)
     return SimpleNamespace(settings=settings, data=data, result=result, endpoint=s3_server)
 
 
@@ -86,8 +84,7 @@ def s3_trained(s3_server):
 def s3(monkeypatch, s3_trained):
     """The trained S3 warehouse, with CHURN_* / AWS_* pointing at it for this test."""
     set_s3_env(monkeypatch, s3_trained.endpoint, "trained")
-    yield s3_trained
-    reset_settings_cache()
+    return s3_trained
 
 
 @pytest.fixture(scope="session")
@@ -110,10 +107,8 @@ def local_copy(local_trained, tmp_path, monkeypatch):
     monkeypatch.setenv("CHURN_WAREHOUSE", str(root))
     monkeypatch.delenv("CHURN_S3_ENDPOINT_URL", raising=False)
     set_scenario_env(monkeypatch)
-    reset_settings_cache()
     settings = Settings(warehouse=str(root), s3_endpoint_url=None, **SCENARIO)
-    yield SimpleNamespace(settings=settings, data=local_trained.data, result=local_trained.result, root=root)
-    reset_settings_cache()
+    return SimpleNamespace(settings=settings, data=local_trained.data, result=local_trained.result, root=root)
 
 
 @pytest.fixture()
@@ -121,6 +116,4 @@ def empty_local(tmp_path, monkeypatch):
     root = tmp_path / "empty"
     monkeypatch.setenv("CHURN_WAREHOUSE", str(root))
     monkeypatch.delenv("CHURN_S3_ENDPOINT_URL", raising=False)
-    reset_settings_cache()
-    yield Settings(warehouse=str(root), s3_endpoint_url=None)
-    reset_settings_cache()
+    return Settings(warehouse=str(root), s3_endpoint_url=None)

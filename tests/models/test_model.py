@@ -8,12 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn.feature_config import load_feature_config
+from churn.core.feature_config import load_feature_config
+from churn.core.settings import Settings
+from churn.tools.synthetic import make_frame
 from models.candidates import SEED_PARAMS, Candidate, fit_candidate, monotone_features
 from models.model import ChurnModel
 from models.score import score_frame
 from models.transform import feature_columns
-from tests.models.synthetic import make_frame
 
 CANDIDATES = [Candidate("xgb_seed", "xgboost", dict(SEED_PARAMS), rounds=60),
               Candidate("logistic_log_counts", "logistic", {"l2": 1.0})]
@@ -29,7 +30,7 @@ def frame():
 @pytest.fixture(scope="module", params=CANDIDATES, ids=lambda c: c.kind)
 def fitted(request, frame):
     features = feature_columns(frame)
-    monotone = monotone_features(features, list(load_feature_config().count_features))
+    monotone = monotone_features(features, list(load_feature_config(Settings(_env_file=None)).count_features))
     model = fit_candidate(request.param, frame, features, monotone, seed=27)
     model.version, model.threshold = "test", 0.4
     model.band_edges = [float(v) for v in np.quantile(model.predict_proba(frame), np.linspace(0.1, 0.9, 9))]

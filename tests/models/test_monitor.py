@@ -1,33 +1,25 @@
-"""Monitoring: realised performance of stored predictions once outcomes arrive, and drift of today's features."""
+"""Monitoring: realised performance once outcomes arrive (scored or not), drift of each scored day
+against the reference profile stored at training time, and the alert rules."""
 
 from __future__ import annotations
 
+import shutil
 from datetime import timedelta
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
-import sqlglot
 from sklearn.metrics import log_loss, roc_auc_score
-from sqlglot import exp
 
-from churn.settings import SQL_DIR
-from churn.warehouse import read_partition, write_partition
-from models.monitor import (
-    DRIFT_SCHEMA,
-    DRIFT_TABLE,
-    PERFORMANCE_SCHEMA,
-    PERFORMANCE_TABLE,
-    SCORE_FEATURE,
-    NothingToMonitor,
-    monitor_day,
-    psi,
-)
+from churn.core.settings import Settings
+from churn.core.tables import INSTANCES_MODELING, INSTANCES_W1, PREDICTIONS, table_location
+from churn.core.warehouse import list_partitions, read_partition, write_partition
+from churn.jobs import Skipped, monitor, score
+from churn.tools.synthetic import write_w1
+from models.monitor import SCORE_FEATURE, performance_alert
+from models.profile import build_profile, drift_of, psi, reference_group
 from models.registry import Registry
-from models.score import score_partition
 from tests.models.conftest import RUN_DATE
-from tests.models.synthetic import write_w1
 
 SCORED_DT = RUN_DATE + timedelta(days=1)  # the cohort's first week ended: scored that day
 OUTCOME_DT = SCORED_DT + timedelta(days=30 - 7)  # its outcomes became known label_window days after start
@@ -44,26 +36,59 @@ def test_psi_is_zero_for_the_same_distribution_and_large_for_a_shift():
     assert np.isnan(psi(reference, np.array([])))
 
 
+def test_a_stored_profile_gives_the_psi_of_the_raw_reference():
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"x": rng.poisson(5, 4_000).astype(float), "eval_start_weekday": 1})
+    current = pd.DataFrame({"x": rng.poisson(6, 500).astype(float), "eval_start_weekday": 1})
+    group = reference_group(build_profile(frame, ["x"]), "x", current)
+    assert drift_of(group, current["x"]) == pytest.approx(psi(frame["x"], current["x"]))
+
+
+def test_drift_compares_a_cohort_with_training_cohorts_of_the_same_weekday():
+    """Activity differs by the weekday a trial starts on; a Saturday cohort like past Saturdays is no drift."""
+    rng = np.random.default_rng(2)
+    weekdays = np.repeat(np.arange(1, 8), 600)
+    weekend = weekdays >= 6
+    training = pd.DataFrame({"eval_start_weekday": weekdays,
+                             "w1_active_days": np.where(weekend, rng.poisson(2, len(weekdays)), rng.poisson(5, len(weekdays)))})
+    saturday = pd.DataFrame({"eval_start_weekday": 6, "w1_active_days": rng.poisson(2, 400)})
+    profile = build_profile(training, ["w1_active_days", "eval_start_weekday"])
+    assert "eval_start_weekday" not in profile["features"]  # constant within a cohort: exempt
+    same_weekday = drift_of(reference_group(profile, "w1_active_days", saturday), saturday["w1_active_days"])
+    all_weekdays = drift_of(profile["features"]["w1_active_days"]["all"], saturday["w1_active_days"])
+    settings = Settings(_env_file=None)
+    assert same_weekday < 0.1 < settings.monitoring_psi_alert < all_weekdays  # without the rule: a false alarm
+
+
+def test_the_auc_alert_rules():
+    settings = Settings(_env_file=None)  # floor 0.60, drop alert 0.05
+    assert "below the validation AUC 0.850" in performance_alert(0.75, 0.85, settings)  # above the floor, far below
+    assert "floor" not in performance_alert(0.75, 0.85, settings)
+    assert performance_alert(0.82, 0.85, settings) == ""  # within the tolerated drop
+    assert "< floor 0.6" in performance_alert(0.55, None, settings)
+    assert performance_alert(float("nan"), 0.85, settings) == ""  # too few outcomes to judge
+
+
 def _outcomes_for(settings, scored, shuffle: bool, rng) -> None:
     """instances_modeling dt=OUTCOME_DT: the scored cohort's labels (drawn from p_retained) plus unscored rows."""
     frame = scored[["instance_id", "eval_start_date"]].copy()
     labels = (rng.uniform(size=len(scored)) < scored["p_retained"].to_numpy()).astype(np.int32)
     frame["retained"] = rng.permutation(labels) if shuffle else labels
     extra = frame.head(20).assign(instance_id=lambda f: "never-scored-" + f["instance_id"])
-    write_partition(settings.feature_table_path("instances_modeling"), OUTCOME_DT,
-                    pd.concat([frame, extra], ignore_index=True), settings)
+    write_partition(INSTANCES_MODELING.location(settings), OUTCOME_DT, pd.concat([frame, extra], ignore_index=True),
+                    settings)
 
 
 def test_realised_performance_joins_outcomes_to_the_predictions_made_a_week_in(local_copy):
     settings, rng = local_copy.settings, np.random.default_rng(3)
     write_w1(settings, SCORED_DT, 400)
-    score_partition(SCORED_DT, settings)
-    scored = read_partition(settings.predictions_table_path(), SCORED_DT, settings)
+    score(settings, [SCORED_DT])
+    scored = read_partition(PREDICTIONS.location(settings), SCORED_DT, settings)
     _outcomes_for(settings, scored, shuffle=False, rng=rng)
 
-    result = monitor_day(OUTCOME_DT, settings)
-    row = read_partition(settings.monitoring_table_path(PERFORMANCE_TABLE), OUTCOME_DT, settings).iloc[0]
-    labels = read_partition(settings.feature_table_path("instances_modeling"), OUTCOME_DT, settings)
+    result = monitor(settings, performance_days=[OUTCOME_DT])
+    row = read_partition(table_location("model_performance", settings), OUTCOME_DT, settings).iloc[0]
+    labels = read_partition(INSTANCES_MODELING.location(settings), OUTCOME_DT, settings)
     joined = labels.merge(scored, on="instance_id")
     assert row["model_version"] == local_copy.result["version"]
     assert (row["labelled_rows"], row["scored_rows"]) == (420, 400)
@@ -73,70 +98,80 @@ def test_realised_performance_joins_outcomes_to_the_predictions_made_a_week_in(l
     decided = joined["prediction_retained"] == 1
     assert row["precision"] == pytest.approx((joined["retained"][decided] == 1).mean())
     assert row["validation_roc_auc"] == pytest.approx(local_copy.result["metrics"]["roc_auc"])
-    assert row["alert"] is None and result["performance"]["scored_rows"] == 400
-    # outcomes but no scoring population today: performance only, no drift partition
-    assert "drift" not in result
+    assert row["alert"] is None and result.performance[0]["scored_rows"] == 400
+    assert result.drift == [] and result.alerts == []
 
 
 def test_a_model_that_stopped_ranking_raises_an_alert(local_copy, caplog):
     settings = local_copy.settings
     write_w1(settings, SCORED_DT, 400)
-    score_partition(SCORED_DT, settings)
-    scored = read_partition(settings.predictions_table_path(), SCORED_DT, settings)
+    score(settings, [SCORED_DT])
+    scored = read_partition(PREDICTIONS.location(settings), SCORED_DT, settings)
     _outcomes_for(settings, scored, shuffle=True, rng=np.random.default_rng(4))
-    with caplog.at_level("WARNING", logger="churn.monitor"):
-        result = monitor_day(OUTCOME_DT, settings)
-    row = read_partition(settings.monitoring_table_path(PERFORMANCE_TABLE), OUTCOME_DT, settings).iloc[0]
+    with caplog.at_level("ERROR", logger="churn.alerts"):
+        result = monitor(settings, performance_days=[OUTCOME_DT])
+    row = read_partition(table_location("model_performance", settings), OUTCOME_DT, settings).iloc[0]
     assert row["roc_auc"] < settings.promotion_auc_floor
-    assert "floor" in row["alert"] and any("floor" in a for a in result["alerts"])
-    assert "realised AUC" in caplog.text
+    assert "floor" in row["alert"] and any("floor" in a for a in result.alerts)
+    assert "realised AUC" in caplog.text  # the alert was raised, not only stored
 
 
-def test_drift_is_small_for_the_training_population_and_flags_a_shifted_feature(local_copy):
+def test_drift_uses_the_stored_profile_of_the_scoring_model_and_flags_a_shift(local_copy):
     settings = local_copy.settings
-    champion = Registry(settings).alias("champion")["version"]
+    registry = Registry(settings)
+    champion = registry.alias("champion")["version"]
     write_w1(settings, SCORED_DT, 1_000)
-    score_partition(SCORED_DT, settings)
-    result = monitor_day(SCORED_DT, settings)
-    drift = read_partition(settings.monitoring_table_path(DRIFT_TABLE), SCORED_DT, settings).set_index("feature")
-    features = [f["name"] for f in Registry(settings).metadata(champion)["features"]]
+    score(settings, [SCORED_DT])
+    # the training window is not read any more: the profile stored with the model is enough
+    shutil.rmtree(INSTANCES_MODELING.location(settings))
+    result = monitor(settings, drift_days=[SCORED_DT])
+    drift = read_partition(table_location("feature_drift", settings), SCORED_DT, settings).set_index("feature")
+    features = [f["name"] for f in registry.metadata(champion)["features"]]
     assert list(drift.index) == [f for f in features if f != "eval_start_weekday"] + [SCORE_FEATURE]
+    assert set(drift["model_version"]) == {champion}
     assert (drift["psi"] < 0.1).all(), drift["psi"].sort_values().tail(3)
-    assert drift["alert"].isna().all() and result["alerts"] == []
-    assert "performance" not in result  # no outcomes known on that day
+    assert drift["alert"].isna().all() and result.alerts == [] and result.performance == []
 
-    shifted = read_partition(settings.feature_table_path("instances_w1"), SCORED_DT, settings).drop(columns="dt")
+    shifted = read_partition(INSTANCES_W1.location(settings), SCORED_DT, settings).drop(columns="dt")
     shifted["number_of_issues"] = shifted["number_of_issues"] * 4
-    write_partition(settings.feature_table_path("instances_w1"), SCORED_DT, shifted, settings)
-    result = monitor_day(SCORED_DT, settings)
-    drift = read_partition(settings.monitoring_table_path(DRIFT_TABLE), SCORED_DT, settings).set_index("feature")
+    write_partition(INSTANCES_W1.location(settings), SCORED_DT, shifted, settings)
+    result = monitor(settings, drift_days=[SCORED_DT])
+    drift = read_partition(table_location("feature_drift", settings), SCORED_DT, settings).set_index("feature")
     assert drift.loc["number_of_issues", "psi"] > settings.monitoring_psi_alert
     assert drift.loc["number_of_issues", "alert"].startswith("PSI")
-    assert any("number_of_issues" in a for a in result["alerts"])
+    assert any("number_of_issues" in a for a in result.alerts)
 
 
-def test_outcomes_of_a_cohort_that_was_never_scored_give_an_empty_performance_row(local_copy):
-    settings = local_copy.settings
-    outcomes = write_w1(settings, SCORED_DT, 50).drop(columns="dt", errors="ignore")[["instance_id", "eval_start_date"]]
-    outcomes["retained"] = np.int32(1)
-    write_partition(settings.feature_table_path("instances_modeling"), OUTCOME_DT, outcomes, settings)
-    result = monitor_day(OUTCOME_DT, settings)  # no predictions dt=SCORED_DT were ever published
-    row = read_partition(settings.monitoring_table_path(PERFORMANCE_TABLE), OUTCOME_DT, settings).iloc[0]
+def test_performance_needs_neither_scoring_nor_a_champion(empty_local):
+    """Outcomes of a cohort that was never scored still get their row, even before any model exists."""
+    settings = empty_local
+    outcomes = write_w1(settings, SCORED_DT, 50)[["instance_id", "eval_start_date"]].assign(retained=np.int32(1))
+    write_partition(INSTANCES_MODELING.location(settings), OUTCOME_DT, outcomes, settings)
+    result = monitor(settings, performance_days=[OUTCOME_DT], drift_days=[OUTCOME_DT])
+    row = read_partition(table_location("model_performance", settings), OUTCOME_DT, settings).iloc[0]
     assert (row["labelled_rows"], row["scored_rows"]) == (50, 0)
     assert row["model_version"] is None and np.isnan(row["roc_auc"]) and np.isnan(row["precision"])
-    assert result["performance"]["roc_auc"] is None and result["alerts"] == []
+    assert result.performance[0]["roc_auc"] is None and result.alerts == []
+    assert result.skipped == [f"drift of {OUTCOME_DT}: no predictions (instances_w1_scored dt={OUTCOME_DT} is not published)"]
+    assert list_partitions(table_location("feature_drift", settings), settings) == []
 
 
-def test_a_day_without_data_is_explained(local_copy):
-    with pytest.raises(NothingToMonitor, match="neither instances_modeling nor instances_w1"):
-        monitor_day(SCORED_DT + timedelta(days=400), local_copy.settings)
+def test_a_day_without_data_is_skipped_with_the_reason(local_copy):
+    day = SCORED_DT + timedelta(days=400)
+    with pytest.raises(Skipped, match=f"no outcomes \\(instances_modeling dt={day}.*no predictions"):
+        monitor(local_copy.settings, [day], [day])
+    with pytest.raises(Skipped, match="no day to monitor"):
+        monitor(local_copy.settings, [], [])
 
 
-@pytest.mark.parametrize(("table", "schema"), [("model_performance", PERFORMANCE_SCHEMA), ("feature_drift", DRIFT_SCHEMA)])
-def test_athena_ddl_matches_what_monitoring_writes(table, schema):
-    sql = (SQL_DIR / "athena" / f"{table}.sql").read_text()
-    create = sqlglot.parse_one(sql.replace("${database}", "churn").replace("${location}", "s3://b/m"), read="athena")
-    athena = {pa.string(): "STRING", pa.date32(): "DATE", pa.float64(): "DOUBLE", pa.int64(): "BIGINT"}
-    columns = [(c.name, c.args["kind"].this) for c in create.this.expressions if isinstance(c, exp.ColumnDef)]
-    assert columns == [(f.name, exp.DataType.build(athena[f.type], dialect="athena").this) for f in schema]
-    assert [c.name for c in create.find(exp.PartitionedByProperty).find_all(exp.ColumnDef)] == ["dt"]
+def test_a_monitoring_run_reads_each_model_versions_facts_once(local_copy, monkeypatch):
+    settings = local_copy.settings
+    days = [SCORED_DT + timedelta(days=n) for n in range(3)]
+    for n, day in enumerate(days):
+        write_w1(settings, day, 300, seed=n)
+    score(settings, days)
+    reads = []
+    original = Registry.reference_profile
+    monkeypatch.setattr(Registry, "reference_profile", lambda self, *a, **k: reads.append(a[0]) or original(self, *a, **k))
+    assert len(monitor(settings, drift_days=days).drift) == 3
+    assert reads == [local_copy.result["version"]]

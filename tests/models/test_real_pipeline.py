@@ -10,11 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from churn import storage
-from churn.settings import Settings, join
-from churn.warehouse import read_partition
+from churn.core import storage
+from churn.core.settings import Settings, join
+from churn.core.tables import table_location
+from churn.core.warehouse import read_partition
 from models.registry import Registry
-from models.score import score_partition
 from models.train import retrain
 
 RUN_DATE = date(2025, 9, 1)
@@ -24,7 +24,8 @@ PER_DAY = 400
 
 @pytest.mark.slow
 def test_simulated_world_end_to_end(tmp_path, spark):
-    from churn.simulator import simulate
+    from churn import jobs
+    from churn.tools.simulator import simulate
     from etl_jobs.build_features import build_features
 
     settings = Settings(warehouse=str(tmp_path / "wh"), s3_endpoint_url=None, training_window_days=WINDOW,
@@ -46,8 +47,8 @@ def test_simulated_world_end_to_end(tmp_path, spark):
     assert result["promoted"]
 
     ds = RUN_DATE - timedelta(days=1)
-    scored = score_partition(ds, settings)
-    features = read_partition(settings.feature_table_path("instances_w1"), ds, settings)
-    out = read_partition(settings.predictions_table_path(), ds, settings)
+    scored = jobs.score(settings, [ds]).as_dict()["scored"][0]
+    features = read_partition(table_location("instances_w1", settings), ds, settings)
+    out = read_partition(table_location("instances_w1_scored", settings), ds, settings)
     assert scored["rows"] == len(features) == len(out) > 0
     assert pd.Series(out["instance_id"]).is_unique and out["reason_1_feature"].notna().mean() > 0.9

@@ -7,11 +7,11 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from churn.cli import app
+from churn.tools.synthetic import write_modeling
 from models.registry import Registry
-from models.registry_cli import app
 from models.train import retrain
 from tests.models.conftest import PER_DAY, RUN_DATE
-from tests.models.synthetic import write_modeling
 
 runner = CliRunner()
 
@@ -26,7 +26,7 @@ def two_versions(local_copy):
 
 
 def _run(*args):
-    result = runner.invoke(app, list(args), env={"COLUMNS": "200"})
+    result = runner.invoke(app, ["models", *args], env={"COLUMNS": "200"})
     return result.exit_code, result.output
 
 

@@ -13,13 +13,14 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
-from churn import storage
-from churn.settings import Settings
-from churn.warehouse import read_partitions
+from churn.core import storage
+from churn.core.settings import Settings
+from churn.core.tables import table_location
+from churn.core.warehouse import read_partitions
+from churn.tools.synthetic import write_modeling
 from models.registry import Registry
 from models.train import TrainingDataError, retrain, training_dates
 from tests.models.conftest import PER_DAY, RUN_DATE, SCENARIO, VALIDATION, WINDOW
-from tests.models.synthetic import write_modeling
 
 
 def _validation_scores(registry: Registry, version: str) -> pd.DataFrame:
@@ -29,7 +30,7 @@ def _validation_scores(registry: Registry, version: str) -> pd.DataFrame:
 def test_first_model_is_registered_on_s3_and_becomes_champion(s3):
     result = s3.result
     assert json.loads(json.dumps(result)) == result  # JSON-serialisable for XCom
-    registry = Registry()  # from CHURN_WAREHOUSE=s3://...
+    registry = Registry(Settings())  # from CHURN_WAREHOUSE=s3://...
     assert registry.root.startswith("s3://")
     assert result["promoted"] and result["champion_version"] == result["version"]
     assert registry.alias("champion")["version"] == result["version"]
@@ -55,7 +56,7 @@ def test_first_model_is_registered_on_s3_and_becomes_champion(s3):
 
 
 def test_report_and_metrics_are_complete(s3):
-    registry = Registry()
+    registry = Registry(Settings())
     version = s3.result["version"]
     metrics = json.loads(registry.read_artifact(version, "metrics.json"))
     headline = metrics["validation"]
@@ -80,7 +81,7 @@ def test_report_and_metrics_are_complete(s3):
 
 
 def test_validation_auc_is_close_to_the_truth(s3):
-    scores = _validation_scores(Registry(), s3.result["version"])
+    scores = _validation_scores(Registry(Settings()), s3.result["version"])
     truth = s3.data.set_index("instance_id").loc[scores["instance_id"]]
     assert (truth["retained"].to_numpy() == scores["retained"].to_numpy()).all()
     model_auc = roc_auc_score(scores["retained"], scores["p_out_of_time"])
@@ -92,7 +93,7 @@ def test_same_data_and_seed_give_the_same_model_and_metrics(s3, local_trained):
     """S3 and the local folder were trained independently on the same data with the same seed."""
     assert local_trained.result["version"] == s3.result["version"]
     assert local_trained.result["metrics"] == s3.result["metrics"]
-    s3_meta = Registry().metadata(s3.result["version"])
+    s3_meta = Registry(Settings()).metadata(s3.result["version"])
     local_meta = Registry(local_trained.settings).metadata(s3.result["version"])
     for name in s3_meta["model_files"] + ["validation_scores.parquet"]:
         assert s3_meta["artifacts"][name] == local_meta["artifacts"][name], name
@@ -126,12 +127,12 @@ def test_worse_model_stays_challenger_even_without_a_floor(local_copy):
     """Labels shuffled only in the training cohorts: it must lose to the champion on the same rows."""
     settings = Settings(warehouse=str(local_copy.root), s3_endpoint_url=None, promotion_auc_floor=0.0, **SCENARIO)
     champion = local_copy.result["version"]
-    table = settings.feature_table_path("instances_modeling")
+    table = table_location("instances_modeling", settings)
     dates = training_dates(RUN_DATE, settings)
     frame = read_partitions(table, dates, settings)
     rng = np.random.default_rng(0)
     for dt in dates[:-settings.validation_days]:  # the validation cohorts keep their true labels
-        from churn.warehouse import write_partition
+        from churn.core.warehouse import write_partition
 
         part = frame[frame["dt"] == dt.isoformat()].drop(columns="dt")
         write_partition(table, dt, part.assign(retained=rng.permutation(part["retained"].to_numpy())), settings)

@@ -12,14 +12,16 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from churn import storage
-from churn.settings import join
-from churn.warehouse import PartitionNotFound, list_partitions, partition_path, read_partition, write_partition
+from churn.core import storage
+from churn.core.settings import Settings, join
+from churn.core.tables import table_location
+from churn.core.warehouse import PartitionNotFound, list_partitions, partition_path, read_partition, write_partition
+from churn.jobs import score
+from churn.tools.synthetic import write_w1
 from models.registry import IntegrityError, NoChampion, Registry
-from models.score import N_REASONS, score_partition
+from models.score import N_REASONS
 from models.transform import SchemaMismatch
 from tests.models.conftest import RUN_DATE
-from tests.models.synthetic import write_w1
 
 SCORE_DAY = RUN_DATE + timedelta(days=1)
 
@@ -36,12 +38,12 @@ def _validation_rows(env) -> tuple[pd.DataFrame, pd.DataFrame]:
 def test_scores_equal_the_training_evaluation_and_ignore_the_batch(s3):
     """Parity on S3: the champion scores the validation rows exactly as the training run did."""
     rows, scores = _validation_rows(s3)
-    table = s3.settings.feature_table_path("instances_w1")
+    table = table_location("instances_w1", s3.settings)
     write_partition(table, SCORE_DAY, rows, s3.settings)
-    result = score_partition(SCORE_DAY)  # CHURN_WAREHOUSE=s3://...
-    assert result["rows"] == len(rows) and result["model_version"] == s3.result["version"]
-    assert result["path"].startswith("s3://")
-    out = read_partition(s3.settings.predictions_table_path(), SCORE_DAY, s3.settings)
+    result = score(Settings(), [SCORE_DAY])  # CHURN_WAREHOUSE=s3://...
+    assert result.rows == len(rows) and result.model_version == s3.result["version"]
+    assert result.scored[0]["path"].startswith("s3://")
+    out = read_partition(table_location("instances_w1_scored", s3.settings), SCORE_DAY, s3.settings)
     assert list(out["instance_id"]) == list(rows["instance_id"])
     assert np.array_equal(out["p_retained"].to_numpy(), scores["p_served"].to_numpy())
 
@@ -50,8 +52,8 @@ def test_scores_equal_the_training_evaluation_and_ignore_the_batch(s3):
     extra = write_w1(s3.settings, other_day, 50, seed=44)
     picked = rows.iloc[[5, 900, 17, 2000, 33]].iloc[::-1]
     write_partition(table, other_day, pd.concat([extra.iloc[:20], picked, extra.iloc[20:]]), s3.settings)
-    score_partition(other_day)
-    again = read_partition(s3.settings.predictions_table_path(), other_day, s3.settings).set_index("instance_id")
+    score(Settings(), [other_day])
+    again = read_partition(table_location("instances_w1_scored", s3.settings), other_day, s3.settings).set_index("instance_id")
     first = out.set_index("instance_id").loc[picked["instance_id"]]
     columns = ["p_retained", "prediction_retained", "risk_band"] + [
         f"reason_{k}_{part}" for k in range(1, N_REASONS + 1) for part in ("feature", "contribution")]
@@ -62,8 +64,8 @@ def test_output_columns_bands_and_threshold(s3):
     settings = s3.settings
     day = SCORE_DAY + timedelta(days=5)
     frame = write_w1(settings, day, 300, seed=8)
-    score_partition(day, settings)
-    out = read_partition(settings.predictions_table_path(), day, settings)
+    score(settings, [day])
+    out = read_partition(table_location("instances_w1_scored", settings), day, settings)
     assert list(out.columns[:-1]) == [
         "instance_id", "eval_start_date", "p_retained", "prediction_retained", "risk_band",
         "reason_1_feature", "reason_1_contribution", "reason_2_feature", "reason_2_contribution",
@@ -95,18 +97,30 @@ def test_output_columns_bands_and_threshold(s3):
 def test_schema_mismatch_is_a_clear_error_and_publishes_nothing(local_copy, change, message):
     settings = local_copy.settings
     frame = write_w1(settings, SCORE_DAY, 40)
-    write_partition(settings.feature_table_path("instances_w1"), SCORE_DAY, change(frame), settings)
+    write_partition(table_location("instances_w1", settings), SCORE_DAY, change(frame), settings)
     with pytest.raises(SchemaMismatch, match=message):
-        score_partition(SCORE_DAY, settings)
-    assert list_partitions(settings.predictions_table_path(), settings) == []
+        score(settings, [SCORE_DAY])
+    assert list_partitions(table_location("instances_w1_scored", settings), settings) == []
+
+
+def test_a_run_of_several_days_loads_the_champion_once(local_copy, monkeypatch):
+    settings = local_copy.settings
+    days = [SCORE_DAY, SCORE_DAY + timedelta(days=1), SCORE_DAY + timedelta(days=2)]
+    for n, day in enumerate(days):
+        write_w1(settings, day, 30 + n, seed=n)
+    loads = []
+    original = Registry.champion
+    monkeypatch.setattr(Registry, "champion", lambda self: loads.append(1) or original(self))
+    summary = score(settings, days)
+    assert loads == [1] and summary.days == days and summary.rows == 30 + 31 + 32
 
 
 def test_missing_champion_and_missing_partition_are_clear_errors(empty_local, local_copy):
     write_w1(empty_local, SCORE_DAY, 10)
     with pytest.raises(NoChampion, match="no champion model"):
-        score_partition(SCORE_DAY, empty_local)
+        score(empty_local, [SCORE_DAY])
     with pytest.raises(PartitionNotFound, match="dt=2030-01-01"):
-        score_partition(date(2030, 1, 1), local_copy.settings)
+        score(local_copy.settings, [date(2030, 1, 1)])
 
 
 def _model_file(settings, version) -> Path:
@@ -120,8 +134,8 @@ def test_damaged_champion_fails_loudly_and_keeps_previous_predictions(local_copy
     settings = local_copy.settings
     version = local_copy.result["version"]
     write_w1(settings, SCORE_DAY, 60)
-    score_partition(SCORE_DAY, settings)
-    published = partition_path(settings.predictions_table_path(), SCORE_DAY)
+    score(settings, [SCORE_DAY])
+    published = partition_path(table_location("instances_w1_scored", settings), SCORE_DAY)
     before = {p.name: p.read_bytes() for p in Path(published).iterdir()}
 
     target = _model_file(settings, version)
@@ -144,12 +158,12 @@ def test_damaged_champion_fails_loudly_and_keeps_previous_predictions(local_copy
         expected = "missing"
     write_w1(settings, SCORE_DAY, 80, seed=99)  # new data arrives for the same day
     with pytest.raises(IntegrityError, match=expected) as info:
-        score_partition(SCORE_DAY, settings)
+        score(settings, [SCORE_DAY])
     assert version in str(info.value)
     assert {p.name: p.read_bytes() for p in Path(published).iterdir()} == before
     with pytest.raises(IntegrityError):
-        score_partition(SCORE_DAY + timedelta(days=1), settings)
-    assert list_partitions(settings.predictions_table_path(), settings) == [SCORE_DAY]
+        score(settings, [SCORE_DAY + timedelta(days=1)])
+    assert list_partitions(table_location("instances_w1_scored", settings), settings) == [SCORE_DAY]
 
 
 def test_registry_never_reads_pickles(local_copy):

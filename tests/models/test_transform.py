@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from churn.tools.synthetic import make_frame
 from models.transform import FeatureTransform, SchemaMismatch, feature_columns
-from tests.models.synthetic import make_frame
 
 
 @pytest.fixture(scope="module")

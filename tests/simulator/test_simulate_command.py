@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import os
 
-import typer
 from typer.testing import CliRunner
 
-from churn.settings import get_settings
-from churn.simulator import simulate_command
-
-app = typer.Typer()
-app.command("simulate")(simulate_command)
-app.command("noop")(lambda: None)  # two commands keep "simulate" a subcommand, as in churn.cli
+from churn.cli import app
+from churn.core.settings import Settings
 
 
 def test_simulate_command(warehouse, tmp_path):
@@ -22,7 +17,9 @@ def test_simulate_command(warehouse, tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "instances" in result.output and "conversion" in result.output
-    assert get_settings().warehouse == str(target)  # --warehouse switched the settings
+    assert (target / "raw" / "evaluations").exists()  # --warehouse chose where this command writes ...
+    assert Settings().warehouse == warehouse.warehouse and os.environ["CHURN_WAREHOUSE"] == warehouse.warehouse
+    assert not os.path.exists(os.path.join(warehouse.warehouse, "raw"))  # ... and nothing else changed
     assert sorted(os.listdir(target / "raw" / "events")) == ["dt=2026-02-02", "dt=2026-02-03", "dt=2026-02-04"]
 
     again = CliRunner().invoke(app, args)

@@ -13,10 +13,11 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from churn.contract import EVALUATIONS_SCHEMA, EVENTS_OPTIONAL, EVENTS_SCHEMA
-from churn.feature_config import load_feature_config
-from churn.settings import Settings
-from churn.simulator import simulate
+from churn.core.contract import EVALUATIONS_SCHEMA, EVENTS_OPTIONAL, EVENTS_SCHEMA
+from churn.core.feature_config import load_feature_config
+from churn.core.settings import Settings
+from churn.core.tables import table_location
+from churn.tools.simulator import simulate
 
 START, DAYS, PER_DAY, SEED = date(2026, 1, 5), 60, 40, 7
 END = START + timedelta(days=DAYS - 1)
@@ -36,7 +37,7 @@ def world(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def evaluations(world) -> pd.DataFrame:
-    return pq.read_table(world[0].evaluations_path).to_pandas()
+    return pq.read_table(table_location("evaluations", world[0])).to_pandas()
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def truth(world) -> pd.DataFrame:
 def events(world) -> pd.DataFrame:
     frames = []
     for dt in _all_days():
-        frame = pq.read_table(os.path.join(world[0].events_path, f"dt={dt}", "part-00000.parquet")).to_pandas()
+        frame = pq.read_table(os.path.join(table_location("events", world[0]), f"dt={dt}", "part-00000.parquet")).to_pandas()
         frames.append(frame.assign(dt=dt))
     return pd.concat(frames, ignore_index=True)
 
@@ -69,7 +70,7 @@ def _file_schema(path: str) -> pa.Schema:
 
 
 def test_evaluations_schema_is_the_contract_plus_extras(world):
-    schema = _file_schema(os.path.join(world[0].evaluations_path, "part-00000.parquet"))
+    schema = _file_schema(os.path.join(table_location("evaluations", world[0]), "part-00000.parquet"))
     assert list(schema)[:3] == list(EVALUATIONS_SCHEMA)  # names, types and nullability
     assert {"country", "company_size_band", "signup_channel"} <= set(schema.names[3:])
 
@@ -77,7 +78,7 @@ def test_evaluations_schema_is_the_contract_plus_extras(world):
 def test_events_schema_is_exactly_the_contract_in_every_partition(world):
     expected = pa.schema(list(EVENTS_SCHEMA) + list(EVENTS_OPTIONAL))
     for dt in _all_days():
-        schema = _file_schema(os.path.join(world[0].events_path, f"dt={dt}", "part-00000.parquet"))
+        schema = _file_schema(os.path.join(table_location("events", world[0]), f"dt={dt}", "part-00000.parquet"))
         assert schema.equals(expected), (dt, schema)
     assert expected.field("event_time").type == pa.timestamp("us", tz="UTC")
 
@@ -101,7 +102,7 @@ def test_instances_start_every_day_fewer_on_weekends(evaluations):
 
 
 def test_a_partition_for_every_day_and_dt_is_the_utc_date_of_event_time(world, events):
-    names = sorted(os.listdir(world[0].events_path))
+    names = sorted(os.listdir(table_location("events", world[0])))
     assert names == [f"dt={d}" for d in _all_days()]
     utc_date = events["event_time"].dt.tz_convert(None).to_numpy().astype("datetime64[D]")
     partition = pd.to_datetime(events["dt"], format="%Y-%m-%d").to_numpy().astype("datetime64[D]")
@@ -113,7 +114,7 @@ def test_a_day_without_events_is_an_empty_partition(tmp_path):
     summary = simulate(START, 3, 0, SEED, settings, progress=False)
     assert summary["instances"] == 0 and summary["events"] == 0
     for dt in _all_days(START, 3):
-        table = pq.read_table(os.path.join(settings.events_path, f"dt={dt}", "part-00000.parquet"))
+        table = pq.read_table(os.path.join(table_location("events", settings), f"dt={dt}", "part-00000.parquet"))
         assert table.num_rows == 0
         assert table.schema.remove_metadata().equals(pa.schema(list(EVENTS_SCHEMA) + list(EVENTS_OPTIONAL)))
 
@@ -233,11 +234,11 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
 def test_refuses_to_overwrite_unless_asked(tmp_path):
     settings = Settings(warehouse=str(tmp_path / "warehouse"))
     simulate(START, 4, 5, SEED, settings, progress=False)
-    with pytest.raises(FileExistsError, match=str(settings.evaluations_path)):
+    with pytest.raises(FileExistsError, match=str(table_location("evaluations", settings))):
         simulate(START, 2, 5, SEED, settings, progress=False)
     summary = simulate(START, 2, 5, SEED, settings, progress=False, overwrite=True)
     assert summary["days"] == 2
-    assert sorted(os.listdir(settings.events_path)) == [f"dt={d}" for d in _all_days(START, 2)]  # no stale days
+    assert sorted(os.listdir(table_location("events", settings))) == [f"dt={d}" for d in _all_days(START, 2)]  # no stale days
 
 
 def test_instances_and_events_are_sorted(events):

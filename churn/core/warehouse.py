@@ -17,13 +17,16 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from churn import storage
-from churn.settings import Settings, get_settings, join
+from churn.core import storage
+from churn.core.settings import Settings, join
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 MANIFEST = "_manifest.json"
@@ -52,7 +55,7 @@ def staging_path(table_path: str, run_id: str | None = None) -> str:
     return join(table_path, "_staging", run_id or uuid.uuid4().hex)
 
 
-def list_partitions(table_path: str, settings: Settings | None = None) -> list[date]:
+def list_partitions(table_path: str, settings: Settings) -> list[date]:
     """Published partitions (those with a manifest), oldest first."""
     out = []
     for name in storage.list_dir(table_path, settings):
@@ -62,7 +65,7 @@ def list_partitions(table_path: str, settings: Settings | None = None) -> list[d
 
 
 def write_partition(
-    table_path: str, dt: date | str, frame: pd.DataFrame | pa.Table, settings: Settings | None = None
+    table_path: str, dt: date | str, frame: pd.DataFrame | pa.Table, settings: Settings
 ) -> PublishedPartition:
     """Publish one partition from an in-memory frame (stage as a single Parquet file, then swap)."""
     table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
@@ -74,7 +77,7 @@ def write_partition(
 
 
 def publish_partition(
-    staged_dir: str, table_path: str, dt: date | str, settings: Settings | None = None
+    staged_dir: str, table_path: str, dt: date | str, settings: Settings
 ) -> PublishedPartition:
     """Swap a fully written staging folder in as partition ``dt`` of ``table_path``.
 
@@ -82,7 +85,6 @@ def publish_partition(
     leaves byte-identical files. If anything fails before the swap, the previous partition is
     untouched; the staging folder is removed in every case.
     """
-    settings = settings or get_settings()
     src_fs = storage.filesystem(staged_dir, settings)
     staged_files = sorted(
         p for p in src_fs.find(storage.strip_scheme(staged_dir)) if p.endswith(".parquet")
@@ -159,9 +161,10 @@ def _remove(path: str, settings: Settings) -> None:
         log.warning("could not remove staging folder %s", path)
 
 
-def read_partition(table_path: str, dt: date | str, settings: Settings | None = None) -> pd.DataFrame:
+def read_partition(table_path: str, dt: date | str, settings: Settings) -> pd.DataFrame:
     """Read one published partition (the files its manifest lists) into pandas, with a ``dt`` column."""
-    settings = settings or get_settings()
+    import pandas as pd
+
     final = partition_path(table_path, dt)
     manifest_path = join(final, MANIFEST)
     if not storage.exists(manifest_path, settings):
@@ -178,9 +181,11 @@ def read_partition(table_path: str, dt: date | str, settings: Settings | None = 
 
 
 def read_partitions(
-    table_path: str, dates: list[date], settings: Settings | None = None, missing_ok: bool = True
+    table_path: str, dates: list[date], settings: Settings, missing_ok: bool = True
 ) -> pd.DataFrame:
     """Concatenate several partitions; missing ones are skipped (and logged) unless ``missing_ok`` is False."""
+    import pandas as pd
+
     frames = []
     for dt in dates:
         try:

@@ -1,21 +1,26 @@
 """One typed settings object for the whole system.
 
 Every field can be set as an environment variable with the ``CHURN_`` prefix (``CHURN_WAREHOUSE``,
-``CHURN_LABEL_WINDOW_DAYS`` …) or in a ``.env`` file. The deployment (``local`` or ``aws``) only
-changes where data lives and which engine runs, never what is computed.
+``CHURN_LABEL_WINDOW_DAYS`` …) or in the project's ``.env`` file (:data:`ENV_FILE`, an absolute path:
+the same file for a shell, a test and an Airflow worker, whatever their working directory).
+Environment variables win over ``.env``. The deployment (``local`` or ``aws``) only changes where
+data lives and which engine runs, never what is computed.
+
+There is no global instance: each entry point (a CLI command, a DAG task, a benchmark) builds one
+``Settings()`` and passes it down, so nothing changes settings behind another caller's back.
 """
 
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+ENV_FILE = PROJECT_ROOT / ".env"
 SQL_DIR = PROJECT_ROOT / "sql"
 DEFAULT_FEATURE_CONFIG = SQL_DIR / "features" / "feature_config.yaml"
 
@@ -23,7 +28,7 @@ DEFAULT_FEATURE_CONFIG = SQL_DIR / "features" / "feature_config.yaml"
 class Settings(BaseSettings):
     """Where data lives, how features are windowed, and how models are chosen."""
 
-    model_config = SettingsConfigDict(env_prefix="CHURN_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CHURN_", env_file=ENV_FILE, extra="ignore")
 
     deployment: Literal["local", "aws"] = Field("local", description="local folder + local Spark, or S3 + EMR")
     warehouse: str = Field("warehouse", description="root of every table: a folder or s3://bucket/prefix")
@@ -41,6 +46,9 @@ class Settings(BaseSettings):
     seed: int = Field(27, description="random seed for simulation and training")
     s3_endpoint_url: str | None = Field(None, description="S3 API endpoint (MinIO / moto); empty for AWS")
     aws_region: str = Field("us-east-1", description="AWS region for S3, Glue and Athena")
+    feature_engine: Literal["spark", "duckdb"] = Field(
+        "spark", description="engine of the feature job: spark (clusters, EMR) or duckdb (one machine, no Java)"
+    )
     spark_master: str = Field("local[2]", description="Spark master URL for in-process runs")
     spark_shuffle_partitions: int = Field(4, ge=1, description="spark.sql.shuffle.partitions")
     athena_database: str = Field("churn", description="Glue/Athena database of the output tables")
@@ -52,13 +60,22 @@ class Settings(BaseSettings):
     )
     emr_application_id: str | None = Field(None, description="EMR Serverless application id (spark_runner=emr_serverless)")
     emr_execution_role_arn: str | None = Field(None, description="IAM role EMR Serverless jobs run as")
+    emr_entry_point: str | None = Field(
+        None, description="s3:// path of etl_jobs/build_features.py for EMR jobs (default {warehouse}/code/build_features.py)"
+    )
+    emr_spark_submit_parameters: str = Field(
+        "", description="extra spark-submit parameters of EMR jobs, e.g. --conf spark.archives=s3://…/churn.tar.gz#environment"
+    )
     monitoring_psi_alert: float = Field(0.25, gt=0, description="a feature or score PSI above this raises a drift alert")
     monitoring_auc_drop_alert: float = Field(
         0.05, ge=0, description="realised AUC this far below the model's validation AUC raises an alert"
     )
     alert_callback: str | None = Field(
-        None, description="module:function called with the Airflow context when a task fails (default: log only)"
+        None,
+        description="module:function called with the Airflow context when a task fails, and with "
+        "{'monitoring_alerts': [...]} when monitoring raises alerts (default: log only)",
     )
+    airflow_port: int = Field(8080, ge=1, le=65535, description="port of the local Airflow UI (make airflow, make demo)")
 
     @field_validator("warehouse")
     @classmethod
@@ -70,23 +87,6 @@ class Settings(BaseSettings):
     @property
     def is_remote(self) -> bool:
         return self.warehouse.startswith("s3://")
-
-    @property
-    def evaluations_path(self) -> str:
-        return self.raw_evaluations or join(self.warehouse, "raw", "evaluations")
-
-    @property
-    def events_path(self) -> str:
-        return self.raw_events or join(self.warehouse, "raw", "events")
-
-    def feature_table_path(self, table: str) -> str:
-        return join(self.warehouse, "features", table)
-
-    def predictions_table_path(self, table: str = "instances_w1_scored") -> str:
-        return join(self.warehouse, "predictions", table)
-
-    def monitoring_table_path(self, table: str) -> str:
-        return join(self.warehouse, "monitoring", table)
 
     @property
     def models_path(self) -> str:
@@ -105,16 +105,6 @@ def join(root: str, *parts: str) -> str:
     return os.path.join(root, *parts)
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()
-
-
-def reset_settings_cache() -> None:
-    """Tests and CLIs that change CHURN_* variables call this to re-read them."""
-    get_settings.cache_clear()
-
-
 def settings_table_markdown() -> str:
     """The docs' table of every setting, generated from the fields so it cannot drift."""
     lines = ["| environment variable | default | meaning |", "| --- | --- | --- |"]
@@ -122,10 +112,10 @@ def settings_table_markdown() -> str:
         default = field.default
         if name == "feature_config":
             default = "sql/features/feature_config.yaml"
-        shown = "" if default is None else f"`{default}`"
+        shown = "" if default in (None, "") else f"`{default}`"
         lines.append(f"| `CHURN_{name.upper()}` | {shown} | {field.description or ''} |")
     return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
-    print(settings_table_markdown(), end="")
+    print(settings_table_markdown(), end="")  # python -m churn.core.settings

@@ -32,9 +32,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import typer
 
-from churn import storage
-from churn.contract import EVALUATIONS_SCHEMA, EVENTS_OPTIONAL, EVENTS_SCHEMA
-from churn.settings import Settings, get_settings, join
+from churn.core import storage
+from churn.core.contract import EVALUATIONS_SCHEMA, EVENTS_OPTIONAL, EVENTS_SCHEMA
+from churn.core.settings import Settings, join
+from churn.core.tables import table_location
 
 log = logging.getLogger(__name__)
 
@@ -361,7 +362,7 @@ def _truth_table(world: World) -> pa.Table:
 
 
 def _existing_raw(settings: Settings) -> list[str]:
-    return [p for p in (settings.evaluations_path, settings.events_path) if storage.list_dir(p, settings)]
+    return [p for p in (table_location("evaluations", settings), table_location("events", settings)) if storage.list_dir(p, settings)]
 
 
 def _remove_tree(path: str, settings: Settings) -> None:
@@ -376,7 +377,7 @@ def simulate(
     days: int,
     instances_per_day: int,
     seed: int,
-    settings: Settings | None = None,
+    settings: Settings,
     progress: bool = True,
     overwrite: bool = False,
 ) -> dict:
@@ -387,14 +388,13 @@ def simulate(
     """
     if days < 1 or instances_per_day < 0:
         raise ValueError("days must be >= 1 and instances_per_day >= 0")
-    settings = settings or get_settings()
     existing = _existing_raw(settings)
     if existing and not overwrite:
         raise FileExistsError(
             f"raw data already exists at {', '.join(existing)}; refusing to overwrite it "
             "(use --overwrite / overwrite=True to replace the raw dataset)"
         )
-    for path in (settings.evaluations_path, settings.events_path, settings.truth_path):
+    for path in (table_location("evaluations", settings), table_location("events", settings), settings.truth_path):
         _remove_tree(path, settings)
 
     began = time.perf_counter()
@@ -405,13 +405,13 @@ def simulate(
         for d in range(days):
             cols = _day_events(world, d, seed)
             table, w1 = _events_table(world, cols, _rng(seed, 2, d), world_end_us)
-            path = join(settings.events_path, f"dt={(start + timedelta(days=d)).isoformat()}", "part-00000.parquet")
+            path = join(table_location("events", settings), f"dt={(start + timedelta(days=d)).isoformat()}", "part-00000.parquet")
             storage.write_bytes(path, _parquet_bytes(table), settings)
             events += table.num_rows
             week1_events += w1
             advance()
     evaluations = _evaluations_table(world)
-    storage.write_bytes(join(settings.evaluations_path, "part-00000.parquet"), _parquet_bytes(evaluations), settings)
+    storage.write_bytes(join(table_location("evaluations", settings), "part-00000.parquet"), _parquet_bytes(evaluations), settings)
     storage.write_bytes(join(settings.truth_path, "part-00000.parquet"), _parquet_bytes(_truth_table(world)), settings)
 
     known = evaluations.num_rows - evaluations.column("converted_date").null_count
@@ -428,8 +428,8 @@ def simulate(
         "conversion_rate_known": round(known / max(world.n, 1), 4),
         "conversion_rate_true": round(float(world.converts.mean()) if world.n else 0.0, 4),
         "conversion_rate_observed_cohorts": round(float(world.converts[observed].mean()), 4) if observed.any() else None,
-        "evaluations_path": settings.evaluations_path,
-        "events_path": settings.events_path,
+        "evaluations_path": table_location("evaluations", settings),
+        "events_path": table_location("events", settings),
         "truth_path": settings.truth_path,
         "seconds": round(time.perf_counter() - began, 1),
     }
@@ -453,23 +453,19 @@ def _progress(enabled: bool, days: int) -> Iterator[Callable[[], None]]:
 # ---- command line -----------------------------------------------------------------------------
 
 def simulate_command(
+    ctx: typer.Context,
     start: str = typer.Option(None, "--start", help="first eval start day YYYY-MM-DD (default: the world ends today, UTC)"),
     days: int = typer.Option(120, "--days", min=1, help="number of days simulated"),
     instances_per_day: int = typer.Option(200, "--instances-per-day", min=0, help="mean new evaluations per day"),
     seed: int = typer.Option(None, "--seed", help="random seed (default: setting CHURN_SEED)"),
-    warehouse: str = typer.Option(None, "--warehouse", help="warehouse root (sets CHURN_WAREHOUSE)"),
+    warehouse: str = typer.Option(None, "--warehouse", help="warehouse root for this command (default: CHURN_WAREHOUSE)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing raw dataset"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
 ) -> None:
     """Simulate trials of a Jira-like product and write the raw evaluations and events tables."""
-    import os
-
-    from churn.settings import reset_settings_cache
-
-    if warehouse:
-        os.environ["CHURN_WAREHOUSE"] = warehouse
-        reset_settings_cache()
-    settings = get_settings()
+    settings: Settings = ctx.obj
+    if warehouse:  # this command only: a copy of the settings, never the process environment
+        settings = Settings(**{**settings.model_dump(), "warehouse": warehouse})
     today = datetime.now(UTC).date()
     first = date.fromisoformat(start) if start else today - timedelta(days=days - 1)
     try:

@@ -11,12 +11,11 @@ import posixpath
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from churn.settings import Settings, get_settings
+from churn.core.settings import Settings
 
 
-def filesystem(path: str, settings: Settings | None = None) -> fsspec.AbstractFileSystem:
+def filesystem(path: str, settings: Settings) -> fsspec.AbstractFileSystem:
     """The fsspec filesystem that holds ``path``."""
-    settings = settings or get_settings()
     if path.startswith("s3://"):
         client_kwargs = {"region_name": settings.aws_region}
         if settings.s3_endpoint_url:
@@ -37,15 +36,15 @@ def with_scheme(original: str, bare: str) -> str:
     return bare
 
 
-def exists(path: str, settings: Settings | None = None) -> bool:
+def exists(path: str, settings: Settings) -> bool:
     return filesystem(path, settings).exists(strip_scheme(path))
 
 
-def read_bytes(path: str, settings: Settings | None = None) -> bytes:
+def read_bytes(path: str, settings: Settings) -> bytes:
     return filesystem(path, settings).cat_file(strip_scheme(path))
 
 
-def write_bytes(path: str, data: bytes, settings: Settings | None = None) -> None:
+def write_bytes(path: str, data: bytes, settings: Settings) -> None:
     fs = filesystem(path, settings)
     bare = strip_scheme(path)
     if isinstance(fs, LocalFileSystem):
@@ -53,7 +52,7 @@ def write_bytes(path: str, data: bytes, settings: Settings | None = None) -> Non
     fs.pipe_file(bare, data)
 
 
-def list_dir(path: str, settings: Settings | None = None) -> list[str]:
+def list_dir(path: str, settings: Settings) -> list[str]:
     """Names (not paths) directly under ``path``; empty if it does not exist."""
     fs = filesystem(path, settings)
     bare = strip_scheme(path)

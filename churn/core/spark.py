@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from churn.settings import Settings, get_settings
+from churn.core.settings import Settings
 
 
 def spark_uri(path: str) -> str:
@@ -12,11 +12,10 @@ def spark_uri(path: str) -> str:
     return "s3a://" + path[len("s3://") :] if path.startswith("s3://") else path
 
 
-def get_spark(app_name: str, settings: Settings | None = None):
+def get_spark(app_name: str, settings: Settings):
     """Return the active session (under spark-submit) or start a local one from the settings."""
     from pyspark.sql import SparkSession
 
-    settings = settings or get_settings()
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # never bind or advertise a public interface
     builder = (
         SparkSession.builder.appName(app_name)

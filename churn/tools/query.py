@@ -1,6 +1,6 @@
 """`churn query "<Athena SQL>"`: run Athena SQL on the local (or S3) warehouse with DuckDB.
 
-Every table of ``sql/athena/`` becomes a DuckDB view, in the main schema and in a schema named
+Every table of the registry (``churn.core.tables``) becomes a DuckDB view, in the main schema and in a schema named
 after the Athena database (so ``instances_w1`` and ``churn.instances_w1`` both work). A view reads
 only published data: for our own tables (features, predictions) the files each partition's
 ``_manifest.json`` lists, for raw tables (written by producers that write no manifest) every
@@ -17,20 +17,19 @@ import re
 import sys
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
-from typing import Annotated
-from urllib.parse import urlparse
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 
-from churn import storage
-from churn.catalog import PARTITIONED_TABLES, TABLE_LOCATIONS
-from churn.settings import Settings, get_settings
-from churn.warehouse import MANIFEST
+from churn.core import storage
+from churn.core.duck import DuckDBSetupError, connect, quote
+from churn.core.settings import Settings
+from churn.core.tables import TABLES
 
-# Our own tables are published atomically with a manifest; a dt folder without one is in flight.
-MANIFEST_TABLES = {"instances_w1", "instances_modeling", "instances_w1_scored", "model_performance", "feature_drift"}
+if TYPE_CHECKING:
+    import pandas as pd
+from churn.core.warehouse import MANIFEST
+
 _DT_FOLDER = re.compile(r"^dt=\d{4}-\d{2}-\d{2}$")
 IGNORED_CATALOGS = {"", "awsdatacatalog"}
 
@@ -58,7 +57,7 @@ class TableData:
 
 def table_data(table: str, settings: Settings) -> TableData:
     """The Parquet files (full paths/URIs) a view of ``table`` reads, and its partition count."""
-    root = TABLE_LOCATIONS[table](settings).rstrip("/")
+    root = TABLES[table].location(settings)
     fs = storage.filesystem(root, settings)
     bare_root = storage.strip_scheme(root).rstrip("/")
     if not fs.exists(bare_root):
@@ -68,7 +67,7 @@ def table_data(table: str, settings: Settings) -> TableData:
         relative = path[len(bare_root) :].strip("/")
         folder, _, name = relative.rpartition("/")
         by_folder.setdefault(folder, []).append(name)
-    partitioned = table in PARTITIONED_TABLES
+    partitioned = TABLES[table].partitioned
     files, partitions = [], 0
     for folder in sorted(by_folder):
         if partitioned and not _DT_FOLDER.match(folder):
@@ -80,7 +79,7 @@ def table_data(table: str, settings: Settings) -> TableData:
         if MANIFEST in names:
             manifest = json.loads(fs.cat_file(posixpath.join(base, MANIFEST)))
             chosen = list(manifest["files"])
-        elif table in MANIFEST_TABLES:
+        elif TABLES[table].published:  # our own tables: a dt folder without a manifest is in flight
             continue  # not published (yet)
         else:
             chosen = sorted(n for n in names if n.endswith(".parquet") and not n.startswith(("_", ".")))
@@ -96,62 +95,16 @@ def table_data(table: str, settings: Settings) -> TableData:
 
 
 def _quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+    return quote(value)
 
 
 def _ident(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
 
 
-def httpfs_extension_path() -> Path | None:
-    """The httpfs binary shipped by the ``duckdb-extension-httpfs`` wheel (loads offline)."""
-    import duckdb
-
-    try:
-        import duckdb_extension_httpfs
-    except ImportError:
-        return None
-    path = (
-        Path(duckdb_extension_httpfs.__file__).parent
-        / "extensions"
-        / f"v{duckdb.__version__}"
-        / "httpfs.duckdb_extension"
-    )
-    return path if path.exists() else None
-
-
-def _configure_s3(con, settings: Settings) -> None:
-    import boto3
-    import duckdb
-
-    con.execute("SET autoinstall_known_extensions = false")  # never reach for the network
-    path = httpfs_extension_path()
-    try:
-        con.execute(f"LOAD {_quote(str(path))}" if path else "LOAD httpfs")
-    except duckdb.Error as error:
-        raise QueryError(
-            f"cannot load DuckDB's httpfs extension for s3:// ({_first_line(error)}); "
-            f"install duckdb-extension-httpfs=={duckdb.__version__}"
-        ) from None
-    options = {"TYPE": "s3", "REGION": _quote(settings.aws_region)}
-    credentials = boto3.Session(region_name=settings.aws_region).get_credentials()
-    if credentials is not None:
-        frozen = credentials.get_frozen_credentials()
-        options["KEY_ID"] = _quote(frozen.access_key)
-        options["SECRET"] = _quote(frozen.secret_key)
-        if frozen.token:
-            options["SESSION_TOKEN"] = _quote(frozen.token)
-    if settings.s3_endpoint_url:
-        endpoint = urlparse(settings.s3_endpoint_url)
-        options["ENDPOINT"] = _quote(endpoint.netloc or endpoint.path)
-        options["USE_SSL"] = "true" if endpoint.scheme == "https" else "false"
-        options["URL_STYLE"] = _quote("path")
-    con.execute("CREATE OR REPLACE SECRET churn_s3 (" + ", ".join(f"{k} {v}" for k, v in options.items()) + ")")
-
-
 def _view_sql(data: TableData) -> str:
     files = "[" + ", ".join(_quote(f) for f in data.files) + "]"
-    if data.name in PARTITIONED_TABLES:
+    if TABLES[data.name].partitioned:
         return (
             f"SELECT * FROM read_parquet({files}, hive_partitioning = true, "
             "hive_types = {'dt': VARCHAR}, union_by_name = true)"
@@ -201,7 +154,7 @@ def _referenced_tables(statement, settings: Settings) -> list[str]:
         name, db, catalog = table.name.lower(), table.db.lower(), table.catalog.lower()
         if not name or (not db and name in cte_names):
             continue
-        if name in TABLE_LOCATIONS and db in ("", database) and catalog in IGNORED_CATALOGS:
+        if name in TABLES and db in ("", database) and catalog in IGNORED_CATALOGS:
             if name not in found:
                 found.append(name)
         else:
@@ -213,11 +166,11 @@ def _referenced_tables(statement, settings: Settings) -> list[str]:
 
 def _available(settings: Settings) -> str:
     parts = []
-    for name in sorted(TABLE_LOCATIONS):
+    for name in sorted(TABLES):
         data = table_data(name, settings)
         if data.empty:
             state = "no data yet"
-        elif name in PARTITIONED_TABLES:
+        elif TABLES[name].partitioned:
             state = f"{data.partitions} partition{'s' if data.partitions != 1 else ''}"
         else:
             state = f"{len(data.files)} file{'s' if len(data.files) != 1 else ''}"
@@ -244,11 +197,10 @@ def to_duckdb(sql: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def run_query(sql: str, settings: Settings | None = None) -> pd.DataFrame:
+def run_query(sql: str, settings: Settings) -> pd.DataFrame:
     """Run one Athena SQL query on the warehouse and return the result as a pandas DataFrame."""
     import duckdb
 
-    settings = settings or get_settings()
     statement = _parse(sql)
     tables = _referenced_tables(statement, settings)
     data = {name: table_data(name, settings) for name in tables}
@@ -256,18 +208,15 @@ def run_query(sql: str, settings: Settings | None = None) -> pd.DataFrame:
     if empty:
         described = "; ".join(
             f"{settings.athena_database}.{d.name} has no published "
-            f"{'partitions' if d.name in PARTITIONED_TABLES else 'files'} under {d.root} (view omitted)"
+            f"{'partitions' if TABLES[d.name].partitioned else 'files'} under {d.root} (view omitted)"
             for d in empty
         )
         raise QueryError(f"{described}; {_available(settings)}")
-    con = duckdb.connect(":memory:")
     try:
-        try:
-            con.execute("SET TimeZone = 'UTC'")  # Athena shows timestamps in UTC
-        except duckdb.Error:
-            pass
-        if any(d.root.startswith("s3://") for d in data.values()):
-            _configure_s3(con, settings)
+        con = connect(settings, s3=any(d.root.startswith("s3://") for d in data.values()))
+    except DuckDBSetupError as error:
+        raise QueryError(str(error)) from None
+    try:
         schema = settings.athena_database
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(schema)}")
         for d in data.values():
@@ -296,6 +245,8 @@ class OutputFormat(StrEnum):
 
 
 def _cell(value) -> str:
+    import pandas as pd
+
     if value is None or (not isinstance(value, list | dict | tuple) and pd.isna(value)):
         return "NULL"
     if isinstance(value, float):
@@ -304,6 +255,8 @@ def _cell(value) -> str:
 
 
 def _json_value(value):
+    import pandas as pd
+
     if isinstance(value, list | dict | tuple):
         return value
     if value is None or pd.isna(value):
@@ -316,6 +269,8 @@ def _json_value(value):
 
 
 def print_frame(frame: pd.DataFrame, max_rows: int = 50, fmt: OutputFormat = OutputFormat.table) -> None:
+    import pandas as pd
+
     if fmt is OutputFormat.csv:
         frame.to_csv(sys.stdout, index=False)
         return
@@ -342,6 +297,7 @@ def print_frame(frame: pd.DataFrame, max_rows: int = 50, fmt: OutputFormat = Out
 
 
 def query_command(
+    ctx: typer.Context,
     sql: Annotated[str, typer.Argument(help='one Athena SQL query, e.g. "SELECT count(*) FROM churn.instances_w1"')],
     max_rows: Annotated[int, typer.Option("--max-rows", min=1, help="rows shown in the table format")] = 50,
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="table, csv or json")] = OutputFormat.table,
@@ -349,7 +305,7 @@ def query_command(
     """Run Athena SQL on the warehouse with DuckDB (tables: instances_w1, instances_modeling,
     instances_w1_scored, evaluations, events; also as <athena_database>.<table>)."""
     try:
-        frame = run_query(sql, get_settings())
+        frame = run_query(sql, ctx.obj)
     except QueryError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None

@@ -5,9 +5,9 @@ password file); the metadata DB is the PostgreSQL database ``churn_airflow`` on 
 created when missing. The processes run in their own process groups (``setsid``) so that stopping
 them also stops the LocalExecutor workers and the Spark JVMs their tasks started.
 
-    python -m churn.airflow_local serve              # UI on http://127.0.0.1:8080, Ctrl-C stops it
-    eval "$(python -m churn.airflow_local env)"      # then `airflow backfill create …` hits the same DB
-    python -m churn.airflow_local airflow dags list  # same, for one command
+    python -m churn.tools.airflow_local serve              # UI on http://127.0.0.1:8080, Ctrl-C stops it
+    eval "$(python -m churn.tools.airflow_local env)"      # then `airflow backfill create …` hits the same DB
+    python -m churn.tools.airflow_local airflow dags list  # same, for one command
 """
 
 from __future__ import annotations
@@ -27,11 +27,10 @@ from pathlib import Path
 
 import typer
 
-from churn.settings import PROJECT_ROOT
+from churn.core.settings import PROJECT_ROOT
 
 DEFAULT_HOME = PROJECT_ROOT / ".airflow"
 DEFAULT_DATABASE = "churn_airflow"
-DEFAULT_PORT = 8080
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 COMPONENTS = ("scheduler", "dag-processor", "api-server")
 # Local only: every process must share the JWT secret, or tasks cannot call the execution API.
@@ -65,7 +64,7 @@ class LocalAirflow:
 
     home: Path = DEFAULT_HOME
     database: str = DEFAULT_DATABASE
-    port: int = DEFAULT_PORT
+    port: int = 8080
     dags_folder: Path = PROJECT_ROOT / "dags"
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
@@ -131,9 +130,9 @@ class LocalAirflow:
             }
         )
         # Tasks resolve CHURN_WAREHOUSE against their working directory: pin it to an absolute path.
-        from churn.settings import get_settings
+        from churn.core.settings import Settings
 
-        env.setdefault("CHURN_WAREHOUSE", get_settings().warehouse)
+        env.setdefault("CHURN_WAREHOUSE", Settings().warehouse)
         env.update(self.extra_env)
         return env
 
@@ -364,11 +363,13 @@ app = typer.Typer(
 
 
 def _port_option() -> int:
-    return int(os.environ.get("CHURN_AIRFLOW_PORT", DEFAULT_PORT))
+    from churn.core.settings import Settings
+
+    return Settings().airflow_port
 
 
 @app.command()
-def serve(port: int = typer.Option(None, help="api-server port (default $CHURN_AIRFLOW_PORT or 8080)")) -> None:
+def serve(port: int = typer.Option(None, help="api-server port (default: setting CHURN_AIRFLOW_PORT, 8080)")) -> None:
     """Start scheduler, dag-processor and api-server; print the URL and login; Ctrl-C stops them."""
     local = LocalAirflow(port=port or _port_option())
     print(
@@ -379,7 +380,7 @@ def serve(port: int = typer.Option(None, help="api-server port (default $CHURN_A
             print(f"\nAirflow UI: {local.url}")
             print(f"log in as '{ADMIN_USER}' with password '{local.admin_password()}' (from {local.password_file})")
             print("DAGs: churn_features, churn_retrain, churn_scoring, churn_monitoring; process logs: .airflow/logs/*.out")
-            print('other shell, same installation: eval "$(python -m churn.airflow_local env)"; airflow dags list')
+            print('other shell, same installation: eval "$(python -m churn.tools.airflow_local env)"; airflow dags list')
             paused = _paused_dags(local)
             if paused:
                 print(
@@ -415,7 +416,7 @@ def _paused_dags(local: LocalAirflow, timeout: float = 60) -> list[str]:
 
 
 @app.command()
-def env(port: int = typer.Option(None, help="api-server port (default $CHURN_AIRFLOW_PORT or 8080)")) -> None:
+def env(port: int = typer.Option(None, help="api-server port (default: setting CHURN_AIRFLOW_PORT, 8080)")) -> None:
     """Print `export` lines that point the `airflow` CLI at this installation."""
     import shlex
 

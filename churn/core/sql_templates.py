@@ -10,7 +10,7 @@ from pathlib import Path
 
 import jinja2
 
-from churn.settings import SQL_DIR
+from churn.core.settings import SQL_DIR
 
 
 def sql_list(values) -> str:

@@ -9,8 +9,6 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from models.registry import Registry, RegistryError
-
 app = typer.Typer(help="Model registry: versions, champion / challenger, promotion history.", no_args_is_help=True)
 
 
@@ -18,15 +16,23 @@ def console(stderr: bool = False) -> Console:
     return Console(stderr=stderr)  # per call: picks up the terminal width (COLUMNS) of this invocation
 
 
-def _registry() -> Registry:
-    return Registry()
+def _registry(ctx: typer.Context):
+    from models.registry import Registry
+
+    return Registry(ctx.obj)
 
 
-def _resolve(registry: Registry, version: str) -> str:
+def _registry_error() -> type[Exception]:
+    from models.registry import RegistryError
+
+    return RegistryError
+
+
+def _resolve(registry, version: str) -> str:
     if version in ("champion", "challenger"):
         record = registry.alias(version)
         if record is None:
-            raise RegistryError(f"no {version} under {registry.root}")
+            raise _registry_error()(f"no {version} under {registry.root}")
         return record["version"]
     return version
 
@@ -37,9 +43,9 @@ def _fail(exc: Exception) -> None:
 
 
 @app.command("list")
-def list_command() -> None:
+def list_command(ctx: typer.Context) -> None:
     """Every registered version with its validation metrics and aliases."""
-    registry = _registry()
+    registry = _registry(ctx)
     aliases = {name: (registry.alias(name) or {}).get("version") for name in ("champion", "challenger")}
     table = Table(title=f"models at {registry.root}", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("version", "alias", "model", "rows", "AUC", "logloss"):  # fits 80 columns; more in `show`
@@ -48,7 +54,7 @@ def list_command() -> None:
         alias = ", ".join(name for name, v in aliases.items() if v == version)
         try:
             meta = registry.metadata(version)
-        except RegistryError as exc:
+        except _registry_error() as exc:
             table.add_row(version, alias, f"damaged: {exc}", "", "", "")
             continue
         m = meta.get("metrics", {})
@@ -59,15 +65,16 @@ def list_command() -> None:
 
 @app.command("show")
 def show_command(
+    ctx: typer.Context,
     version: str = typer.Argument("champion", help="a version id, 'champion' or 'challenger'"),
     verify: bool = typer.Option(True, help="check the sha256 of every artifact"),
 ) -> None:
     """Metadata of one version (training window, rows, metrics, features, checksums)."""
-    registry = _registry()
+    registry = _registry(ctx)
     try:
         version = _resolve(registry, version)
         meta = registry.verify(version) if verify else registry.metadata(version)
-    except RegistryError as exc:
+    except _registry_error() as exc:
         _fail(exc)
     shown = {k: meta[k] for k in ("version", "run_date", "candidate", "kind", "training_window", "rows", "label_rate",
                                   "metrics", "threshold", "calibration", "decision", "data_fingerprint",
@@ -81,37 +88,39 @@ def show_command(
 
 @app.command("promote")
 def promote_command(
+    ctx: typer.Context,
     version: str = typer.Argument(..., help="version id (or 'challenger') to make champion"),
     reason: str = typer.Option("manual promotion", help="recorded in the history"),
 ) -> None:
     """Make a version champion by hand (its artifacts are verified first)."""
-    registry = _registry()
+    registry = _registry(ctx)
     try:
         event = registry.promote(_resolve(registry, version), reason)
-    except RegistryError as exc:
+    except _registry_error() as exc:
         _fail(exc)
     console().print(f"champion is now {event['version']} (was {event['previous_champion']})")
 
 
 @app.command("rollback")
 def rollback_command(
+    ctx: typer.Context,
     to: str = typer.Option(None, "--to", help="version to restore; default: the champion before the current one"),
 ) -> None:
     """Restore the previous champion (or a given version)."""
-    registry = _registry()
+    registry = _registry(ctx)
     try:
         event = registry.rollback(to)
-    except RegistryError as exc:
+    except _registry_error() as exc:
         _fail(exc)
     console().print(f"champion is now {event['version']} (rolled back from {event['previous_champion']})")
 
 
 @app.command("history")
-def history_command() -> None:
+def history_command(ctx: typer.Context) -> None:
     """The append-only log of promotions, challengers and rollbacks."""
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("at", "event", "version", "previous", "reason"):
         table.add_column(column, no_wrap=column != "reason", overflow="fold")
-    for e in _registry().history():
+    for e in _registry(ctx).history():
         table.add_row(e["at"][:19], e["event"], e["version"], e.get("previous_champion") or "", e.get("reason", ""))
     console().print(table)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from churn.settings import Settings, get_settings
+from churn.core.settings import Settings
 
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -76,8 +76,8 @@ class FeatureConfig:
         return KEY_COLUMNS + label + self.feature_columns()
 
 
-def load_feature_config(settings: Settings | None = None, path: str | Path | None = None) -> FeatureConfig:
-    path = Path(path or (settings or get_settings()).feature_config)
+def load_feature_config(settings: Settings, path: str | Path | None = None) -> FeatureConfig:
+    path = Path(path or settings.feature_config)
     if not path.exists():
         raise FeatureConfigError(f"feature configuration {path} does not exist (setting CHURN_FEATURE_CONFIG)")
     raw = yaml.safe_load(path.read_text()) or {}

@@ -12,9 +12,10 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from churn.feature_config import DERIVED_FEATURES, load_feature_config
-from churn.settings import Settings
-from churn.warehouse import write_partition
+from churn.core.feature_config import DERIVED_FEATURES, load_feature_config
+from churn.core.settings import Settings
+from churn.core.tables import table_location
+from churn.core.warehouse import write_partition
 
 COUNT_MEANS = {  # mean count at average engagement, and how strongly engagement scales it
     "number_of_projects": (0.6, 0.5), "number_of_issues": (5.0, 0.8), "number_of_invites": (0.8, 0.6),
@@ -90,7 +91,7 @@ def write_modeling(settings: Settings, run_date: date, per_day: int, seed: int =
         frame, p = make_frame(dt - timedelta(days=settings.label_window_days), per_day, rng)
         if shuffle_labels:
             frame["retained"] = rng.permutation(frame["retained"].to_numpy())
-        write_partition(settings.feature_table_path("instances_modeling"), dt, frame, settings)
+        write_partition(table_location("instances_modeling", settings), dt, frame, settings)
         frames.append(frame.assign(true_p=p))
     return pd.concat(frames, ignore_index=True)
 
@@ -99,5 +100,5 @@ def write_w1(settings: Settings, ds: date, per_day: int, seed: int = 2) -> pd.Da
     """Publish instances_w1 dt=ds (cohort eval_start_date = ds - first_week_days)."""
     rng = np.random.default_rng(seed)
     frame, _ = make_frame(ds - timedelta(days=settings.first_week_days), per_day, rng, label=False, id_prefix="w")
-    write_partition(settings.feature_table_path("instances_w1"), ds, frame, settings)
+    write_partition(table_location("instances_w1", settings), ds, frame, settings)
     return frame

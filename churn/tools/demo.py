@@ -1,7 +1,7 @@
 """`churn demo`: simulate ~120 days of trials and run the whole system through the Airflow DAGs.
 
 Nothing runs beside Airflow: a local scheduler, dag-processor and api-server (PostgreSQL metadata DB,
-see ``churn.airflow_local``) run the real DAGs —
+see ``churn.tools.airflow_local``) run the real DAGs —
 
 1. ``churn_features`` triggered with params ``{"start", "end"}`` for the older half of the history
    (one Spark run), then ``churn_retrain`` for the next day: the first champion;
@@ -21,13 +21,15 @@ and Ctrl-C.
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import typer
+
+from churn.core.settings import Settings
+from churn.core.tables import FEATURE_DRIFT, MODEL_PERFORMANCE, PREDICTIONS
 
 DAG_IDS = ("churn_features", "churn_retrain", "churn_scoring", "churn_monitoring")
 DEMO_TABLE_FOLDERS = ("raw", "features", "predictions", "models", "simulation", "monitoring")
@@ -132,14 +134,12 @@ class DagRunner:
         return f"{dag_id} run {run_id} failed (tasks {failed}); task logs under {logs}"
 
 
-def run_demo(days: int, instances_per_day: int, backfill_days: int, port: int, fresh: bool) -> dict:
-    from churn.airflow_local import LocalAirflow, free_port
-    from churn.orchestration import days as days_between
-    from churn.settings import get_settings, reset_settings_cache
-    from churn.simulator import simulate
+def run_demo(settings: Settings, days: int, instances_per_day: int, backfill_days: int, port: int, fresh: bool) -> dict:
+    from churn.core.dates import days as days_between
+    from churn.tools.airflow_local import LocalAirflow, free_port
+    from churn.tools.simulator import simulate
 
     say = Progress()
-    settings = get_settings()
     if settings.deployment != "local" or settings.is_remote:
         raise typer.BadParameter("the demo runs on a local warehouse (CHURN_DEPLOYMENT=local, a folder)")
     label_days = settings.label_window_days
@@ -198,8 +198,7 @@ def run_demo(days: int, instances_per_day: int, backfill_days: int, port: int, f
         runner.set_paused(DAG_IDS, True)
         say("done; DAGs paused again (unpause them in the UI or with `airflow dags unpause` to run more)")
 
-    reset_settings_cache()
-    summary = summarize(get_settings(), today)
+    summary = summarize(settings, today)
     summary["url"], summary["seconds"] = airflow.url, round(time.monotonic() - say.started)
     return summary
 
@@ -228,9 +227,7 @@ def _retrain(runner: DagRunner, day: date, say) -> None:
 def _wait_downstream(runner: DagRunner, settings, wanted: set[date], say, what: str, backfill_runs: bool = False,
                      timeout: float = 1200) -> None:
     """Wait until every day in ``wanted`` is scored and monitored (and, for a backfill, its runs succeeded)."""
-    from churn.warehouse import list_partitions
-    from models.monitor import DRIFT_TABLE
-
+    from churn.core.warehouse import list_partitions
     deadline, last = time.monotonic() + timeout, ""
     while time.monotonic() < deadline:
         features = [r for r in runner.runs("churn_features") if r["run_type"] == "backfill"] if backfill_runs else []
@@ -238,10 +235,10 @@ def _wait_downstream(runner: DagRunner, settings, wanted: set[date], say, what: 
         for run in features + downstream:
             if run["state"] == "failed":
                 raise DemoFailed(runner._failure(run["dag_id"], run["dag_run_id"]))
-        scored = wanted & set(list_partitions(settings.predictions_table_path(), settings))
-        drift = settings.monitoring_table_path(DRIFT_TABLE)
+        scored = wanted & set(list_partitions(PREDICTIONS.location(settings), settings))
+        drift = FEATURE_DRIFT.location(settings)
         monitored = {d for d in scored & set(list_partitions(drift, settings))
-                     if _newer(drift, settings.predictions_table_path(), d)}
+                     if _newer(drift, PREDICTIONS.location(settings), d)}
         done = sum(r["state"] == "success" for r in features)
         note = (f"  … {what}: " + (f"{done}/{len(wanted)} feature runs done, " if backfill_runs else "")
                 + f"{len(scored)}/{len(wanted)} days scored, {len(monitored)}/{len(wanted)} monitored")
@@ -258,7 +255,7 @@ def _wait_downstream(runner: DagRunner, settings, wanted: set[date], say, what: 
 
 def _newer(table: str, than_table: str, day: date) -> bool:
     """Partition ``day`` of ``table`` was published after that of ``than_table`` (local warehouse)."""
-    from churn.warehouse import MANIFEST, partition_path
+    from churn.core.warehouse import MANIFEST, partition_path
 
     try:
         return (Path(partition_path(table, day), MANIFEST).stat().st_mtime
@@ -273,9 +270,8 @@ def summarize(settings, today: date, top: int = 10) -> dict:
     import pyarrow.parquet as pq
     from sklearn.metrics import roc_auc_score
 
-    from churn.query import run_query
-    from churn.warehouse import list_partitions, read_partition, read_partitions
-    from models.monitor import DRIFT_TABLE, PERFORMANCE_TABLE
+    from churn.core.warehouse import list_partitions, read_partition, read_partitions
+    from churn.tools.query import run_query
     from models.registry import Registry
 
     registry = Registry(settings)
@@ -288,13 +284,13 @@ def summarize(settings, today: date, top: int = 10) -> dict:
     joined = validation.merge(truth, on="instance_id", how="inner")
     best_auc = float(roc_auc_score(joined["retained"], joined["p_convert"]))
 
-    latest = list_partitions(settings.predictions_table_path(), settings)[-1]
-    scored = read_partition(settings.predictions_table_path(), latest, settings)
+    latest = list_partitions(PREDICTIONS.location(settings), settings)[-1]
+    scored = read_partition(PREDICTIONS.location(settings), latest, settings)
     at_risk = scored.sort_values(["p_retained", "instance_id"]).head(top)
     query = run_query(QUERY_EXAMPLE, settings)
-    drift = read_partition(settings.monitoring_table_path(DRIFT_TABLE), latest, settings)
+    drift = read_partition(FEATURE_DRIFT.location(settings), latest, settings)
     drift = drift.sort_values(["psi", "feature"], ascending=[False, True]).head(3)
-    performance_path = settings.monitoring_table_path(PERFORMANCE_TABLE)
+    performance_path = MODEL_PERFORMANCE.location(settings)
     performance = read_partitions(performance_path, list_partitions(performance_path, settings), settings)
     performance = performance[performance["scored_rows"] > 0]
     return {
@@ -313,7 +309,7 @@ def summarize(settings, today: date, top: int = 10) -> dict:
 
 
 def print_summary(summary: dict) -> None:
-    from churn.query import print_frame
+    from churn.tools.query import print_frame
 
     m = summary["metrics"]
     print("\n=== champion", summary["champion"], "===")
@@ -356,6 +352,7 @@ def print_summary(summary: dict) -> None:
 
 
 def demo_command(
+    ctx: typer.Context,
     days: int = typer.Option(120, "--days", min=60, help="simulated days of trials"),
     instances_per_day: int = typer.Option(150, "--instances-per-day", min=50, help="new trials per day"),
     backfill_days: int = typer.Option(
@@ -366,19 +363,18 @@ def demo_command(
         help="last days run through `airflow backfill create` (one Spark start each)",
     ),
     port: int = typer.Option(
-        int(os.environ.get("CHURN_AIRFLOW_PORT", 8080)),
-        "--port",
-        help="api-server port (a free one is chosen if it is taken)",
+        None, "--port", help="api-server port (default: setting CHURN_AIRFLOW_PORT; a free one if it is taken)"
     ),
     fresh: bool = typer.Option(
         True, "--fresh/--keep", help="clear the demo's tables and its Airflow metadata DB first"
     ),
 ) -> None:
     """Simulate trials and run features, retrain and scoring through the Airflow DAGs; print the results."""
-    from churn.airflow_local import AirflowNotHealthy
+    from churn.tools.airflow_local import AirflowNotHealthy
 
     try:
-        summary = run_demo(days, instances_per_day, backfill_days, port, fresh)
+        settings: Settings = ctx.obj
+        summary = run_demo(settings, days, instances_per_day, backfill_days, port or settings.airflow_port, fresh)
     except (DemoFailed, AirflowNotHealthy) as exc:
         typer.secho(f"demo failed: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None

@@ -1,0 +1,76 @@
+"""`churn features | train | score | monitor`: the daily jobs for a day or a range, as the DAGs run them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from churn.cli.output import emit, run, run_job
+from churn.core.tables import FEATURE_TABLES
+
+Ds = Annotated[str | None, typer.Option("--ds", help="one day, YYYY-MM-DD")]
+Start = Annotated[str | None, typer.Option("--start", help="first day of a range")]
+End = Annotated[str | None, typer.Option("--end", help="last day of a range (inclusive)")]
+
+
+def features_command(
+    ctx: typer.Context, ds: Ds = None, start: Start = None, end: End = None,
+    table: Annotated[list[str], typer.Option("--table", help="table(s) to build")] = list(FEATURE_TABLES),  # noqa: B006
+) -> None:
+    """Build instances_w1 and instances_modeling for one day or a range, in one Spark run."""
+    from churn import jobs
+
+    settings = ctx.obj
+    unknown = sorted(set(table) - set(FEATURE_TABLES))
+    if unknown:
+        raise typer.BadParameter(f"unknown feature table(s) {unknown}; choose from {list(FEATURE_TABLES)}")
+    emit(run_job(lambda days: jobs.build_features(settings, days[0], days[-1], tables=table), ds, start, end, settings))
+
+
+def train_command(
+    ctx: typer.Context,
+    run_date: Annotated[str, typer.Option("--run-date", help="YYYY-MM-DD; trains on the window before this day")],
+) -> None:
+    """Weekly retrain: train, evaluate, register and (if not worse than the champion) promote a model."""
+    from churn import jobs
+    from churn.core.dates import DateRangeError, as_date
+
+    settings = ctx.obj
+    try:
+        day = as_date(run_date)
+    except DateRangeError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    emit(run(lambda: jobs.retrain(settings, day)))
+
+
+def score_command(ctx: typer.Context, ds: Ds = None, start: Start = None, end: End = None) -> None:
+    """Score days of new trials with the champion (p_retained, decision, risk band, top reasons)."""
+    from churn import jobs
+
+    settings = ctx.obj
+    emit(run_job(lambda days: jobs.score(settings, days), ds, start, end, settings))
+
+
+def monitor_command(ctx: typer.Context, ds: Ds = None, start: Start = None, end: End = None) -> None:
+    """Realised performance of days whose outcomes arrived, drift of days that were scored; raises the alerts."""
+    from churn import jobs
+
+    settings = ctx.obj
+    emit(run_job(lambda days: jobs.monitor(settings, days, days), ds, start, end, settings))
+
+
+def register_command(
+    ctx: typer.Context, ds: Ds = None, start: Start = None, end: End = None,
+    table: Annotated[list[str] | None, typer.Option("--table", "-t", help="only this table (repeatable)")] = None,
+) -> None:
+    """Add partitions dt=D of the partitioned tables to Glue (what the DAGs' register_partitions tasks do)."""
+    from churn import jobs
+    from churn.core.tables import TABLES
+
+    settings = ctx.obj
+    names = table or [n for n, t in TABLES.items() if t.partitioned and t.glue]
+    unknown = sorted(set(names) - set(TABLES))
+    if unknown:
+        raise typer.BadParameter(f"unknown table(s) {unknown}; known: {list(TABLES)}")
+    emit(run_job(lambda days: jobs.register_partitions(settings, names, days), ds, start, end, settings))

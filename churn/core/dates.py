@@ -1,0 +1,43 @@
+"""Dates: the one parser of ``--ds`` / ``--start`` / ``--end`` and the one enumeration of days."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+
+class DateRangeError(ValueError):
+    """A day or range given by a user is unusable; the message says which option and why."""
+
+
+def as_date(value: date | datetime | str) -> date:
+    """A date from a date, an aware or naive datetime (UTC), or an ISO string (``2026-03-01``, ``2026-03-01T00:00``)."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).date() if value.tzinfo else value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        raise DateRangeError(f"{value!r} is not a date: use YYYY-MM-DD") from None
+
+
+def days(start: date, end: date) -> list[date]:
+    """Every day from ``start`` to ``end``, both included."""
+    if end < start:
+        raise DateRangeError(f"end {end} is before start {start}")
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def parse_range(ds: str | date | None = None, start: str | date | None = None, end: str | date | None = None) -> tuple[date, date]:
+    """``--ds D`` → (D, D); ``--start A --end B`` → (A, B). Anything else is a :class:`DateRangeError`."""
+    if ds and (start or end):
+        raise DateRangeError("give either --ds or --start/--end, not both")
+    if ds:
+        day = as_date(ds)
+        return day, day
+    if not (start and end):
+        raise DateRangeError("give --ds D, or --start A and --end B")
+    first, last = as_date(start), as_date(end)
+    if last < first:
+        raise DateRangeError(f"--end {last} is before --start {first}")
+    return first, last

@@ -1,0 +1,267 @@
+"""Every table of the warehouse, declared once: name, location, partitioning, columns, catalog.
+
+The Athena DDL files (``sql/athena/<table>.sql``), the Glue registration, ``churn query``'s views,
+the DAGs' assets and the writers' Arrow schemas all come from :data:`TABLES`. Column types are
+Athena's (``string``, ``date``, ``int``, ``bigint``, ``double``, ``timestamp``); the feature tables'
+columns come from the feature configuration, the raw tables' from the raw contract.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from churn.core.feature_config import load_feature_config
+from churn.core.settings import SQL_DIR, Settings, join
+
+# No pyarrow at import time: DAG files import this module and must parse without heavy libraries.
+PARTITION_KEY = "dt"
+ATHENA_DIR = SQL_DIR / "athena"
+N_REASONS = 3
+
+# ---- columns of what the system writes besides features (name, Athena type) -------------------------
+
+PREDICTIONS_COLUMNS = [
+    ("instance_id", "string"),
+    ("eval_start_date", "date"),
+    ("p_retained", "double"),
+    ("prediction_retained", "int"),
+    ("risk_band", "int"),
+    *[c for k in range(1, N_REASONS + 1) for c in ((f"reason_{k}_feature", "string"), (f"reason_{k}_contribution", "double"))],
+    ("model_version", "string"),
+    ("run_date", "date"),
+]
+PERFORMANCE_COLUMNS = [
+    ("model_version", "string"),
+    ("cohort_eval_start_date", "date"),
+    ("scored_dt", "date"),
+    ("labelled_rows", "bigint"),
+    ("scored_rows", "bigint"),
+    ("label_rate", "double"),
+    ("mean_p_retained", "double"),
+    ("roc_auc", "double"),
+    ("log_loss", "double"),
+    ("brier", "double"),
+    ("precision", "double"),
+    ("recall", "double"),
+    ("f2", "double"),
+    ("validation_roc_auc", "double"),
+    ("alert", "string"),
+]
+DRIFT_COLUMNS = [
+    ("feature", "string"),
+    ("model_version", "string"),
+    ("current_rows", "bigint"),
+    ("reference_rows", "bigint"),
+    ("psi", "double"),
+    ("mean", "double"),
+    ("reference_mean", "double"),
+    ("null_rate", "double"),
+    ("reference_null_rate", "double"),
+    ("alert", "string"),
+]
+
+
+def arrow_schema(columns: list[tuple[str, str]]):
+    """The Arrow schema of (name, Athena type) columns."""
+    import pyarrow as pa
+
+    types = {"string": pa.string(), "date": pa.date32(), "int": pa.int32(), "bigint": pa.int64(),
+             "double": pa.float64(), "boolean": pa.bool_(), "timestamp": pa.timestamp("us", tz="UTC")}
+    return pa.schema([pa.field(name, types[kind]) for name, kind in columns])
+
+
+def arrow_to_athena(dtype) -> str:
+    import pyarrow as pa
+
+    if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
+        return "string"
+    if pa.types.is_date(dtype):
+        return "date"
+    if pa.types.is_timestamp(dtype):
+        return "timestamp"
+    if pa.types.is_boolean(dtype):
+        return "boolean"
+    if pa.types.is_int32(dtype) or pa.types.is_int16(dtype) or pa.types.is_int8(dtype):
+        return "int"
+    if pa.types.is_int64(dtype):
+        return "bigint"
+    if pa.types.is_floating(dtype):
+        return "double"
+    raise ValueError(f"no Athena type for Arrow type {dtype}")
+
+
+def _fixed(columns: list[tuple[str, str]]) -> Callable[[Settings], list[tuple[str, str]]]:
+    return lambda settings: list(columns)  # noqa: ARG005
+
+
+def _raw(table: str) -> Callable[[Settings], list[tuple[str, str]]]:
+    def columns(settings: Settings) -> list[tuple[str, str]]:  # noqa: ARG001
+        from churn.core import contract
+
+        schema = contract.EVALUATIONS_SCHEMA if table == "evaluations" else [*contract.EVENTS_SCHEMA,
+                                                                              *contract.EVENTS_OPTIONAL]
+        return [(f.name, arrow_to_athena(f.type)) for f in schema]
+
+    return columns
+
+
+def _feature_columns(table: str) -> Callable[[Settings], list[tuple[str, str]]]:
+    return lambda settings: load_feature_config(settings).table_columns(table)
+
+
+def __getattr__(name: str):
+    """``PREDICTIONS_SCHEMA`` / ``PERFORMANCE_SCHEMA`` / ``DRIFT_SCHEMA``: Arrow schemas, built on first use."""
+    columns = {"PREDICTIONS_SCHEMA": PREDICTIONS_COLUMNS, "PERFORMANCE_SCHEMA": PERFORMANCE_COLUMNS,
+               "DRIFT_SCHEMA": DRIFT_COLUMNS}
+    if name in columns:
+        return arrow_schema(columns[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table: where it lives under the warehouse, how it is partitioned, its columns, its catalog entry."""
+
+    name: str
+    zone: str  # raw | features | predictions | monitoring: the folder under the warehouse root
+    description: str
+    columns_from: str  # what the columns are generated from (shown in the DDL header)
+    _columns: Callable[[Settings], list[tuple[str, str]]]
+    partitioned: bool = True
+    published: bool = True  # written by this system: atomic partitions with _manifest.json (raw tables: no)
+    glue: bool = True  # registered in the Glue Data Catalog (Athena)
+
+    def location(self, settings: Settings) -> str:
+        """The table root (no trailing slash): a folder or an s3:// prefix."""
+        if self.name == "evaluations" and settings.raw_evaluations:
+            return settings.raw_evaluations.rstrip("/")
+        if self.name == "events" and settings.raw_events:
+            return settings.raw_events.rstrip("/")
+        return join(settings.warehouse, self.zone, self.name)
+
+    def columns(self, settings: Settings) -> list[tuple[str, str]]:
+        """(name, Athena type) of every non-partition column, in file order."""
+        return self._columns(settings)
+
+    def arrow_schema(self, settings: Settings):
+        return arrow_schema(self.columns(settings))
+
+    @property
+    def asset_uri(self) -> str:
+        """The Airflow asset of the table: a name, not a location, so one DAG file serves every deployment."""
+        return f"churn://{self.zone}/{self.name}"
+
+    @property
+    def ddl_path(self) -> Path:
+        return ATHENA_DIR / f"{self.name}.sql"
+
+
+_FEATURE_SOURCE = "the feature configuration (sql/features/feature_config.yaml)"
+_CONTRACT_SOURCE = "the raw contract (churn/core/contract.py)"
+_TABLES_SOURCE = "churn/core/tables.py"
+
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (
+        Table("evaluations", "raw", "one row per trial (raw input, written by the product)", _CONTRACT_SOURCE,
+              _raw("evaluations"), partitioned=False, published=False),
+        Table("events", "raw", "product-usage events by UTC day of event_time (raw input)", _CONTRACT_SOURCE,
+              _raw("events"), published=False),
+        Table("instances_w1", "features", "first-week features of the trials whose first week ended on dt (to score)",
+              _FEATURE_SOURCE, _feature_columns("instances_w1")),
+        Table("instances_modeling", "features",
+              "first-week features and the outcome `retained` of the trials whose label window ended on dt (to train)",
+              _FEATURE_SOURCE, _feature_columns("instances_modeling")),
+        Table("instances_w1_scored", "predictions",
+              "champion scores of instances_w1 dt: p_retained, the decision at the model's threshold, risk band "
+              "(1 = highest churn risk), the three most negative log-odds contributions, model version",
+              _TABLES_SOURCE, _fixed(PREDICTIONS_COLUMNS)),
+        Table("model_performance", "monitoring",
+              "realised performance of the predictions whose outcomes became known on dt, per model version",
+              _TABLES_SOURCE, _fixed(PERFORMANCE_COLUMNS)),
+        Table("feature_drift", "monitoring",
+              "PSI of each feature of instances_w1 dt (and of the score) against the scoring model's training profile",
+              _TABLES_SOURCE, _fixed(DRIFT_COLUMNS)),
+    )
+}
+EVALUATIONS, EVENTS = TABLES["evaluations"], TABLES["events"]
+INSTANCES_W1, INSTANCES_MODELING = TABLES["instances_w1"], TABLES["instances_modeling"]
+PREDICTIONS = TABLES["instances_w1_scored"]
+MODEL_PERFORMANCE, FEATURE_DRIFT = TABLES["model_performance"], TABLES["feature_drift"]
+FEATURE_TABLES = (INSTANCES_W1.name, INSTANCES_MODELING.name)
+MONITORING_TABLES = (MODEL_PERFORMANCE.name, FEATURE_DRIFT.name)
+MODEL_REGISTRY_URI = "churn://models/registry"  # the registry is not a table, but DAGs announce it as an asset
+
+
+def table(name: str) -> Table:
+    try:
+        return TABLES[name]
+    except KeyError:
+        raise ValueError(f"unknown table {name!r}; tables: {', '.join(TABLES)}") from None
+
+
+# ---- Athena DDL --------------------------------------------------------------------------------------
+
+PROJECTION_PROPERTIES = {
+    "projection.enabled": "true",
+    "projection.dt.type": "date",
+    "projection.dt.format": "yyyy-MM-dd",
+    "projection.dt.range": "NOW-3YEARS,NOW",
+    "projection.dt.interval": "1",
+    "projection.dt.interval.unit": "DAYS",
+}
+_PLACEHOLDER = re.compile(r"\$\{(database|location)\}")  # ${dt} and any other ${...} stay literal
+
+
+def table_properties(t: Table) -> dict[str, str]:
+    properties = dict(PROJECTION_PROPERTIES) if t.partitioned else {}
+    if t.partitioned:
+        properties["storage.location.template"] = "${location}/dt=${dt}/"
+    properties["parquet.compression"] = "SNAPPY"
+    return properties
+
+
+def render_ddl(t: Table, settings: Settings) -> str:
+    """The DDL template of a table, exactly as checked in under sql/athena/ (``churn catalog ddl --write``)."""
+    columns = t.columns(settings)
+    width = max(len(name) for name, _ in columns) + 2
+    lines = [
+        f"-- Athena DDL of `{t.name}`: {t.description}.",
+        f"-- Generated from {t.columns_from}; do not edit: regenerate with `churn catalog ddl --write`.",
+        "-- ${database} and ${location} (table root, no trailing slash) are filled by churn.core.tables.fill;",
+        "-- ${dt} is Athena's partition-projection placeholder and stays literal.",
+        f"CREATE EXTERNAL TABLE IF NOT EXISTS `${{database}}`.`{t.name}` (",
+        ",\n".join(f"  {('`' + name + '`').ljust(width)} {kind}" for name, kind in columns),
+        ")",
+    ]
+    if t.partitioned:
+        lines.append(f"PARTITIONED BY (`{PARTITION_KEY}` string)")
+    lines += [
+        "STORED AS PARQUET",
+        "LOCATION '${location}/'",
+        "TBLPROPERTIES (",
+        ",\n".join(f"  '{key}'='{value}'" for key, value in table_properties(t).items()),
+        ")",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def fill(template: str, database: str, location: str) -> str:
+    """Substitute ``${database}`` and ``${location}``; every other ``${...}`` (``${dt}``) stays."""
+    values = {"database": database, "location": location.rstrip("/")}
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+
+
+def ddl_statement(t: Table, settings: Settings) -> str:
+    """The executable statement for the current settings: the rendered DDL, filled, without comments."""
+    text = fill(render_ddl(t, settings), settings.athena_database, t.location(settings))
+    body = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
+    return "\n".join(body).strip().rstrip(";").strip()
+
+
+def table_location(name: str, settings: Settings) -> str:
+    """Root of table ``name`` for these settings (shorthand for ``table(name).location(settings)``)."""
+    return table(name).location(settings)

@@ -1,0 +1,36 @@
+"""The job layer: each daily job is one function of settings and a day or days, returning a typed summary.
+
+The CLI (``churn features|train|score|monitor|catalog register``) and the DAG tasks call these same
+functions, so both follow the same skip rules (:class:`Skipped`), raise the same alerts and report the
+same summaries. Heavy libraries are imported inside the functions: importing this package is cheap.
+"""
+
+from churn.jobs.catalog import register_partitions
+from churn.jobs.features import build_features, emr_job_driver
+from churn.jobs.monitor import monitor
+from churn.jobs.retrain import retrain, training_data_ready
+from churn.jobs.score import score
+from churn.jobs.summaries import (
+    FeaturesSummary,
+    MonitorSummary,
+    RegisterSummary,
+    RetrainSummary,
+    ScoreSummary,
+    Skipped,
+)
+
+__all__ = [
+    "FeaturesSummary",
+    "MonitorSummary",
+    "RegisterSummary",
+    "RetrainSummary",
+    "ScoreSummary",
+    "Skipped",
+    "build_features",
+    "emr_job_driver",
+    "monitor",
+    "register_partitions",
+    "retrain",
+    "score",
+    "training_data_ready",
+]

@@ -1,0 +1,84 @@
+"""Job: realised performance of days whose outcomes arrived, and drift of days that were scored.
+
+The two halves are independent: performance of D needs only the outcomes of D (and whatever was
+scored for that cohort, if anything); drift of D needs the predictions of D. Model metadata and
+reference profiles are read (and verified) once per run and version, not once per day.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import date, timedelta
+from functools import cache
+
+from churn.core.settings import Settings
+from churn.jobs.alerts import notify
+from churn.jobs.summaries import MonitorSummary, Skipped
+
+log = logging.getLogger("churn.monitor")
+
+
+class _ModelFacts:
+    """Metadata and reference profiles of the model versions a run meets, read once each."""
+
+    def __init__(self, settings: Settings):
+        from models.registry import Registry
+
+        self.settings, self.registry = settings, Registry(settings)
+        self.metadata = cache(self._metadata)
+        self.profile = cache(self._profile)
+
+    def _metadata(self, version: str) -> dict:
+        try:
+            return self.registry.metadata(version)
+        except Exception as exc:  # a damaged old version must not stop monitoring of the others
+            log.warning("monitoring: metadata of model version %s unreadable (%s)", version, exc)
+            return {}
+
+    def _profile(self, version: str) -> tuple[dict, dict]:
+        metadata = self.registry.verify(version)
+        profile = self.registry.reference_profile(version, metadata)
+        if profile is None:
+            profile = self._legacy_profile(version, metadata)
+        return profile, metadata
+
+    def _legacy_profile(self, version: str, metadata: dict) -> dict:
+        """Versions trained before profiles were stored: rebuild it from the training window, once per run."""
+        from churn.core.dates import days
+        from churn.core.tables import INSTANCES_MODELING
+        from churn.core.warehouse import read_partitions
+        from models.profile import build_profile
+
+        window = metadata["training_window"]
+        dates = days(date.fromisoformat(window["start"]), date.fromisoformat(window["end_exclusive"]) - timedelta(days=1))
+        log.warning("model version %s has no stored reference profile: rebuilding it from %d partitions (retrain to "
+                    "store one)", version, len(dates))
+        frame = read_partitions(INSTANCES_MODELING.location(self.settings), dates, self.settings)
+        return build_profile(frame, [f["name"] for f in metadata.get("features", [])])
+
+
+def monitor(settings: Settings, performance_days: Iterable[date] = (), drift_days: Iterable[date] = ()) -> MonitorSummary:
+    """Publish model_performance for ``performance_days`` and feature_drift for ``drift_days``; raise the alerts."""
+    from models.monitor import NothingToMonitor, publish_drift, publish_performance
+
+    performance_days, drift_days = sorted(set(performance_days)), sorted(set(drift_days))
+    if not performance_days and not drift_days:
+        raise Skipped("no day to monitor")
+    facts = _ModelFacts(settings)
+    summary = MonitorSummary()
+    for day, step, publish, of in [*((d, "performance", publish_performance, facts.metadata) for d in performance_days),
+                                   *((d, "drift", publish_drift, facts.profile) for d in drift_days)]:
+        try:
+            published, headline, alerts = publish(day, settings, of)
+        except NothingToMonitor as exc:
+            summary.skipped.append(str(exc))
+            continue
+        getattr(summary, step).append({"dt": day.isoformat(), "path": published.path, **headline})
+        summary.alerts.extend(f"{day}: {a}" for a in alerts)
+    if summary.skipped:
+        log.info("monitoring: %d step(s) skipped, first: %s", len(summary.skipped), summary.skipped[0])
+    if not summary.performance and not summary.drift:
+        raise Skipped("; ".join(summary.skipped))
+    notify(settings, summary.alerts)
+    return summary

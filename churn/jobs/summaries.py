@@ -1,0 +1,114 @@
+"""What each job returns: small typed records (paths, counts, metrics, alerts), never data.
+
+``as_dict()`` gives the JSON-safe form that XCom stores and the CLI prints, so a DAG run and a CLI
+run of the same days can be compared field by field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+
+def json_safe(value, depth: int = 0):
+    """JSON-friendly copy with only scalars, lists and dicts: dates → ISO, numpy → Python, floats rounded."""
+    if depth > 8:
+        return None
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return None if value != value else round(value, 6)  # NaN → null
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        return json_safe(value.item(), depth + 1)  # numpy scalar
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return json_safe(dataclasses.asdict(value), depth + 1)
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [json_safe(v, depth + 1) for v in (sorted(value) if isinstance(value, set) else value)]
+    if hasattr(value, "__fspath__"):
+        return os.fspath(value)
+    return None  # DataFrames, arrays, models: never XCom
+
+
+class Summary:
+    def as_dict(self) -> dict:
+        """JSON-safe fields, plus ``days`` (ISO dates) when the summary covers days: what downstream tasks read."""
+        out = json_safe(self)
+        if hasattr(type(self), "days"):
+            out["days"] = [d.isoformat() for d in self.days]
+        return out
+
+
+@dataclass(frozen=True)
+class FeaturesSummary(Summary):
+    start: date
+    end: date
+    engine: str
+    seconds: float
+    tables: dict[str, dict]  # name -> {path, partitions, rows, rows_by_dt (<= 31 days)}
+    quality: dict[str, int]
+
+    @property
+    def days(self) -> list[date]:
+        from churn.core.dates import days
+
+        return days(self.start, self.end)
+
+
+@dataclass(frozen=True)
+class RetrainSummary(Summary):
+    run_date: date
+    version: str
+    promoted: bool
+    reason: str
+    champion_version: str | None
+    model: str
+    metrics: dict
+    rows: dict
+    report: str
+    reused: bool
+    seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class ScoreSummary(Summary):
+    model_version: str
+    scored: list[dict]  # per day: dt, path, rows
+
+    @property
+    def days(self) -> list[date]:
+        return [date.fromisoformat(s["dt"]) for s in self.scored]
+
+    @property
+    def rows(self) -> int:
+        return sum(int(s["rows"]) for s in self.scored)
+
+
+@dataclass(frozen=True)
+class MonitorSummary(Summary):
+    performance: list[dict] = field(default_factory=list)  # per day: dt, path, scored_rows, roc_auc, log_loss
+    drift: list[dict] = field(default_factory=list)  # per day: dt, path, features, max_psi, max_psi_feature
+    skipped: list[str] = field(default_factory=list)  # why a day's step did not run
+    alerts: list[str] = field(default_factory=list)
+
+    @property
+    def days(self) -> list[date]:
+        return sorted({date.fromisoformat(d["dt"]) for d in self.performance + self.drift})
+
+
+@dataclass(frozen=True)
+class RegisterSummary(Summary):
+    tables: list[str]
+    days: list[date]
+    added: int
+    existed: int
+
+
+class Skipped(Exception):
+    """A job found nothing to do under its rules (a DAG task turns this into 'skipped', the CLI into a note)."""

@@ -1,0 +1,143 @@
+"""`churn catalog …`: Athena DDL files and the Glue / Athena catalog, from the table registry.
+
+* ``ddl`` prints the DDL (filled for the current settings), ``--write`` regenerates ``sql/athena/``,
+  ``--check`` fails when a file differs from what the registry generates.
+* ``apply`` creates or updates the database and tables once, at deploy time: in Glue with boto3
+  (default), or by running the DDL on Athena through the Airflow amazon provider (``--via athena``).
+* ``register`` (wired in ``churn.cli``) adds partitions of days: the DAGs' ``register_partitions`` job.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from churn.core.glue import CatalogError, apply_tables
+from churn.core.settings import Settings
+from churn.core.tables import ATHENA_DIR, TABLES, ddl_statement, render_ddl
+
+log = logging.getLogger(__name__)
+
+
+def write_ddl(settings: Settings, names: Iterable[str] | None = None) -> list[Path]:
+    """Regenerate the checked-in DDL files; returns the files whose content changed."""
+    changed = []
+    ATHENA_DIR.mkdir(parents=True, exist_ok=True)
+    for name in names or TABLES:
+        t = TABLES[name]
+        text = render_ddl(t, settings)
+        if not t.ddl_path.exists() or t.ddl_path.read_text() != text:
+            t.ddl_path.write_text(text)
+            changed.append(t.ddl_path)
+    return changed
+
+
+def stale_ddl(settings: Settings) -> list[str]:
+    """Problems with sql/athena/: files that differ from the registry, are missing, or belong to no table."""
+    problems = [f"{t.ddl_path.name} differs from what the registry generates" for t in TABLES.values()
+                if t.ddl_path.exists() and t.ddl_path.read_text() != render_ddl(t, settings)]
+    problems += [f"{t.ddl_path.name} is missing" for t in TABLES.values() if not t.ddl_path.exists()]
+    problems += [f"{p.name} belongs to no table of the registry" for p in sorted(ATHENA_DIR.glob("*.sql"))
+                 if p.stem not in TABLES]
+    return problems
+
+
+def apply_ddl_athena(settings: Settings, names: Iterable[str] | None = None, aws_conn_id: str | None = None,
+                     hook: Any = None, sleep_time: int = 5) -> dict[str, str]:
+    """Run ``CREATE DATABASE`` and each table's DDL on Athena; returns {table: query execution id}.
+
+    ``aws_conn_id=None`` uses boto3's default credential chain and ``aws_endpoint_url``. ``CREATE
+    EXTERNAL TABLE IF NOT EXISTS`` never changes an existing table: after a feature-configuration
+    change use ``churn catalog apply`` (Glue), which updates definitions.
+    """
+    if hook is None:
+        from airflow.providers.amazon.aws.hooks.athena import AthenaHook
+
+        hook = AthenaHook(aws_conn_id=aws_conn_id, region_name=settings.aws_region)
+        if settings.aws_endpoint_url and aws_conn_id is None:
+            hook.conn_config.endpoint_url = settings.aws_endpoint_url
+    result_configuration = {"OutputLocation": settings.athena_output} if settings.athena_output else {}
+    statements = {"<database>": f"CREATE DATABASE IF NOT EXISTS `{settings.athena_database}`"}
+    statements.update({n: ddl_statement(TABLES[n], settings) for n in (names or TABLES)})
+    ids = {}
+    for name, statement in statements.items():
+        context = {"Catalog": "AwsDataCatalog"}
+        if name != "<database>":
+            context["Database"] = settings.athena_database
+        query_id = hook.run_query(query=statement, query_context=context, result_configuration=result_configuration,
+                                  workgroup=settings.athena_workgroup)
+        state = hook.poll_query_status(query_id, sleep_time=sleep_time)
+        if state not in hook.SUCCESS_STATES:
+            raise CatalogError(f"Athena DDL for {name} ended {state}: {hook.get_state_change_reason(query_id)} "
+                               f"(query {query_id})")
+        ids[name] = query_id
+        log.info("athena: %s ok (%s)", name, query_id)
+    return ids
+
+
+# ---- command line --------------------------------------------------------------------------------
+
+app = typer.Typer(help="Athena DDL and the Glue/Athena catalog (deploy time); partitions of days.", no_args_is_help=True)
+TableOption = Annotated[list[str] | None, typer.Option("--table", "-t", help="only this table (repeatable)")]
+
+
+def _checked(names: list[str] | None) -> list[str]:
+    unknown = [n for n in names or [] if n not in TABLES]
+    if unknown:
+        raise typer.BadParameter(f"unknown table(s) {', '.join(unknown)}; known: {', '.join(TABLES)}")
+    return list(names or TABLES)
+
+
+@app.command("ddl")
+def ddl_command(
+    ctx: typer.Context,
+    table: TableOption = None,
+    write: Annotated[bool, typer.Option("--write", help="regenerate the sql/athena/ files")] = False,
+    check: Annotated[bool, typer.Option("--check", help="exit 1 if sql/athena/ differs from the registry")] = False,
+    template: Annotated[bool, typer.Option("--template", help="print with ${database}/${location}")] = False,
+) -> None:
+    """Print the Athena DDL (filled for the current settings); --write regenerates the files, --check verifies them."""
+    settings: Settings = ctx.obj
+    names = _checked(table)
+    if check:
+        problems = stale_ddl(settings)
+        for problem in problems:
+            typer.echo(f"sql/athena/{problem}", err=True)
+        raise typer.Exit(1 if problems else 0)
+    if write:
+        changed = write_ddl(settings, names)
+        for path in changed:
+            typer.echo(f"wrote {path}")
+        typer.echo(f"{len(changed)} of {len(names)} DDL files changed")
+        return
+    for name in names:
+        t = TABLES[name]
+        typer.echo(render_ddl(t, settings) if template else ddl_statement(t, settings) + ";\n")
+
+
+@app.command("apply")
+def apply_command(
+    ctx: typer.Context,
+    table: TableOption = None,
+    via: Annotated[str, typer.Option(help="glue (boto3: create or update) or athena (run the DDL)")] = "glue",
+    aws_conn_id: Annotated[str | None, typer.Option(help="--via athena: Airflow AWS connection id")] = None,
+) -> None:
+    """Deploy time: create (or update) the catalog database and tables. Daily runs only add partitions."""
+    settings: Settings = ctx.obj
+    names = [n for n in _checked(table) if TABLES[n].glue]
+    try:
+        if via == "athena":
+            for name, query_id in apply_ddl_athena(settings, names, aws_conn_id=aws_conn_id).items():
+                typer.echo(f"{name}: {query_id}")
+            return
+        if via != "glue":
+            raise typer.BadParameter(f"--via must be glue or athena, got {via!r}")
+        for name, action in apply_tables(settings, names).items():
+            typer.echo(f"{settings.athena_database}.{name}: {action}")
+    except CatalogError as error:
+        typer.secho(f"error: {error}", fg="red", err=True)
+        raise typer.Exit(1) from None

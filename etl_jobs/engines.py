@@ -1,0 +1,145 @@
+"""The engines that run the feature job's step plan: Spark (clusters, EMR) and DuckDB (one machine).
+
+Both take the same SQL — the files in ``sql/features/`` and the plan's own statements, written in
+Spark SQL with named parameters (``:name``). DuckDB gets them translated by sqlglot. An engine only
+registers Parquet as views, runs SQL, and stages a query's rows as Parquet partitioned by ``dt``; the
+checks, the cohorts and the publishing are the plan's (``etl_jobs.build_features``), identical for both.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Protocol
+
+from churn.core.settings import Settings
+from churn.core.spark import get_spark, spark_uri
+
+log = logging.getLogger("churn.features")
+
+_PARAM = re.compile(r":([a-z_][a-z0-9_]*)\b")
+
+
+def used_params(sql: str, params: dict | None) -> dict:
+    """Only the parameters a statement names (engines reject unused ones)."""
+    names = set(_PARAM.findall(sql))
+    return {k: v for k, v in (params or {}).items() if k in names}
+
+
+class Engine(Protocol):
+    name: str
+
+    def register_parquet(self, view: str, paths: list[str], hive_root: str | None = None) -> dict[str, str]:
+        """Expose Parquet files as a view; ``hive_root`` adds the ``dt`` column of ``dt=`` folders.
+        Returns the column types as Spark simple strings (``string``, ``date``, ``timestamp`` …)."""
+
+    def create_view(self, view: str, sql: str, params: dict | None = None, materialize: bool = False) -> None: ...
+
+    def rows(self, sql: str, params: dict | None = None) -> list[dict]: ...
+
+    def stage(self, sql: str, stage_dir: str) -> None:
+        """Write the query's rows as Parquet under ``stage_dir/dt=…/``, sorted by dt and instance_id."""
+
+    def close(self) -> None: ...
+
+
+class SparkEngine:
+    name = "spark"
+
+    def __init__(self, settings: Settings, spark=None):
+        self.spark = spark or get_spark("churn_features", settings)
+
+    def register_parquet(self, view: str, paths: list[str], hive_root: str | None = None) -> dict[str, str]:
+        reader = self.spark.read
+        if hive_root:
+            reader = reader.option("basePath", spark_uri(hive_root))
+        df = reader.parquet(*[spark_uri(p) for p in paths])
+        df.createOrReplaceTempView(view)
+        return {f.name: f.dataType.simpleString() for f in df.schema.fields}
+
+    def create_view(self, view: str, sql: str, params: dict | None = None, materialize: bool = False) -> None:
+        df = self.spark.sql(sql, args=used_params(sql, params))
+        (df.cache() if materialize else df).createOrReplaceTempView(view)
+
+    def rows(self, sql: str, params: dict | None = None) -> list[dict]:
+        return [r.asDict() for r in self.spark.sql(sql, args=used_params(sql, params)).collect()]
+
+    def stage(self, sql: str, stage_dir: str) -> None:
+        (
+            self.spark.sql(sql)
+            .repartition("dt")
+            .sortWithinPartitions("dt", "instance_id")
+            .write.mode("overwrite")
+            .partitionBy("dt")
+            .parquet(spark_uri(stage_dir))
+        )
+
+    def close(self) -> None:
+        self.spark.catalog.clearCache()
+
+
+_DUCK_TYPES = {"VARCHAR": "string", "DATE": "date", "TIMESTAMP WITH TIME ZONE": "timestamp",
+               "TIMESTAMP": "timestamp_ntz", "INTEGER": "int", "BIGINT": "bigint", "DOUBLE": "double",
+               "BOOLEAN": "boolean", "SMALLINT": "smallint", "FLOAT": "float", '"NULL"': "void",
+               "TIMESTAMP_NS": "timestamp_ntz", "TIMESTAMP WITH TIME ZONE_NS": "timestamp"}
+
+
+class DuckDBEngine:
+    name = "duckdb"
+
+    def __init__(self, settings: Settings):
+        from churn.core.duck import connect
+
+        self.con = connect(settings, s3=settings.warehouse.startswith("s3://"))
+
+    @staticmethod
+    def translate(sql: str) -> str:
+        import sqlglot
+
+        return sqlglot.transpile(sql, read="spark", write="duckdb")[0]
+
+    def _execute(self, sql: str, params: dict | None = None):
+        duck = self.translate(sql)
+        wanted = {k: v for k, v in (params or {}).items() if f"${k}" in duck}
+        return self.con.execute(duck, wanted) if wanted else self.con.execute(duck)
+
+    def register_parquet(self, view: str, paths: list[str], hive_root: str | None = None) -> dict[str, str]:
+        from churn.core.duck import quote
+
+        files = "[" + ", ".join(quote(p.rstrip("/") + "/*.parquet") for p in paths) + "]"
+        options = "hive_partitioning = true, hive_types = {'dt': VARCHAR}" if hive_root else "hive_partitioning = false"
+        self.con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet({files}, {options}, "
+                         "union_by_name = true)")
+        described = self.con.execute(f"DESCRIBE {view}").fetchall()
+        return {name: _DUCK_TYPES.get(kind, kind.lower()) for name, kind, *_ in described}
+
+    def create_view(self, view: str, sql: str, params: dict | None = None, materialize: bool = False) -> None:
+        kind = "TEMP TABLE" if materialize else "TEMP VIEW"
+        duck = self.translate(sql)
+        wanted = {k: v for k, v in (params or {}).items() if f"${k}" in duck}
+        self.con.execute(f"CREATE OR REPLACE {kind} {view} AS {duck}", wanted or None)
+
+    def rows(self, sql: str, params: dict | None = None) -> list[dict]:
+        cursor = self._execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def stage(self, sql: str, stage_dir: str) -> None:
+        import os
+
+        from churn.core.duck import quote
+
+        if "://" not in stage_dir:
+            os.makedirs(stage_dir, exist_ok=True)  # DuckDB creates the last folder only
+        self.con.execute(f"COPY ({self.translate(sql)} ORDER BY dt, instance_id) TO {quote(stage_dir)} "
+                         "(FORMAT parquet, PARTITION_BY (dt), OVERWRITE_OR_IGNORE true)")
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def make_engine(settings: Settings, spark=None) -> Engine:
+    """The engine the setting ``feature_engine`` names (``spark`` or ``duckdb``)."""
+    if settings.feature_engine == "duckdb":
+        return DuckDBEngine(settings)
+    return SparkEngine(settings, spark)
