@@ -66,13 +66,13 @@ RUN set -eux; \
     fi; \
     ls -l "$SPARK_HOME/jars" | grep -E "hadoop-aws|bundle-|analyticsaccelerator"
 
-# 3) The project, installed editable from /opt/churn: churn.settings derives SQL_DIR from the
+# 3) The project, installed editable from /opt/churn: churn.core.settings derives SQL_DIR from the
 #    package location, so it must be /opt/churn/sql (docker-compose.yml mounts ./sql and ./dags
 #    there). --no-deps: everything was installed in step 1.
 COPY . .
 RUN set -eux; \
     pip install --no-deps -e .; \
-    python -c "import churn.settings as s; assert str(s.SQL_DIR) == '/opt/churn/sql', s.SQL_DIR"; \
+    python -c "import churn.core.settings as s; assert str(s.SQL_DIR) == '/opt/churn/sql', s.SQL_DIR"; \
     useradd --uid "${AIRFLOW_UID}" --gid 0 --home-dir "$AIRFLOW_HOME" --create-home airflow; \
     mkdir -p "$AIRFLOW_HOME/logs" "$AIRFLOW_HOME/auth" /opt/churn/dags; \
     chown -R "${AIRFLOW_UID}:0" "$AIRFLOW_HOME"; \

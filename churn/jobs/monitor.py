@@ -37,7 +37,11 @@ class _ModelFacts:
             return {}
 
     def _profile(self, version: str) -> tuple[dict, dict]:
-        metadata = self.registry.verify(version)
+        """The version's metadata (checked against the champion alias when it is the champion) and its profile
+        (checked against the sha256 the metadata records); the model files themselves are not needed here."""
+        champion = self.registry.alias("champion")
+        expected = champion["metadata_sha256"] if champion and champion["version"] == version else None
+        metadata = self.registry.metadata(version, expected)
         profile = self.registry.reference_profile(version, metadata)
         if profile is None:
             profile = self._legacy_profile(version, metadata)
