@@ -331,7 +331,7 @@ def print_summary(summary: dict) -> None:
     drift = summary["drift"]
     shifts = ", ".join(f"{r.feature} {r.psi:.3f}" for r in drift.itertuples())
     alerts = int(drift["alert"].notna().sum())
-    print(f"\ndrift of {summary['latest_dt']} against the training window (largest PSI): {shifts}; "
+    print(f"\ndrift of {summary['latest_dt']} against the scoring model's training profile (largest PSI): {shifts}; "
           f"{alerts} alert(s) (PSI > 0.25)")
     perf = summary["performance"]
     if len(perf):
