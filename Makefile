@@ -41,6 +41,7 @@ airflow: java install
 bench: java install
 	$(BIN)/python bench/bench_features.py --instances-per-day 1000
 	$(BIN)/python bench/bench_features.py --instances-per-day 10000
+	$(BIN)/python bench/bench_monitoring.py --instances-per-day 300 --window 90
 
 clean:
 	rm -rf warehouse .airflow spark-warehouse metastore_db derby.log
