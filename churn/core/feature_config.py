@@ -76,7 +76,10 @@ class FeatureConfig:
         return KEY_COLUMNS + label + self.feature_columns()
 
 
-def load_feature_config(settings: Settings, path: str | Path | None = None) -> FeatureConfig:
+def load_feature_config(settings: Settings | None = None, path: str | Path | None = None) -> FeatureConfig:
+    """The configuration at ``path``, or at the setting ``feature_config`` (there is no global default)."""
+    if path is None and settings is None:
+        raise TypeError("load_feature_config needs settings or an explicit path")
     path = Path(path or settings.feature_config)
     if not path.exists():
         raise FeatureConfigError(f"feature configuration {path} does not exist (setting CHURN_FEATURE_CONFIG)")
