@@ -99,9 +99,7 @@ class DuckDBEngine:
         return sqlglot.transpile(sql, read="spark", write="duckdb")[0]
 
     def _execute(self, sql: str, params: dict | None = None):
-        duck = self.translate(sql)
-        wanted = {k: v for k, v in (params or {}).items() if f"${k}" in duck}
-        return self.con.execute(duck, wanted) if wanted else self.con.execute(duck)
+        return self.con.execute(self.translate(sql), used_params(sql, params) or None)
 
     def register_parquet(self, view: str, paths: list[str], hive_root: str | None = None) -> dict[str, str]:
         from churn.core.duck import quote
@@ -115,9 +113,7 @@ class DuckDBEngine:
 
     def create_view(self, view: str, sql: str, params: dict | None = None, materialize: bool = False) -> None:
         kind = "TEMP TABLE" if materialize else "TEMP VIEW"
-        duck = self.translate(sql)
-        wanted = {k: v for k, v in (params or {}).items() if f"${k}" in duck}
-        self.con.execute(f"CREATE OR REPLACE {kind} {view} AS {duck}", wanted or None)
+        self.con.execute(f"CREATE OR REPLACE {kind} {view} AS {self.translate(sql)}", used_params(sql, params) or None)
 
     def rows(self, sql: str, params: dict | None = None) -> list[dict]:
         cursor = self._execute(sql, params)

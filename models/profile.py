@@ -98,10 +98,9 @@ def reference_group(profile: dict, feature: str, current: pd.DataFrame) -> dict 
     entry = profile["features"].get(feature)
     if entry is None:
         return None
-    if WEEKDAY_COLUMN in current.columns:
-        days = {int(w) for w in current[WEEKDAY_COLUMN].dropna().unique()}
-        if len(days) == 1 and str(days.pop()) in entry["by_weekday"]:
-            return entry["by_weekday"][str(int(current[WEEKDAY_COLUMN].dropna().iloc[0]))]
+    days = {int(w) for w in current[WEEKDAY_COLUMN].dropna().unique()} if WEEKDAY_COLUMN in current.columns else set()
+    if len(days) == 1:
+        return entry["by_weekday"].get(str(days.pop()), entry["all"])
     return entry["all"]
 
 

@@ -25,7 +25,7 @@ def features_command(
     unknown = sorted(set(table) - set(FEATURE_TABLES))
     if unknown:
         raise typer.BadParameter(f"unknown feature table(s) {unknown}; choose from {list(FEATURE_TABLES)}")
-    emit(run_job(lambda days: jobs.build_features(settings, days[0], days[-1], tables=table), ds, start, end, settings))
+    emit(run_job(lambda days: jobs.build_features(settings, days[0], days[-1], tables=table), ds, start, end))
 
 
 def train_command(
@@ -49,7 +49,7 @@ def score_command(ctx: typer.Context, ds: Ds = None, start: Start = None, end: E
     from churn import jobs
 
     settings = ctx.obj
-    emit(run_job(lambda days: jobs.score(settings, days), ds, start, end, settings))
+    emit(run_job(lambda days: jobs.score(settings, days), ds, start, end))
 
 
 def monitor_command(ctx: typer.Context, ds: Ds = None, start: Start = None, end: End = None) -> None:
@@ -57,7 +57,7 @@ def monitor_command(ctx: typer.Context, ds: Ds = None, start: Start = None, end:
     from churn import jobs
 
     settings = ctx.obj
-    emit(run_job(lambda days: jobs.monitor(settings, days, days), ds, start, end, settings))
+    emit(run_job(lambda days: jobs.monitor(settings, days, days), ds, start, end))
 
 
 def register_command(
@@ -73,4 +73,4 @@ def register_command(
     unknown = sorted(set(names) - set(TABLES))
     if unknown:
         raise typer.BadParameter(f"unknown table(s) {unknown}; known: {list(TABLES)}")
-    emit(run_job(lambda days: jobs.register_partitions(settings, names, days), ds, start, end, settings))
+    emit(run_job(lambda days: jobs.register_partitions(settings, names, days), ds, start, end))

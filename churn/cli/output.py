@@ -10,7 +10,6 @@ from datetime import date
 import typer
 
 from churn.core.dates import DateRangeError, days, parse_range
-from churn.core.settings import Settings
 
 log = logging.getLogger("churn.cli")
 
@@ -29,8 +28,7 @@ def _known_errors() -> tuple[type[Exception], ...]:
             SchemaMismatch)
 
 
-def run_job(job: Callable[[list[date]], object], ds: str | None, start: str | None, end: str | None,
-            settings: Settings):  # noqa: ARG001 - the job closes over them; kept for symmetry with the DAG tasks
+def run_job(job: Callable[[list[date]], object], ds: str | None, start: str | None, end: str | None):
     """Parse --ds / --start / --end once, run ``job(days)``; a rule-based skip exits 0 with a note."""
     from churn.jobs import Skipped
 

@@ -40,9 +40,9 @@ def glue_client(settings: Settings):
     return boto3.client("glue", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url or None)
 
 
-def _storage_descriptor(t: Table, settings: Settings, location: str) -> dict:
+def _storage_descriptor(columns: list[tuple[str, str]], location: str) -> dict:
     return {
-        "Columns": [{"Name": n, "Type": k} for n, k in t.columns(settings)],
+        "Columns": [{"Name": n, "Type": k} for n, k in columns],
         "Location": location,
         "InputFormat": PARQUET_INPUT,
         "OutputFormat": PARQUET_OUTPUT,
@@ -59,7 +59,7 @@ def table_input(t: Table, settings: Settings) -> dict:
         "Name": t.name,
         "TableType": "EXTERNAL_TABLE",
         "Parameters": {"EXTERNAL": "TRUE", "classification": "parquet", **properties},
-        "StorageDescriptor": _storage_descriptor(t, settings, root + "/"),
+        "StorageDescriptor": _storage_descriptor(t.columns(settings), root + "/"),
         "PartitionKeys": [{"Name": PARTITION_KEY, "Type": "string"}] if t.partitioned else [],
     }
 
@@ -110,9 +110,9 @@ def add_partitions(settings: Settings, name: str, days: Iterable[date], client: 
     if not t.partitioned:
         raise CatalogError(f"{name} is not partitioned: it has no dt partitions to add")
     glue = client or glue_client(settings)
-    root = t.location(settings)
+    root, columns = t.location(settings), t.columns(settings)  # columns once: feature tables read their YAML
     inputs = [
-        {"Values": [d.isoformat()], "StorageDescriptor": _storage_descriptor(t, settings, f"{root}/{PARTITION_KEY}={d.isoformat()}/")}
+        {"Values": [d.isoformat()], "StorageDescriptor": _storage_descriptor(columns, f"{root}/{PARTITION_KEY}={d.isoformat()}/")}
         for d in sorted(set(days))
     ]
     added = existed = 0

@@ -27,7 +27,9 @@ def run(job: Callable[[], object]) -> dict:
     except Skipped as exc:
         raise AirflowSkipException(str(exc)) from None
     except Exception as exc:
-        if type(exc).__name__ == "NoChampion":  # retrying cannot create a champion
+        from models.registry import NoChampion
+
+        if isinstance(exc, NoChampion):  # retrying cannot create a champion
             raise AirflowFailException(f"{exc} — then clear this task") from None
         raise
     return result.as_dict() if hasattr(result, "as_dict") else result

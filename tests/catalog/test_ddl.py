@@ -73,12 +73,11 @@ def test_every_ddl_parses_with_the_registry_columns_and_projection(name):
 
 
 def test_writers_use_the_registry_schemas():
-    from models import score
+    from models import monitor, score
 
     assert score.OUTPUT_SCHEMA.equals(TABLES["instances_w1_scored"].arrow_schema(default_settings()))
-    for name in ("model_performance", "feature_drift"):
-        assert [f.name for f in TABLES[name].arrow_schema(default_settings())] == [c for c, _ in TABLES[name].columns(
-            default_settings())]
+    assert monitor.PERFORMANCE_SCHEMA.equals(TABLES["model_performance"].arrow_schema(default_settings()))
+    assert monitor.DRIFT_SCHEMA.equals(TABLES["feature_drift"].arrow_schema(default_settings()))
 
 
 def test_fill_leaves_dt_and_unknown_placeholders_alone():
