@@ -42,6 +42,7 @@ bench: java install
 	$(BIN)/python bench/bench_features.py --instances-per-day 1000
 	$(BIN)/python bench/bench_features.py --instances-per-day 10000
 	$(BIN)/python bench/bench_monitoring.py --instances-per-day 300 --window 90
+	$(BIN)/python bench/bench_reliability.py --kills 52
 
 clean:
 	rm -rf warehouse .airflow spark-warehouse metastore_db derby.log

@@ -48,13 +48,12 @@ class FileReads:
 
 def window_size(settings, metadata) -> dict:
     from churn.core.tables import INSTANCES_MODELING
-    from churn.core.warehouse import partition_path
 
     window = metadata["training_window"]
     start, end = date.fromisoformat(window["start"]), date.fromisoformat(window["end_exclusive"])
+    data = Path(INSTANCES_MODELING.location(settings), "data")  # Iceberg data files, by dt= folder
     files = [p for n in range((end - start).days)
-             for p in Path(partition_path(INSTANCES_MODELING.location(settings), start + timedelta(days=n))).glob("*")
-             if p.is_file()]
+             for p in (data / f"dt={(start + timedelta(days=n)).isoformat()}").glob("*") if p.is_file()]
     return {"files": len(files), "partitions": (end - start).days, "bytes": sum(p.stat().st_size for p in files)}
 
 

@@ -21,8 +21,6 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from churn.core.tables import table_location
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -88,9 +86,9 @@ def main() -> None:
         model.version = version
         files = model.artifacts()
         registry.write_version(version, files, {"version": version, "model_files": sorted(files)})
-        registry.set_alias("champion", version, "benchmark")
+        registry.promote(version, "benchmark")
         ds = date(2025, 6, 8)
-        write_partition(table_location("instances_w1", settings), ds, frame, settings)
+        write_partition("instances_w1", ds, frame, settings)
         end_to_end = best_of(1, lambda: jobs.score(settings, [ds]))  # the daily job: verify champion, score, publish
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -7,7 +7,7 @@ from datetime import timedelta
 from airflow.sdk import Param, dag, task
 
 from churn.core.settings import Settings
-from churn.core.tables import FEATURE_TABLES, INSTANCES_MODELING, INSTANCES_W1
+from churn.core.tables import INSTANCES_MODELING, INSTANCES_W1
 from churn.jobs import runs, tasks
 
 W1, MODELING = tasks.asset(INSTANCES_W1), tasks.asset(INSTANCES_MODELING)
@@ -82,8 +82,7 @@ def churn_features():
             _announce(outlet_events, params, start, end)
             return summary
 
-        plan = build = build_features()
-    build >> tasks.register_partitions(FEATURE_TABLES)(plan)
+        build_features()
 
 
 def _emr_build(settings: Settings):
@@ -94,7 +93,7 @@ def _emr_build(settings: Settings):
 
     @task
     def plan_range(params=None, logical_date=None, dag_run=None) -> dict:
-        """The days this run builds (the EMR job's --start/--end, and what register_partitions adds)."""
+        """The days this run builds (the EMR job's --start/--end)."""
         from churn.core.dates import days
 
         start, end = _range(params, logical_date, dag_run)

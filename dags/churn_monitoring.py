@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from airflow.sdk import Param, dag, task
 
-from churn.core.tables import INSTANCES_MODELING, MODEL_PERFORMANCE, MONITORING_TABLES, PREDICTIONS
+from churn.core.tables import INSTANCES_MODELING, MODEL_PERFORMANCE, PREDICTIONS
 from churn.jobs import runs, tasks
 
 MODELING, SCORED, MONITORING = tasks.asset(INSTANCES_MODELING), tasks.asset(PREDICTIONS), tasks.asset(MODEL_PERFORMANCE)
@@ -62,7 +62,7 @@ def churn_monitoring():
         outlet_events[MONITORING].extra = {"dts": summary["days"], "alerts": len(summary["alerts"])}
         return summary
 
-    tasks.register_partitions(MONITORING_TABLES)(monitor())
+    monitor()
 
 
 churn_monitoring()

@@ -60,7 +60,16 @@ def churn_retrain():
         outlet_events[MODELS].extra = {k: result.get(k) for k in ("version", "promoted") if k in result}
         return result
 
-    wait_for_features() >> retrain()
+    @task(execution_timeout=timedelta(hours=1), trigger_rule="all_done")
+    def maintain_tables() -> dict:
+        """Expire table snapshots older than CHURN_SNAPSHOT_RETENTION_DAYS, delete the files only they used,
+        and remove abandoned staging folders (weekly, whatever the retrain did)."""
+        from churn import jobs
+        from churn.core.settings import Settings
+
+        return tasks.run(lambda: jobs.maintain_tables(Settings()))
+
+    wait_for_features() >> retrain() >> maintain_tables()
 
 
 churn_retrain()

@@ -56,8 +56,7 @@ def churn_scoring():
         outlet_events[SCORED].extra = {"dts": summary["days"]}
         return summary
 
-    scored = score()
-    tasks.register_partitions([PREDICTIONS.name])(scored)
+    score()
 
 
 churn_scoring()

@@ -13,16 +13,16 @@ import argparse
 import logging
 import time
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
-from churn.core import storage
+from churn.core import contract, storage
 from churn.core.contract import EVALUATIONS_TABLE, EVENTS_TABLE, DataContractError
 from churn.core.dates import days as days_between
 from churn.core.feature_config import FeatureConfig, load_feature_config
 from churn.core.settings import Settings, join
 from churn.core.sql_templates import render, sql_list
 from churn.core.tables import EVALUATIONS, EVENTS, FEATURE_TABLES, table
-from churn.core.warehouse import staging_path, write_partition
+from churn.core.warehouse import staging_path, write_partitions
 from etl_jobs.engines import Engine, make_engine
 
 log = logging.getLogger("churn.features")
@@ -34,7 +34,6 @@ EVENT_TYPES = {
     "event_type": "string",
     "platform": "string",
 }
-EVALUATION_TYPES = {"instance_id": "string", "eval_start_date": "date", "converted_date": "date"}
 # (counter in event_quality.sql, column named in the error, what is wrong, predicate that picks the rows shown)
 QUALITY_ERRORS = {
     "null_keys": ("instance_id/user_id/event_time/event_type", "null key values",
@@ -99,7 +98,7 @@ def build_features(
     try:
         first = min(start - timedelta(days=t.offset_days(settings)) for t in chosen)
         last = max(end - timedelta(days=t.offset_days(settings)) for t in chosen)
-        _load_evaluations(engine, settings, config, first, last)
+        future = _load_evaluations(engine, settings, config, first, last, datetime.now(UTC).date())
         _progress(started, "evaluations checked")
         cohorts = []
         for t in chosen:
@@ -112,7 +111,7 @@ def build_features(
                            + ") AS c", materialize=True)
         event_days = sorted({d for t in chosen for d in event_days_needed(t, start, end, settings)})
         _load_events(engine, settings, event_days)
-        quality = _check_events(engine, config, settings)
+        quality = _check_events(engine, config, settings) | {"future_evaluations": future}
         _progress(started, f"{quality['events_read']} events in {len(event_days)} partitions checked")
         engine.create_view(
             "week1_features",
@@ -126,7 +125,7 @@ def build_features(
         for t in chosen:
             sql = render("features/feature_table.sql", with_label=t.with_label, week1_columns=week1_columns,
                          attribute_features=config.attribute_features, cohort_view=f"cohort_{t.name}")
-            staged[t.name] = staging_path(table(t.name).location(settings))
+            staged[t.name] = staging_path(settings, t.name)
             engine.stage(sql, staged[t.name])
             _progress(started, f"{t.name} staged")
         for t in chosen:
@@ -148,27 +147,25 @@ def _progress(started: float, message: str) -> None:
 
 
 def _publish_range(name: str, stage: str, start: date, end: date, settings: Settings) -> list[dict]:
-    """Publish each day's staged rows through pyarrow, in the registry's schema (empty days too).
+    """Publish every day of the range (empty days too) in one Iceberg commit: all days change, or none.
 
-    Republishing through one writer makes reruns byte-identical and both engines' files alike:
-    parquet-mr lists column-chunk encodings in an order that varies between JVMs.
+    Rows go through pyarrow in the registry's schema, so both engines publish the same rows in the same order.
     """
     import pyarrow as pa
 
     t = table(name)
     schema = t.arrow_schema(settings)
-    published = []
+    frames = {}
     for day in days_between(start, end):
         day_stage = join(stage, f"dt={day.isoformat()}")
         if storage.exists(day_stage, settings):
-            rows = _read_staged_day(day_stage, settings).select(schema.names).cast(schema)
+            frames[day] = _read_staged_day(day_stage, settings).select(schema.names).cast(schema)
         else:
             log.warning("%s dt=%s: no instances in this cohort, publishing an empty partition", name, day)
-            rows = pa.Table.from_pylist([], schema=schema)
-        result = write_partition(t.location(settings), day, rows, settings)
-        published.append(result.as_xcom() | {"dt": day.isoformat()})
+            frames[day] = pa.Table.from_pylist([], schema=schema)
+    published = write_partitions(t, frames, settings)
     _remove_quietly(stage, settings)
-    return published
+    return [p.as_xcom() for p in published]
 
 
 def _read_staged_day(day_stage: str, settings: Settings):
@@ -185,12 +182,6 @@ def _read_staged_day(day_stage: str, settings: Settings):
     return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
 
-def _has_parquet(path: str, settings: Settings) -> bool:
-    fs = storage.filesystem(path, settings)
-    bare = storage.strip_scheme(path)
-    return fs.exists(bare) and any(p.endswith(".parquet") for p in fs.find(bare))
-
-
 def _remove_quietly(path: str, settings: Settings) -> None:
     fs = storage.filesystem(path, settings)
     bare = storage.strip_scheme(path)
@@ -198,27 +189,21 @@ def _remove_quietly(path: str, settings: Settings) -> None:
         fs.rm(bare, recursive=True)
 
 
-def _check_types(actual: dict[str, str], expected: dict[str, str], table_name: str) -> None:
-    for column, kind in expected.items():
-        if column not in actual:
-            raise DataContractError(table_name, column, f"required column is missing (found columns: {sorted(actual)})")
-        found = actual[column]
-        compatible = found == kind or (kind == "timestamp" and found == "timestamp_ntz") or found == "void"
-        if not compatible:
-            raise DataContractError(table_name, column, f"expected type {kind}, found {found}")
-
-
-def _load_evaluations(engine: Engine, settings: Settings, config: FeatureConfig, first_start: date, last_start: date):
+def _load_evaluations(engine: Engine, settings: Settings, config: FeatureConfig, first_start: date, last_start: date,
+                      today: date) -> int:
     """The view ``evaluations``: the trials of the run's cohorts (eval_start_date in [first_start, last_start]), checked.
 
     The date predicate reaches the Parquet reader (Spark's PushedFilters, DuckDB's filter pushdown): a
     daily run reads the row groups of a few days, not the whole history. Keys are checked within these rows.
     """
     path = EVALUATIONS.location(settings)
-    if not _has_parquet(path, settings):
+    fs = storage.filesystem(path, settings)
+    files = contract.data_files(fs, storage.strip_scheme(path))
+    if not files:
         raise DataContractError(EVALUATIONS_TABLE, "*", f"no Parquet files at {path} (setting CHURN_RAW_EVALUATIONS)")
-    columns = engine.register_parquet("evaluations_raw", [path])
-    _check_types(columns, EVALUATION_TYPES, EVALUATIONS_TABLE)
+    columns = contract.check_files(EVALUATIONS_TABLE, fs, files, contract.EVALUATIONS_SCHEMA,
+                                   display=lambda p: storage.with_scheme(path, p))
+    engine.register_parquet("evaluations_raw", [storage.with_scheme(path, f) for f in files])
     attributes = {}  # evaluations column -> expression; two features may rank the same column
     for attribute in config.attribute_features:
         if attribute.column in columns:
@@ -241,7 +226,8 @@ def _load_evaluations(engine: Engine, settings: Settings, config: FeatureConfig,
     stats = engine.rows(
         "SELECT COUNT(*) AS n_rows, COUNT(DISTINCT instance_id) AS ids, "
         "SUM(CASE WHEN instance_id IS NULL THEN 1 ELSE 0 END) AS null_ids, "
-        "SUM(CASE WHEN eval_start_date IS NULL THEN 1 ELSE 0 END) AS null_starts"
+        "SUM(CASE WHEN eval_start_date IS NULL THEN 1 ELSE 0 END) AS null_starts, "
+        "SUM(CASE WHEN converted_date < eval_start_date THEN 1 ELSE 0 END) AS converted_before_start"
         + "".join(f", {expression} AS {name}" for name, expression in unranked.items())
         + " FROM evaluations"
     )[0]
@@ -255,6 +241,16 @@ def _load_evaluations(engine: Engine, settings: Settings, config: FeatureConfig,
         bad = engine.rows(f"SELECT * FROM evaluations WHERE {column} IS NULL ORDER BY instance_id LIMIT {EXAMPLES}")
         raise DataContractError(EVALUATIONS_TABLE, column,
                                 f"{stats['null_ids'] or stats['null_starts']} rows with null {column}", bad)
+    if stats["converted_before_start"]:
+        bad = engine.rows("SELECT instance_id, eval_start_date, converted_date FROM evaluations "
+                          f"WHERE converted_date < eval_start_date ORDER BY instance_id LIMIT {EXAMPLES}")
+        raise DataContractError(EVALUATIONS_TABLE, "converted_date",
+                                f"{stats['converted_before_start']} rows converted before their eval_start_date "
+                                "(a conversion before the trial cannot be labelled)", bad)
+    future = int(engine.rows("SELECT COUNT(*) AS n FROM evaluations_raw WHERE eval_start_date > :today",
+                             {"today": today})[0]["n"] or 0)
+    if future:
+        log.warning("evaluations: %d rows start after today (%s); they belong to no cohort until then", future, today)
     non_null_ids = stats["n_rows"] - stats["null_ids"]
     if stats["ids"] != non_null_ids:
         dupes = engine.rows("SELECT instance_id, COUNT(*) AS n FROM evaluations GROUP BY instance_id HAVING COUNT(*) > 1 "
@@ -263,10 +259,12 @@ def _load_evaluations(engine: Engine, settings: Settings, config: FeatureConfig,
             EVALUATIONS_TABLE, "instance_id", f"{non_null_ids - stats['ids']} duplicate rows (instance_id must be unique)",
             [f"{r['instance_id']} x{r['n']}" for r in dupes],
         )
+    return future
 
 
 def _load_events(engine: Engine, settings: Settings, days: list[date]) -> None:
-    """The view ``events``: the event partitions of ``days``, all of which must have landed."""
+    """The view ``events``: the event partitions of ``days`` (all of which must have landed), every file
+    checked against the contract first, exact duplicates dropped (counted by :func:`_check_events`)."""
     root = EVENTS.location(settings)
     present = set(storage.list_dir(root, settings))
     missing = [d.isoformat() for d in days if f"dt={d.isoformat()}" not in present]
@@ -276,12 +274,20 @@ def _load_events(engine: Engine, settings: Settings, days: list[date]) -> None:
             f"{len(missing)} needed partitions have not landed under {root} (a day without events must still "
             "be an empty partition)", missing,
         )
-    columns = engine.register_parquet("events_raw", [join(root, f"dt={d.isoformat()}") for d in days], hive_root=root)
-    _check_types(columns, EVENT_TYPES, EVENTS_TABLE)
-    received = "CAST(received_at AS TIMESTAMP)" if "received_at" in columns else "CAST(NULL AS TIMESTAMP)"
+    fs = storage.filesystem(root, settings)
+    files = [f for d in days for f in contract.data_files(fs, storage.strip_scheme(join(root, f"dt={d.isoformat()}")))]
+    columns = contract.check_files(EVENTS_TABLE, fs, files, contract.EVENTS_SCHEMA, contract.EVENTS_OPTIONAL,
+                                   display=lambda p: storage.with_scheme(root, p))
+    if files:
+        engine.register_parquet("events_raw", [storage.with_scheme(root, f) for f in files], hive_root=root)
+    else:  # every needed day landed empty
+        engine.create_view("events_raw", "SELECT " + ", ".join(
+            f"CAST(NULL AS {kind.upper()}) AS {name}" for name, kind in EVENT_TYPES.items())
+            + ", CAST(NULL AS TIMESTAMP) AS received_at, CAST(NULL AS STRING) AS dt WHERE 1 = 0")
+    received = "CAST(received_at AS TIMESTAMP)" if "received_at" in columns or not files else "CAST(NULL AS TIMESTAMP)"
     engine.create_view(
         "events",
-        "SELECT instance_id, user_id, CAST(event_time AS TIMESTAMP) AS event_time, event_type, platform, "
+        "SELECT DISTINCT instance_id, user_id, CAST(event_time AS TIMESTAMP) AS event_time, event_type, platform, "
         f"{received} AS received_at, CAST(dt AS STRING) AS dt FROM events_raw",
     )
 
@@ -289,6 +295,9 @@ def _load_events(engine: Engine, settings: Settings, days: list[date]) -> None:
 def _check_events(engine: Engine, config: FeatureConfig, settings: Settings) -> dict:
     sql = render("features/event_quality.sql", known_event_types=config.known_event_types)
     counts = {k: int(v or 0) for k, v in engine.rows(sql, {"first_week_days": settings.first_week_days})[0].items()}
+    counts["duplicate_events"] = int(engine.rows("SELECT COUNT(*) AS n FROM events_raw")[0]["n"]) - counts["events_read"]
+    if counts["duplicate_events"]:
+        log.warning("events: %d exact duplicate events (every column equal) dropped", counts["duplicate_events"])
     for key, (column, problem, predicate) in QUALITY_ERRORS.items():
         if counts[key]:
             examples = engine.rows(f"SELECT * FROM events WHERE {predicate} ORDER BY instance_id, event_time "

@@ -29,9 +29,10 @@ def used_params(sql: str, params: dict | None) -> dict:
 class Engine(Protocol):
     name: str
 
-    def register_parquet(self, view: str, paths: list[str], hive_root: str | None = None) -> dict[str, str]:
-        """Expose Parquet files as a view; ``hive_root`` adds the ``dt`` column of ``dt=`` folders.
-        Returns the column types as Spark simple strings (``string``, ``date``, ``timestamp`` …)."""
+    def register_parquet(self, view: str, files: list[str], hive_root: str | None = None) -> dict[str, str]:
+        """Expose exactly these Parquet files (checked by the contract) as one view, their columns unioned
+        by name; ``hive_root`` adds the ``dt`` column of ``dt=`` folders. Returns the column types as Spark
+        simple strings (``string``, ``date``, ``timestamp`` …)."""
 
     def create_view(self, view: str, sql: str, params: dict | None = None, materialize: bool = False) -> None: ...
 
@@ -49,11 +50,12 @@ class SparkEngine:
     def __init__(self, settings: Settings, spark=None):
         self.spark = spark or get_spark("churn_features", settings)
 
-    def register_parquet(self, view: str, paths: list[str], hive_root: str | None = None) -> dict[str, str]:
-        reader = self.spark.read
+    def register_parquet(self, view: str, files: list[str], hive_root: str | None = None) -> dict[str, str]:
+        # mergeSchema: an optional column present in some files only is kept (NULL elsewhere), never dropped
+        reader = self.spark.read.option("mergeSchema", "true")
         if hive_root:
             reader = reader.option("basePath", spark_uri(hive_root))
-        df = reader.parquet(*[spark_uri(p) for p in paths])
+        df = reader.parquet(*[spark_uri(p) for p in files])
         df.createOrReplaceTempView(view)
         return {f.name: f.dataType.simpleString() for f in df.schema.fields}
 
@@ -101,10 +103,10 @@ class DuckDBEngine:
     def _execute(self, sql: str, params: dict | None = None):
         return self.con.execute(self.translate(sql), used_params(sql, params) or None)
 
-    def register_parquet(self, view: str, paths: list[str], hive_root: str | None = None) -> dict[str, str]:
+    def register_parquet(self, view: str, files: list[str], hive_root: str | None = None) -> dict[str, str]:
         from churn.core.duck import quote
 
-        files = "[" + ", ".join(quote(p.rstrip("/") + "/*.parquet") for p in paths) + "]"
+        files = "[" + ", ".join(quote(p) for p in files) + "]"
         options = "hive_partitioning = true, hive_types = {'dt': VARCHAR}" if hive_root else "hive_partitioning = false"
         self.con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet({files}, {options}, "
                          "union_by_name = true)")

@@ -70,11 +70,11 @@ def realised_performance(ds: date, settings: Settings, metadata_of: Callable[[st
     cohort_start = ds - timedelta(days=settings.label_window_days)
     scored_dt = cohort_start + timedelta(days=settings.first_week_days)
     try:
-        outcomes = read_partition(INSTANCES_MODELING.location(settings), ds, settings)
+        outcomes = read_partition(INSTANCES_MODELING, ds, settings)
     except PartitionNotFound:
         raise NothingToMonitor(f"performance of {ds}: no outcomes (instances_modeling dt={ds} is not published)") from None
     try:
-        scored = read_partition(PREDICTIONS.location(settings), scored_dt, settings)
+        scored = read_partition(PREDICTIONS, scored_dt, settings)
     except PartitionNotFound:
         log.info("monitoring %s: the cohort of %s was never scored (no predictions dt=%s)", ds, cohort_start, scored_dt)
         scored = pd.DataFrame(columns=["instance_id", "p_retained", "prediction_retained", "model_version"])
@@ -113,7 +113,7 @@ def publish_performance(ds: date, settings: Settings, metadata_of: Callable[[str
     """Publish model_performance dt=``ds``; returns the partition, headline numbers and alerts."""
     performance = realised_performance(ds, settings, metadata_of)
     table = pa.Table.from_pandas(performance, schema=PERFORMANCE_SCHEMA, preserve_index=False)
-    published = write_partition(MODEL_PERFORMANCE.location(settings), ds, table, settings)
+    published = write_partition(MODEL_PERFORMANCE, ds, table, settings)
     scored = performance[performance["scored_rows"] > 0]
     headline = {"scored_rows": int(performance["scored_rows"].sum()), "roc_auc": _weighted(scored, "roc_auc"),
                 "log_loss": _weighted(scored, "log_loss")}
@@ -124,10 +124,10 @@ def publish_performance(ds: date, settings: Settings, metadata_of: Callable[[str
 def feature_drift(ds: date, settings: Settings, profile_of: Callable[[str], tuple[dict, dict]]) -> pd.DataFrame:
     """PSI of every feature of instances_w1 dt=``ds`` against the profile of the model version that scored it."""
     try:
-        scored = read_partition(PREDICTIONS.location(settings), ds, settings)
+        scored = read_partition(PREDICTIONS, ds, settings)
     except PartitionNotFound:
         raise NothingToMonitor(f"drift of {ds}: no predictions (instances_w1_scored dt={ds} is not published)") from None
-    current = read_partition(INSTANCES_W1.location(settings), ds, settings)
+    current = read_partition(INSTANCES_W1, ds, settings)
     versions = scored["model_version"].dropna().unique().tolist()
     version = max(versions) if versions else None  # one version scores a day; a rescored day keeps the newest
     if version is None:
@@ -161,7 +161,7 @@ def publish_drift(ds: date, settings: Settings, profile_of: Callable[[str], tupl
     """Publish feature_drift dt=``ds``; returns the partition, headline numbers and alerts."""
     drift = feature_drift(ds, settings, profile_of)
     table = pa.Table.from_pandas(drift, schema=DRIFT_SCHEMA, preserve_index=False)
-    published = write_partition(FEATURE_DRIFT.location(settings), ds, table, settings)
+    published = write_partition(FEATURE_DRIFT, ds, table, settings)
     worst = drift.sort_values("psi", ascending=False, na_position="last").iloc[0]
     headline = {"features": len(drift), "max_psi": float(worst["psi"]), "max_psi_feature": str(worst["feature"]),
                 "model_version": str(worst["model_version"])}

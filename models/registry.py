@@ -4,28 +4,37 @@ Layout under ``settings.models_path`` (a folder or ``s3://bucket/prefix/models/<
 
     v=<version>/            model.ubj | model_linear.json, transform.json, pipeline.json, metrics.json,
                             report.html, validation_scores.parquet, metadata.json (written last)
-    aliases/champion.json   {"version", "metadata_sha256", "set_at", "reason"}
-    aliases/challenger.json
-    history/<utc time>-<id>.json   one immutable object per event (append-only, also on S3)
+    history/e<seq>.json     one immutable event per file, numbered 1, 2, 3 … (promote, rollback, challenger)
 
-``metadata.json`` records the sha256 and size of every other artifact, and an alias records the
-sha256 of the metadata it points at, so loading a model verifies the whole chain. Nothing is ever
-unpickled: models are XGBoost UBJSON or JSON coefficients, transforms are JSON.
+The history is the one source of truth: the champion and the challenger are derived from it, never
+stored beside it. An event is appended by creating the next number *only if it does not exist* (an
+exclusive create locally, a conditional ``If-None-Match: *`` put on S3), so one append is one atomic
+step, and of two concurrent promotions exactly one gets the number: the other sees
+:class:`ConcurrentUpdate`. A damaged event file is reported with the command that repairs it
+(``churn models repair`` moves it aside); the champion is then uncertain until it is repaired or a new
+event (``rollback --to``) settles it.
+
+``metadata.json`` records the sha256 and size of every other artifact, and an event records the sha256
+of the metadata it points at, so loading a model verifies the whole chain. Nothing is ever unpickled:
+models are XGBoost UBJSON or JSON coefficients, transforms are JSON.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import re
 import tempfile
-import uuid
 from datetime import UTC, datetime
 
 from churn.core import storage
 from churn.core.settings import Settings, join
 from models.model import ChurnModel
 from models.profile import PROFILE_FILE
+
+log = logging.getLogger(__name__)
 
 METADATA = "metadata.json"
 ALIASES = ("champion", "challenger")
@@ -46,6 +55,14 @@ class NoChampion(RegistryError):
 class VersionNotFound(RegistryError):
     pass
 
+
+class ConcurrentUpdate(RegistryError):
+    """Another writer appended to the history first (a concurrent promotion won); nothing was changed."""
+
+
+REPAIR_HINT = "run `churn models repair` (moves it aside) or settle the champion with `churn models rollback --to VERSION`"
+EVENT = re.compile(r"^e(\d{8})\.json$")
+CHAMPION_EVENTS = ("promote", "rollback")
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -153,30 +170,70 @@ class Registry:
             raise IntegrityError(f"model version {version}: pipeline.json belongs to version {model.version}")
         return model, metadata
 
-    # ---------------------------------------------------------- aliases
-    def alias(self, alias: str) -> dict | None:
-        path = self._alias_path(alias)
-        if not self._exists(path):
-            return None
-        try:
-            record = json.loads(self._read(path))
-            record["version"], record["metadata_sha256"]  # noqa: B018 - required keys
-        except (ValueError, KeyError, TypeError) as exc:
-            raise IntegrityError(f"alias file {path} is damaged ({exc!r})") from exc
-        return record
+    # ----------------------------------------------------- history (truth)
+    def _history_dir(self) -> str:
+        return join(self.root, "history")
 
-    def set_alias(self, alias: str, version: str, reason: str) -> dict:
+    def _read_history(self) -> tuple[list[dict], list[str], int]:
+        """(valid events by number, damaged file names, highest number in use)."""
+        events, damaged, highest = [], [], 0
+        folder = self._history_dir()
+        for name in self._list(folder):
+            match = EVENT.match(name)
+            if not match:
+                continue
+            highest = max(highest, int(match.group(1)))
+            try:
+                entry = json.loads(self._read(join(folder, name)))
+                if not isinstance(entry, dict) or entry.get("seq") != int(match.group(1)) or not entry.get("event") \
+                        or not entry.get("version"):
+                    raise ValueError("not an event of this registry")
+            except (ValueError, TypeError, UnicodeDecodeError) as exc:
+                damaged.append(f"{name} ({exc})")
+                continue
+            events.append(entry)
+        return sorted(events, key=lambda e: e["seq"]), damaged, highest
+
+    def history(self) -> list[dict]:
+        return self._read_history()[0]
+
+    def problems(self) -> list[str]:
+        """Damaged history files, each with the way to repair it (``churn models list`` shows these)."""
+        return [f"history file {join(self._history_dir(), d)} is damaged: {REPAIR_HINT}"
+                for d in self._read_history()[1]]
+
+    def _state(self) -> dict:
+        events, damaged, highest = self._read_history()
+        state: dict = {"champion": None, "challenger": None, "events": events, "damaged": damaged,
+                       "highest": highest}
+        for e in events:
+            record = {"version": e["version"], "metadata_sha256": e.get("metadata_sha256"), "set_at": e["at"],
+                      "reason": e.get("reason", ""), "seq": e["seq"]}
+            if e["event"] in CHAMPION_EVENTS:
+                state["champion"] = record
+                if state["challenger"] and state["challenger"]["version"] == e["version"]:
+                    state["challenger"] = None
+            elif e["event"] == "challenger":
+                state["challenger"] = record
+        return state
+
+    def alias(self, alias: str) -> dict | None:
+        """``champion`` / ``challenger``: {"version", "metadata_sha256", "set_at", "reason"}, from the history."""
         if alias not in ALIASES:
             raise ValueError(f"unknown alias {alias!r}; use one of {ALIASES}")
-        raw = self._read(self.artifact_path(version, METADATA))
-        record = {"version": version, "metadata_sha256": sha256(raw), "set_at": utc_now(), "reason": reason}
-        self._put(self._alias_path(alias), json.dumps(record, indent=1).encode())
-        return record
+        return self._state()[alias]
 
-    def clear_alias(self, alias: str) -> None:
-        path = self._alias_path(alias)
-        if self._exists(path):
-            self.fs.rm(storage.strip_scheme(path))
+    def _append(self, event: str, version: str, state: dict | None = None, **details) -> dict:
+        """Append one event as number ``highest + 1`` of the history read in ``state``; ConcurrentUpdate if taken."""
+        state = state or self._state()
+        raw = self._read(self.artifact_path(version, METADATA))
+        entry = {"seq": state["highest"] + 1, "at": utc_now(), "event": event, "version": version,
+                 "metadata_sha256": sha256(raw), **details}
+        path = join(self._history_dir(), f"e{entry['seq']:08d}.json")
+        if not self._create(path, json.dumps(entry, indent=1, sort_keys=True).encode()):
+            raise ConcurrentUpdate(f"the model history changed while {event} {version} was being recorded "
+                                   f"({path} exists: another promotion or training won); nothing was changed")
+        return entry
 
     def reference_profile(self, version: str, metadata: dict | None = None) -> dict | None:
         """The verified drift reference profile stored at training time; None for versions trained before it existed."""
@@ -187,7 +244,11 @@ class Registry:
 
     def champion(self) -> tuple[ChurnModel, dict]:
         """The verified champion model, or NoChampion / IntegrityError with a clear message."""
-        record = self.alias("champion")
+        state = self._state()
+        record = state["champion"]
+        if state["damaged"] and (record is None or state["highest"] > record["seq"]):
+            raise IntegrityError(f"the champion is uncertain: history file {state['damaged'][-1]} under "
+                                 f"{self._history_dir()} is damaged; {REPAIR_HINT}")
         if record is None:
             raise NoChampion(
                 f"no champion model under {self.root}: run `churn train --run-date D` (a model becomes "
@@ -195,48 +256,62 @@ class Registry:
             )
         return self.load(record["version"], record["metadata_sha256"])
 
-    # ---------------------------------------------------------- history
-    def record_event(self, event: str, version: str, **details) -> dict:
-        entry = {"at": utc_now(), "event": event, "version": version, **details}
-        name = f"{entry['at'].replace(':', '').replace('-', '')}-{uuid.uuid4().hex[:8]}.json"
-        self._put(join(self.root, "history", name), json.dumps(entry, indent=1, sort_keys=True).encode())
-        return entry
-
-    def history(self) -> list[dict]:
-        folder = join(self.root, "history")
-        return [json.loads(self._read(join(folder, n)))
-                for n in self._list(folder) if n.endswith(".json")]
-
     # -------------------------------------------------------- promotion
     def promote(self, version: str, reason: str, event: str = "promote") -> dict:
-        """Make a (verified) version champion; the previous champion is recorded for rollback."""
-        self.verify(version)
-        previous = self.alias("champion")
-        self.set_alias("champion", version, reason)
-        challenger = self.alias("challenger")
-        if challenger and challenger["version"] == version:
-            self.clear_alias("challenger")
-        return self.record_event(event, version, reason=reason,
-                                 previous_champion=previous["version"] if previous else None)
+        """Make a (verified) version champion in one atomic append; promoting the champion changes nothing.
 
-    def mark_challenger(self, version: str, reason: str) -> dict:
-        self.set_alias("challenger", version, reason)
-        return self.record_event("challenger", version, reason=reason)
+        Raises :class:`ConcurrentUpdate` when another event was appended since the history was read.
+        """
+        self.verify(version)
+        state = self._state()
+        current = state["champion"]
+        if current and current["version"] == version:
+            log.info("%s is already the champion: nothing to do", version)
+            return {"event": "noop", "version": version, "reason": f"{version} is already the champion"}
+        return self._append(event, version, state, reason=reason,
+                            previous_champion=current["version"] if current else None)
+
+    def mark_challenger(self, version: str, reason: str, attempts: int = 5) -> dict:
+        self.verify(version)
+        for attempt in range(attempts):  # a challenger mark never conflicts in meaning: retry on a new number
+            try:
+                return self._append("challenger", version, reason=reason)
+            except ConcurrentUpdate:
+                if attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def rollback(self, to_version: str | None = None) -> dict:
         """Champion := ``to_version``, or the champion that preceded the current one."""
-        current = self.alias("champion")
-        if current is None:
-            raise NoChampion(f"no champion under {self.root}: nothing to roll back")
+        state = self._state()
+        current = state["champion"]
         if to_version is None:
-            made = [e for e in self.history() if e["event"] == "promote"
-                    and e["version"] == current["version"] and e.get("previous_champion")]
+            if state["damaged"]:
+                raise IntegrityError(f"the history has damaged files ({state['damaged'][0]}): name the version, "
+                                     "`churn models rollback --to VERSION`, or run `churn models repair`")
+            if current is None:
+                raise NoChampion(f"no champion under {self.root}: nothing to roll back")
+            made = [e for e in state["events"] if e["event"] == "promote" and e["version"] == current["version"]
+                    and e.get("previous_champion") and e["previous_champion"] != current["version"]]
             if not made:
                 raise RegistryError(f"champion {current['version']} has no recorded predecessor to roll back to")
             to_version = made[-1]["previous_champion"]
-        if to_version == current["version"]:
+        if current and to_version == current["version"] and not state["damaged"]:
             raise RegistryError(f"{to_version} is already the champion")
-        return self.promote(to_version, f"rollback from {current['version']}", event="rollback")
+        self.verify(to_version)
+        return self._append("rollback", to_version, state, reason=f"rollback from {current['version'] if current else '?'}",
+                            previous_champion=current["version"] if current else None)
+
+    def repair(self) -> list[str]:
+        """Move damaged history files to ``history/damaged/`` (kept for inspection); returns their names."""
+        moved = []
+        for entry in self._read_history()[1]:
+            name = entry.split(" ", 1)[0]
+            source, target = join(self._history_dir(), name), join(self._history_dir(), "damaged", name)
+            self._put(target, self._read(source))
+            self.fs.rm(storage.strip_scheme(source))
+            moved.append(name)
+        return moved
 
     # --------------------------------------------------------------- io
     def _exists(self, path: str) -> bool:
@@ -253,23 +328,58 @@ class Registry:
             return []
         return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(bare, detail=False))
 
+    def _create(self, path: str, data: bytes) -> bool:
+        """Create ``path`` with ``data`` only if it does not exist (atomically); False if it exists."""
+        if path.startswith("s3://"):
+            import boto3
+            from botocore.exceptions import ClientError
+
+            bucket, key = path[len("s3://"):].split("/", 1)
+            client = boto3.client("s3", region_name=self.settings.aws_region,
+                                  endpoint_url=self.settings.s3_endpoint_url or None)
+            try:
+                client.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+                    return False
+                raise
+            return True
+        tmp = _complete_temp_file(path, data)
+        try:
+            os.link(tmp, path)  # atomic, and fails if the name exists: a complete file or none
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+
     def _put(self, path: str, data: bytes) -> None:
         """Write one object; locally via a temporary file and rename so readers never see half a file."""
         if "://" in path:
             self.fs.pipe_file(storage.strip_scheme(path), data)
             return
-        folder = os.path.dirname(path)
-        os.makedirs(folder, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        tmp = _complete_temp_file(path, data)
         try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
-            os.chmod(tmp, 0o644)  # mkstemp creates 0600; other jobs (Airflow, Athena sync) read these
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
+
+
+def _complete_temp_file(path: str, data: bytes) -> str:
+    """``data`` fully written to a hidden temporary file beside ``path`` (readable by other jobs)."""
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; other jobs (Airflow, Athena sync) read these
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return tmp
 
 
 def version_id(run_date, fingerprint: str) -> str:

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from churn.core.settings import Settings
 from churn.core.tables import INSTANCES_W1, N_REASONS, PREDICTIONS, PREDICTIONS_SCHEMA
-from churn.core.warehouse import read_partition, write_partition
+from churn.core.warehouse import partition_snapshot, read_partition, write_partition
 from models.model import ChurnModel
 
 log = logging.getLogger("churn.score")
@@ -25,7 +25,7 @@ OUTPUT_SCHEMA = PREDICTIONS_SCHEMA
 
 
 def score_frame(model: ChurnModel, frame: pd.DataFrame, run_date: date, reasons: bool = True,
-                approx_reasons: bool = False) -> pa.Table:
+                approx_reasons: bool = False, features_snapshot_id: int | None = None) -> pa.Table:
     """Scores of one feature frame as an Arrow table with OUTPUT_SCHEMA (reasons null if not asked for).
 
     Reasons use exact SHAP values by default (~20k rows/s on 2 cores for 200 trees of depth 3: ample
@@ -52,6 +52,7 @@ def score_frame(model: ChurnModel, frame: pd.DataFrame, run_date: date, reasons:
             columns[f"reason_{k + 1}_contribution"] = values[k]
     columns["model_version"] = pa.repeat(pa.scalar(model.version, pa.string()), n)
     columns["run_date"] = pa.repeat(pa.scalar(run_date, pa.date32()), n)
+    columns["features_snapshot_id"] = pa.repeat(pa.scalar(features_snapshot_id, pa.int64()), n)
     return pa.table(columns, schema=OUTPUT_SCHEMA)
 
 
@@ -80,12 +81,73 @@ def top_reasons(model: ChurnModel, x: np.ndarray, approx: bool = False) -> tuple
 
 
 def score_partition(model: ChurnModel, ds: date, settings: Settings, reasons: bool = True) -> dict:
-    """Score partition dt=``ds`` of instances_w1 with a loaded (verified) model and publish its predictions."""
+    """Score partition dt=``ds`` of instances_w1 with a loaded (verified) model and publish its predictions.
+
+    The features are read from the snapshot that wrote them, and its id is stored with every prediction:
+    a later rebuild of the features makes the predictions detectably stale (:func:`stale_predictions`).
+    """
     started = time.perf_counter()
-    frame = read_partition(INSTANCES_W1.location(settings), ds, settings)
-    table = score_frame(model, frame, ds, reasons=reasons)
-    published = write_partition(PREDICTIONS.location(settings), ds, table, settings)
-    result = {"dt": ds.isoformat(), "path": published.path, "rows": published.rows, "model_version": model.version,
-              "seconds": round(time.perf_counter() - started, 2)}
-    log.info("scored %s: %d rows with %s -> %s", ds, published.rows, model.version, published.path)
+    written = partition_snapshot(INSTANCES_W1, ds, settings)
+    snapshot_id = written["snapshot_id"] if written else None
+    frame = read_partition(INSTANCES_W1, ds, settings, snapshot_id=snapshot_id)
+    check_feature_rows(frame, model, INSTANCES_W1.name, ds, settings.first_week_days)
+    table = score_frame(model, frame, ds, reasons=reasons, features_snapshot_id=snapshot_id)
+    published = write_partition(PREDICTIONS, ds, table, settings)
+    result = {"dt": ds.isoformat(), "table": PREDICTIONS.name, "rows": published.rows, "model_version": model.version,
+              "features_snapshot_id": snapshot_id, "seconds": round(time.perf_counter() - started, 2)}
+    log.info("scored %s: %d rows with %s (features snapshot %s)", ds, published.rows, model.version, snapshot_id)
     return result
+
+
+class FeatureRowsError(ValueError):
+    """Rows of a feature partition that must not be scored; the message names table, column and rows."""
+
+
+def check_feature_rows(frame: pd.DataFrame, model: ChurnModel, table: str, ds: date, first_week_days: int) -> None:
+    """Duplicate instances and impossible values never reach a published prediction.
+
+    Counts (every feature the model reads as a count or a share of users) cannot be negative, the
+    weekday is 1..7, the time to the first key action lies within the observed week.
+    """
+    where = f"{table} dt={ds}"
+    dupes = frame["instance_id"][frame["instance_id"].duplicated(keep=False)]
+    if len(dupes):
+        shown = ", ".join(sorted(set(dupes.astype(str)))[:5])
+        raise FeatureRowsError(f"{where}.instance_id: {len(dupes)} rows share an instance_id "
+                               f"({dupes.nunique()} instances), e.g. {shown}; rebuild the partition")
+    if frame["instance_id"].isna().any():
+        raise FeatureRowsError(f"{where}.instance_id: {int(frame['instance_id'].isna().sum())} rows without an id")
+    for column in model.features:
+        if column not in frame.columns or not pd.api.types.is_numeric_dtype(frame[column]):
+            continue
+        values = frame[column]
+        if column == "eval_start_weekday":
+            bad = values.notna() & ~values.isin(range(1, 8))
+        elif column in ("w1_activity_trend",):
+            bad = ~np.isfinite(values.fillna(0))
+        elif column == "hours_to_first_key_action":
+            bad = values.notna() & ((values < 0) | (values > 24 * first_week_days))
+        else:
+            bad = values.notna() & ((values < 0) | ~np.isfinite(values))
+        if bad.any():
+            examples = frame.loc[bad, ["instance_id", column]].head(5).to_dict("records")
+            raise FeatureRowsError(f"{where}.{column}: {int(bad.sum())} rows out of range, e.g. {examples}")
+
+
+def stale_predictions(days: list[date], settings: Settings) -> list[dict]:
+    """Scored days whose features were rebuilt after scoring: the snapshot the predictions recorded is
+    no longer the one that wrote the features (days whose writer snapshot expired cannot be judged)."""
+    from churn.core.warehouse import list_partitions, load_table
+
+    features = load_table(INSTANCES_W1, settings)
+    scored = set(list_partitions(PREDICTIONS, settings))
+    out = []
+    for day in sorted(set(days) & scored):
+        written = partition_snapshot(INSTANCES_W1, day, settings, tbl=features)
+        if written is None:
+            continue
+        recorded = read_partition(PREDICTIONS, day, settings)["features_snapshot_id"].dropna().unique().tolist()
+        if recorded != [written["snapshot_id"]]:
+            out.append({"dt": day.isoformat(), "scored_snapshot": recorded[0] if recorded else None,
+                        "features_snapshot": written["snapshot_id"]})
+    return out

@@ -26,7 +26,7 @@ from scipy.special import expit
 from churn.core.feature_config import load_feature_config
 from churn.core.settings import PROJECT_ROOT, Settings
 from churn.core.tables import INSTANCES_MODELING
-from churn.core.warehouse import read_partitions
+from churn.core.warehouse import read_snapshot
 from models import evaluate, report
 from models.candidates import Candidate, candidate_list, fit_candidate, monotone_features, score_summary
 from models.model import ChurnModel
@@ -57,7 +57,7 @@ def training_dates(run_date: date, settings: Settings) -> list[date]:
 def load_window(run_date: date, settings: Settings) -> tuple[pd.DataFrame, dict]:
     dates = training_dates(run_date, settings)
     try:
-        frame = read_partitions(INSTANCES_MODELING.location(settings), dates, settings)
+        frame, snapshot_id = read_snapshot(INSTANCES_MODELING, dates, settings)
     except FileNotFoundError as exc:
         raise TrainingDataError(f"no training data for run date {run_date}: {exc}") from exc
     if "retained" not in frame.columns:
@@ -69,7 +69,7 @@ def load_window(run_date: date, settings: Settings) -> tuple[pd.DataFrame, dict]
     window = {"start": dates[0].isoformat(), "end_exclusive": run_date.isoformat(),
               "partitions_expected": len(dates), "partitions_found": len(found),
               "partitions_missing": len(dates) - len(found)}
-    return frame, window
+    return frame, window | {"snapshot_id": snapshot_id}
 
 
 def check_rows(frame: pd.DataFrame, minimum: int, per_class: int, what: str) -> None:
@@ -122,6 +122,7 @@ def retrain(run_date: date, settings: Settings) -> dict:
     """Train, evaluate, register and (maybe) promote the model for ``run_date``; JSON-serialisable result."""
     started = time.perf_counter()
     frame, window = load_window(run_date, settings)
+    snapshot_id = window.pop("snapshot_id")  # not part of the training key: a rebuild with equal rows reuses the version
     check_rows(frame, MIN_ROWS, MIN_CLASS_ROWS, f"training window {window['start']}..{run_date}")
     features = feature_columns(frame)
     fingerprint = data_fingerprint(frame)
@@ -175,7 +176,7 @@ def retrain(run_date: date, settings: Settings) -> dict:
     importance = feature_importance(final, final.matrix(valid))
 
     # 4. promotion decision on the same validation rows as the current champion
-    decision = decide(registry, settings, valid, p_oot, metrics)
+    decision = decide(registry, settings, valid, p_oot, metrics, frame)
 
     metrics_doc = {
         "validation": metrics,
@@ -199,6 +200,8 @@ def retrain(run_date: date, settings: Settings) -> dict:
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "kind": final.kind, "candidate": winner.name, "params": winner.params, "rounds": winner.rounds,
         "training_window": window,
+        # read the exact rows back with read_partitions(INSTANCES_MODELING, days, settings, snapshot_id=…)
+        "training_data": {"table": INSTANCES_MODELING.name, "snapshot_id": snapshot_id},
         "eval_start_range": _date_range(frame), "train_eval_start_range": _date_range(train),
         "validation_eval_start_range": _date_range(valid),
         "rows": {"total": len(frame), "train": len(train), "validation": len(valid)},
@@ -220,13 +223,16 @@ def retrain(run_date: date, settings: Settings) -> dict:
     files["report.html"] = report.build_report(metadata, metrics_doc, y_val, p_oot, fitted, valid).encode()
     result = {
         "version": version, "promoted": decision["promoted"], "reason": decision["reason"],
+        "held": bool(decision.get("held")),
         "champion_version": version if decision["promoted"] else decision.get("champion_version"),
         "model": winner.name, "metrics": _subset(metrics), "rows": metadata["rows"],
         "report": registry.artifact_path(version, "report.html"), "reused": False,
     }
     metadata["result"] = result
     registry.write_version(version, files, metadata)
-    _apply(registry, version, decision)
+    result["promoted"], result["reason"] = _apply(registry, version, decision)
+    if not result["promoted"]:
+        result["champion_version"] = (registry.alias("champion") or {}).get("version")
     result["seconds"] = round(time.perf_counter() - started, 1)
     log.info("retrain %s: %s (%s) in %.1f s", run_date, version, decision["reason"], result["seconds"])
     return result
@@ -239,8 +245,37 @@ def select_winner(rows: list[dict]) -> int:
     return max(tied, key=lambda i: (rows[i]["validation"]["roc_auc"], -i))
 
 
-def decide(registry: Registry, settings: Settings, valid: pd.DataFrame, p_new: np.ndarray, metrics: dict) -> dict:
-    """Promote only if the new model clears the floor and is not worse than the champion on the same rows."""
+MIN_WEEK_ROWS = 50  # a cohort week's label rate is compared only with at least this many rows
+
+
+def label_problems(frame: pd.DataFrame, settings: Settings, champ_meta: dict | None) -> list[str]:
+    """Why the labels of a training window look wrong: a label rate (overall, or of a cohort week with enough
+    rows) far from the champion's training data, or outside the plausible range when there is no champion."""
+    rate = float(frame["retained"].mean())
+    weeks = frame.groupby(frame["eval_start_date"].dt.to_period("W-SUN"))["retained"].agg(["mean", "size"])
+    weeks = weeks[weeks["size"] >= MIN_WEEK_ROWS]
+    if champ_meta is None or "label_rate" not in champ_meta:
+        low, high = settings.label_rate_bounds
+        if not low <= rate <= high:
+            return [f"label rate {rate:.3f} is outside the plausible range {low}..{high} (CHURN_LABEL_RATE_RANGE)"]
+        return []
+    reference, tol = float(champ_meta["label_rate"]["total"]), settings.label_rate_tolerance
+    problems = []
+    if abs(rate - reference) > tol:
+        problems.append(f"label rate {rate:.3f} vs {reference:.3f} in the champion's training data "
+                        f"(tolerance {tol}, CHURN_LABEL_RATE_TOLERANCE)")
+    moved = weeks[(weeks["mean"] - reference).abs() > tol]
+    if len(moved):
+        shown = ", ".join(f"week of {str(w.start_time.date())}: {m:.3f}" for w, m in moved["mean"].head(3).items())
+        problems.append(f"{len(moved)} of {len(weeks)} cohort weeks have a label rate more than {tol} from "
+                        f"{reference:.3f} ({shown})")
+    return problems
+
+
+def decide(registry: Registry, settings: Settings, valid: pd.DataFrame, p_new: np.ndarray, metrics: dict,
+           frame: pd.DataFrame | None = None) -> dict:
+    """Promote only if the labels look sane, the new model clears the floor and is not worse than the champion
+    on the same rows. Suspicious labels hold the model as a challenger that only a person can promote."""
     floor, tol = settings.promotion_auc_floor, settings.promotion_auc_tolerance
     base = {"floor": floor, "auc_tolerance": tol, "new_auc": metrics["roc_auc"], "new_log_loss": metrics["log_loss"]}
     clears = metrics["roc_auc"] >= floor
@@ -252,6 +287,13 @@ def decide(registry: Registry, settings: Settings, valid: pd.DataFrame, p_new: n
         return base | {"promoted": False, "champion_version": record["version"] if record else None,
                        "reason": f"not promoted: the current champion failed verification ({exc}); "
                                  "promote manually after investigating"}
+    held = label_problems(frame if frame is not None else valid, settings, champ_meta)
+    if held:
+        return base | {"promoted": False, "held": True, "champion_version": champion.version if champion else None,
+                       "label_problems": held,
+                       "reason": "held for review, labels look wrong: " + "; ".join(held)
+                                 + ". Check the label definition upstream; promote by hand with `churn models "
+                                   "promote VERSION` if they are right"}
     if champion is None:
         return base | {"promoted": clears, "champion_version": None,
                        "reason": f"first model: {floor_text}" + ("" if clears else "; stays challenger")}
@@ -271,6 +313,13 @@ def decide(registry: Registry, settings: Settings, valid: pd.DataFrame, p_new: n
     new = score_summary(y[rows], p_new[rows])
     old = score_summary(y[rows], p_champ[rows])
     comparison = {"rows": int(rows.sum()), "rows_used": note, "new": new, "champion": old}
+    own = (champ_meta.get("metrics") or {}).get("roc_auc")
+    if own is not None and old["roc_auc"] < own - settings.champion_auc_collapse:
+        collapse = (f"the champion's AUC on these rows is {old['roc_auc']:.3f}, {own - old['roc_auc']:.3f} below its "
+                    f"own validation AUC {own:.3f} (CHURN_CHAMPION_AUC_COLLAPSE {settings.champion_auc_collapse})")
+        return base | {"promoted": False, "held": True, "label_problems": [collapse], "comparison": comparison,
+                       "reason": f"held for review, labels look wrong: {collapse}. Check the label definition "
+                                 "upstream; promote by hand with `churn models promote VERSION` if they are right"}
     problems = []
     if not clears:
         problems.append(floor_text)
@@ -286,11 +335,20 @@ def decide(registry: Registry, settings: Settings, valid: pd.DataFrame, p_new: n
     return base | {"promoted": not problems, "reason": reason, "comparison": comparison}
 
 
-def _apply(registry: Registry, version: str, decision: dict) -> None:
+def _apply(registry: Registry, version: str, decision: dict) -> tuple[bool, str]:
+    """Record the decision; (promoted, reason). A concurrent promotion that won makes this one a challenger."""
+    from models.registry import ConcurrentUpdate
+
     if decision["promoted"]:
-        registry.promote(version, decision["reason"])
-    else:
-        registry.mark_challenger(version, decision["reason"])
+        try:
+            registry.promote(version, decision["reason"])
+            return True, decision["reason"]
+        except ConcurrentUpdate as exc:
+            reason = f"not promoted: {exc}; compare the two with `churn models list`"
+            registry.mark_challenger(version, reason)
+            return False, reason
+    registry.mark_challenger(version, decision["reason"])
+    return False, decision["reason"]
 
 
 def _reuse(registry: Registry, version: str) -> dict:
@@ -298,7 +356,9 @@ def _reuse(registry: Registry, version: str) -> dict:
     metadata = registry.verify(version)
     result = dict(metadata["result"]) | {"reused": True}
     if not any(e["version"] == version for e in registry.history()):  # crashed before the decision was applied
-        _apply(registry, version, metadata["decision"])
+        result["promoted"], result["reason"] = _apply(registry, version, metadata["decision"])
+    champion = registry.alias("champion")
+    result["promoted"] = bool(champion and champion["version"] == version and result["promoted"])
     log.info("model version %s already registered; nothing to train", version)
     return result
 

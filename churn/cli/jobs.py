@@ -60,17 +60,9 @@ def monitor_command(ctx: typer.Context, ds: Ds = None, start: Start = None, end:
     emit(run_job(lambda days: jobs.monitor(settings, days, days), ds, start, end))
 
 
-def register_command(
-    ctx: typer.Context, ds: Ds = None, start: Start = None, end: End = None,
-    table: Annotated[list[str] | None, typer.Option("--table", "-t", help="only this table (repeatable)")] = None,
-) -> None:
-    """Add partitions dt=D of the partitioned tables to Glue (what the DAGs' register_partitions tasks do)."""
+def maintain_command(ctx: typer.Context) -> None:
+    """Expire table snapshots older than CHURN_SNAPSHOT_RETENTION_DAYS and remove abandoned staging folders
+    (what the weekly DAG's maintain_tables task does)."""
     from churn import jobs
-    from churn.core.tables import TABLES
 
-    settings = ctx.obj
-    names = table or [n for n, t in TABLES.items() if t.partitioned and t.glue]
-    unknown = sorted(set(names) - set(TABLES))
-    if unknown:
-        raise typer.BadParameter(f"unknown table(s) {unknown}; known: {list(TABLES)}")
-    emit(run_job(lambda days: jobs.register_partitions(settings, names, days), ds, start, end))
+    emit(run(lambda: jobs.maintain_tables(ctx.obj)))

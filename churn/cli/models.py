@@ -58,9 +58,22 @@ def list_command(ctx: typer.Context) -> None:
             table.add_row(version, alias, f"damaged: {exc}", "", "", "")
             continue
         m = meta.get("metrics", {})
-        table.add_row(version, alias, meta.get("candidate", ""), str(meta["rows"]["total"]),
+        table.add_row(version, alias, meta.get("candidate", ""), str(meta.get("rows", {}).get("total", "")),
                       f"{m.get('roc_auc', float('nan')):.3f}", f"{m.get('log_loss', float('nan')):.3f}")
     console().print(table)
+    for problem in registry.problems():
+        console(stderr=True).print(f"[yellow]warning:[/yellow] {problem}")
+
+
+@app.command("repair")
+def repair_command(ctx: typer.Context) -> None:
+    """Move damaged history files aside (to history/damaged/); the champion is then derived from the rest."""
+    registry = _registry(ctx)
+    moved = registry.repair()
+    for name in moved:
+        console().print(f"moved {name} to history/damaged/")
+    champion = registry.alias("champion")
+    console().print(f"{len(moved)} damaged file(s) moved; champion: {champion['version'] if champion else 'none'}")
 
 
 @app.command("show")
@@ -98,6 +111,9 @@ def promote_command(
         event = registry.promote(_resolve(registry, version), reason)
     except _registry_error() as exc:
         _fail(exc)
+    if event["event"] == "noop":
+        console().print(event["reason"] + ": nothing changed")
+        return
     console().print(f"champion is now {event['version']} (was {event['previous_champion']})")
 
 

@@ -37,3 +37,86 @@ class DataContractError(ValueError):
         self.table, self.column, self.problem, self.examples = table, column, problem, examples or []
         shown = "; ".join(str(e) for e in self.examples[:5])
         super().__init__(f"{table}.{column}: {problem}" + (f" — e.g. {shown}" if shown else ""))
+
+
+# ---- raw files, checked one by one before any engine reads them ---------------------------------------
+
+def type_name(dtype: pa.DataType) -> str:
+    """The contract's name of an Arrow type (``string``, ``date``, ``timestamp`` …); ``timestamp[ns]`` is
+    reported as such, since Spark cannot read it without losing precision."""
+    if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
+        return "string"
+    if pa.types.is_dictionary(dtype):
+        return type_name(dtype.value_type)
+    if pa.types.is_date32(dtype):
+        return "date"
+    if pa.types.is_timestamp(dtype):
+        if dtype.unit == "ns":
+            return "timestamp[ns]"
+        return "timestamp" if dtype.tz else "timestamp_ntz"
+    if pa.types.is_int32(dtype) or pa.types.is_int16(dtype) or pa.types.is_int8(dtype):
+        return "int"
+    if pa.types.is_int64(dtype):
+        return "bigint"
+    if pa.types.is_floating(dtype):
+        return "double"
+    if pa.types.is_boolean(dtype):
+        return "boolean"
+    return str(dtype)
+
+
+def _expected(field: pa.Field) -> set[str]:
+    kind = type_name(field.type)
+    return {"timestamp", "timestamp_ntz"} if kind == "timestamp" else {kind}
+
+
+def data_files(fs, folder: str) -> list[str]:
+    """The Parquet files a reader may read in a folder: ``*.parquet`` directly inside it, never sub-folders,
+    hidden (``.x``) or underscore (``_SUCCESS``, ``_tmp``) names, checksums or in-flight ``*.tmp`` files."""
+    if not fs.exists(folder):
+        return []
+    out = []
+    for info in fs.ls(folder, detail=True):
+        name = info["name"].rstrip("/").rsplit("/", 1)[-1]
+        if info.get("type") == "file" and name.endswith(".parquet") and not name.startswith((".", "_")):
+            out.append(info["name"])
+    return sorted(out)
+
+
+def check_files(table: str, fs, files: list[str], required: pa.Schema, optional: pa.Schema | None = None,
+                display=lambda path: path) -> dict[str, str]:
+    """Check every file's footer against the contract; returns {column: type name} of the union.
+
+    A required column missing from a file, a contract column of another type (``timestamp[ns]`` included),
+    an optional column present with another type, a column whose type differs between files, or an
+    unreadable file is a :class:`DataContractError` naming the table, the file and the column. Nothing is
+    left to a reader's schema inference, which would silently drop or null a column.
+    """
+    import pyarrow.parquet as pq
+
+    contract = {f.name: f for f in [*required, *(optional or [])]}
+    seen: dict[str, tuple[str, str]] = {}  # column -> (type name, first file with it)
+    for path in files:
+        try:
+            with fs.open(path, "rb") as handle:
+                schema = pq.read_schema(handle)
+        except Exception as exc:  # noqa: BLE001 - any unreadable footer is the same contract error
+            raise DataContractError(table, "*", f"file {display(path)} is not a readable Parquet file "
+                                    f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                                    "remove or rewrite it") from None
+        names = set(schema.names)
+        for field in required:
+            if field.name not in names:
+                raise DataContractError(table, field.name, f"required column is missing in file {display(path)} "
+                                        f"(found columns: {sorted(names)})")
+        for field in schema:
+            kind = type_name(field.type)
+            if field.name in contract and kind not in _expected(contract[field.name]):
+                hint = "; write microseconds (e.g. pandas .astype('datetime64[us, UTC]'))" if kind == "timestamp[ns]" else ""
+                raise DataContractError(table, field.name, f"expected type {type_name(contract[field.name].type)}, "
+                                        f"found {kind} in file {display(path)}{hint}")
+            if field.name in seen and seen[field.name][0] != kind:
+                raise DataContractError(table, field.name, f"type {kind} in file {display(path)} differs from "
+                                        f"{seen[field.name][0]} in file {display(seen[field.name][1])} (mixed schemas)")
+            seen.setdefault(field.name, (kind, path))
+    return {name: kind for name, (kind, _) in seen.items()}

@@ -16,32 +16,50 @@ def quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def httpfs_extension_path() -> Path | None:
-    """The httpfs binary shipped by the ``duckdb-extension-httpfs`` wheel (loads offline)."""
+def extension_path(name: str) -> Path | None:
+    """The binary of DuckDB extension ``name`` shipped by the ``duckdb-extension-<name>`` wheel (loads offline)."""
+    import importlib
+
     import duckdb
 
     try:
-        import duckdb_extension_httpfs
+        package = importlib.import_module(f"duckdb_extension_{name}")
     except ImportError:
         return None
-    path = Path(duckdb_extension_httpfs.__file__).parent / "extensions" / f"v{duckdb.__version__}" / "httpfs.duckdb_extension"
+    path = Path(package.__file__).parent / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
     return path if path.exists() else None
+
+
+def httpfs_extension_path() -> Path | None:
+    return extension_path("httpfs")
+
+
+def load_extension(con, name: str) -> None:
+    """Load an extension from its wheel, never from the network; a clear error names the package."""
+    import duckdb
+
+    con.execute("SET autoinstall_known_extensions = false")
+    path = extension_path(name)
+    try:
+        con.execute(f"LOAD {quote(str(path))}" if path else f"LOAD {name}")
+    except duckdb.Error as error:
+        raise DuckDBSetupError(
+            f"cannot load DuckDB's {name} extension ({str(error).splitlines()[0]}); "
+            f"install duckdb-extension-{name}=={duckdb.__version__}"
+        ) from None
+
+
+def load_iceberg(con) -> None:
+    """``iceberg_scan`` (the iceberg extension needs avro for the manifests)."""
+    load_extension(con, "avro")
+    load_extension(con, "iceberg")
 
 
 def configure_s3(con, settings: Settings) -> None:
     """Load httpfs (never from the network) and give DuckDB the S3 region, credentials and endpoint."""
     import boto3
-    import duckdb
 
-    con.execute("SET autoinstall_known_extensions = false")
-    path = httpfs_extension_path()
-    try:
-        con.execute(f"LOAD {quote(str(path))}" if path else "LOAD httpfs")
-    except duckdb.Error as error:
-        raise DuckDBSetupError(
-            f"cannot load DuckDB's httpfs extension for s3:// ({str(error).splitlines()[0]}); "
-            f"install duckdb-extension-httpfs=={duckdb.__version__}"
-        ) from None
+    load_extension(con, "httpfs")
     options = {"TYPE": "s3", "REGION": quote(settings.aws_region)}
     credentials = boto3.Session(region_name=settings.aws_region).get_credentials()
     if credentials is not None:

@@ -30,6 +30,8 @@ SIGNUP_FEATURES: list[tuple[str, str]] = [
 KEY_COLUMNS: list[tuple[str, str]] = [("instance_id", "string"), ("eval_start_date", "date")]
 LABEL_COLUMN = ("retained", "int")
 FEATURE_TABLES = ("instances_w1", "instances_modeling")
+TOP_LEVEL_KEYS = ("count_features", "mobile_platforms", "key_event_types", "attribute_features")
+ATTRIBUTE_KEYS = ("column", "ranks")
 
 
 class FeatureConfigError(ValueError):
@@ -84,6 +86,9 @@ def load_feature_config(settings: Settings | None = None, path: str | Path | Non
     if not path.exists():
         raise FeatureConfigError(f"feature configuration {path} does not exist (setting CHURN_FEATURE_CONFIG)")
     raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise FeatureConfigError(f"{path}: expected a mapping with keys {', '.join(TOP_LEVEL_KEYS)}")
+    _no_unknown_keys(raw, TOP_LEVEL_KEYS, f"{path}")
     counts = raw.get("count_features")
     if not isinstance(counts, dict) or not counts:
         raise FeatureConfigError(f"{path}: 'count_features' must map feature names to lists of event types")
@@ -99,16 +104,38 @@ def load_feature_config(settings: Settings | None = None, path: str | Path | Non
     for name, spec in (raw.get("attribute_features") or {}).items():
         if not _IDENTIFIER.match(str(name)) or name in reserved or name in counts:
             raise FeatureConfigError(f"{path}: attribute feature name {name!r} is invalid or already used")
-        column, ranks = (spec or {}).get("column"), (spec or {}).get("ranks")
+        if not isinstance(spec, dict):
+            raise FeatureConfigError(f"{path}: attribute feature {name!r} needs 'column' and 'ranks'")
+        _no_unknown_keys(spec, ATTRIBUTE_KEYS, f"{path}: attribute feature {name!r}")
+        column, ranks = spec.get("column"), spec.get("ranks")
         if not isinstance(column, str) or not _IDENTIFIER.match(column):
             raise FeatureConfigError(f"{path}: attribute feature {name!r} needs 'column', an evaluations column name")
         if not isinstance(ranks, list) or not ranks or not all(isinstance(v, str) for v in ranks):
             raise FeatureConfigError(f"{path}: attribute feature {name!r} needs 'ranks', a list of values in order")
         attributes.append(AttributeFeature(str(name), column, tuple(ranks)))
+    platforms, key_types = raw.get("mobile_platforms") or ["mobile"], raw.get("key_event_types") or []
+    for key, values in (("mobile_platforms", platforms), ("key_event_types", key_types)):
+        if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
+            raise FeatureConfigError(f"{path}: '{key}' must be a list of non-empty strings")
+    values = [*platforms, *key_types, *(t for ts in counts.values() for t in ts), *(v for a in attributes for v in a.ranks)]
+    bad = [v for v in values if any(ord(ch) < 32 for ch in v)]
+    if bad:
+        raise FeatureConfigError(f"{path}: values may not contain control characters (newline, tab …): {bad[:3]!r}")
     return FeatureConfig(
         count_features={str(k): list(v) for k, v in counts.items()},
-        mobile_platforms=list(raw.get("mobile_platforms") or ["mobile"]),
-        key_event_types=list(raw.get("key_event_types") or []),
+        mobile_platforms=list(platforms),
+        key_event_types=list(key_types),
         source=str(path),
         attribute_features=tuple(attributes),
     )
+
+
+def _no_unknown_keys(mapping: dict, allowed: tuple[str, ...], where: str) -> None:
+    """A typo (``mobile_platform:``) must not be silently ignored."""
+    unknown = sorted(str(k) for k in mapping if k not in allowed)
+    if unknown:
+        import difflib
+
+        hints = [f"{k!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, allowed, n=1)) else repr(k)
+                 for k in unknown]
+        raise FeatureConfigError(f"{where}: unknown key {', '.join(hints)}; allowed keys: {', '.join(allowed)}")

@@ -1,21 +1,16 @@
 """The Glue Data Catalog (Athena's metastore) through boto3, with table definitions from the table registry.
 
-Two operations, deliberately separate:
-
-* :func:`apply_tables` — deploy time (``churn catalog apply``): create the database and every table,
-  update a table whose definition changed. Idempotent.
-* :func:`add_partitions` — every daily run (the DAGs' ``register_partitions`` task): add partition
-  ``dt=D`` of a table. One ``BatchCreatePartition`` call per table; no table is read or compared.
-
-With partition projection Athena ignores Glue partitions; they are there for engines that read the
-catalog's partitions (Spark on EMR, Redshift Spectrum, Glue jobs). ``MSCK REPAIR`` is never run.
+:func:`apply_tables` runs at deploy time (``churn catalog apply``): it creates the database and the raw
+tables (Hive-style Parquet written by producers, partition projection on ``dt``), and updates a table
+whose definition changed. Idempotent. The tables this system writes are Iceberg tables, created and
+committed through the Iceberg catalog (``churn.core.warehouse``; with ``CHURN_TABLE_CATALOG=glue`` that
+is this same Glue database), so no daily partition registration exists and ``MSCK REPAIR`` is never run.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import date
 from typing import Any
 
 from churn.core.settings import Settings
@@ -87,7 +82,10 @@ def apply_tables(settings: Settings, names: Iterable[str] | None = None, client:
     except glue.exceptions.AlreadyExistsException:
         pass
     result = {}
-    for name in names or [n for n, t in TABLES.items() if t.glue]:
+    for name in names or [n for n, t in TABLES.items() if t.glue and not t.published]:
+        if TABLES[name].published:
+            raise CatalogError(f"{name} is an Iceberg table: it is created through the Iceberg catalog "
+                               "(churn.core.warehouse.load_table), not as a Hive table")
         wanted = table_input(TABLES[name], settings)
         try:
             glue.create_table(DatabaseName=database, TableInput=wanted)
@@ -102,35 +100,3 @@ def apply_tables(settings: Settings, names: Iterable[str] | None = None, client:
         result[name] = action
         log.info("glue: %s.%s %s", database, name, action)
     return result
-
-
-def add_partitions(settings: Settings, name: str, days: Iterable[date], client: Any = None) -> dict[str, int]:
-    """Add partitions ``dt=D`` of a partitioned table; returns counts of added and already present ones."""
-    t = TABLES[name]
-    if not t.partitioned:
-        raise CatalogError(f"{name} is not partitioned: it has no dt partitions to add")
-    glue = client or glue_client(settings)
-    root, columns = t.location(settings), t.columns(settings)  # columns once: feature tables read their YAML
-    inputs = [
-        {"Values": [d.isoformat()], "StorageDescriptor": _storage_descriptor(columns, f"{root}/{PARTITION_KEY}={d.isoformat()}/")}
-        for d in sorted(set(days))
-    ]
-    added = existed = 0
-    for i in range(0, len(inputs), BATCH):
-        try:
-            response = glue.batch_create_partition(
-                DatabaseName=settings.athena_database, TableName=name, PartitionInputList=inputs[i : i + BATCH]
-            )
-        except glue.exceptions.EntityNotFoundException:
-            raise CatalogError(
-                f"glue: table {settings.athena_database}.{name} does not exist; create the catalog tables once at "
-                "deploy time with `churn catalog apply`"
-            ) from None
-        errors = response.get("Errors") or []
-        codes = {e.get("ErrorDetail", {}).get("ErrorCode") for e in errors}
-        if codes - {"AlreadyExistsException"}:
-            raise CatalogError(f"glue: adding partitions of {name} failed: {errors[:3]}")
-        existed += len(errors)
-        added += len(inputs[i : i + BATCH]) - len(errors)
-    log.info("glue: %s.%s %d partitions added, %d already there", settings.athena_database, name, added, existed)
-    return {"added": added, "existed": existed}

@@ -42,6 +42,17 @@ class Settings(BaseSettings):
     threshold_objective: str = Field("f2", description="f1, f2, or cost:<fn/fp ratio> e.g. cost:5")
     promotion_auc_tolerance: float = Field(0.005, ge=0, description="a challenger may be this much AUC below the champion")
     promotion_auc_floor: float = Field(0.60, description="absolute AUC a model must clear to become champion")
+    label_rate_tolerance: float = Field(
+        0.10, gt=0, le=1, description="a training window whose label rate (overall or of a cohort week) moves this "
+        "far from the champion's training data is held for a person to promote"
+    )
+    label_rate_range: str = Field(
+        "0.01,0.60", description="plausible label rates min,max; a first model outside it is held for a person"
+    )
+    champion_auc_collapse: float = Field(
+        0.15, gt=0, description="the champion's AUC on the new rows this far below its validation AUC means the "
+        "labels changed: the new model is held for a person"
+    )
     model_name: str = Field("churn_w1", description="registry name of the model")
     seed: int = Field(27, description="random seed for simulation and training")
     s3_endpoint_url: str | None = Field(None, description="S3 API endpoint (MinIO / moto); empty for AWS")
@@ -51,7 +62,17 @@ class Settings(BaseSettings):
     )
     spark_master: str = Field("local[2]", description="Spark master URL for in-process runs")
     spark_shuffle_partitions: int = Field(4, ge=1, description="spark.sql.shuffle.partitions")
-    athena_database: str = Field("churn", description="Glue/Athena database of the output tables")
+    athena_database: str = Field("churn", description="Glue/Athena database (Iceberg namespace) of the tables")
+    table_catalog: Literal["sql", "glue"] = Field(
+        "sql", description="Iceberg catalog of the output tables: sql (SQLite or PostgreSQL; local) or glue (AWS, Athena)"
+    )
+    table_catalog_uri: str | None = Field(
+        None, description="SQLAlchemy URL of the sql catalog (default sqlite:///{warehouse}/_catalog/iceberg.db), "
+        "e.g. postgresql+psycopg2://postgres@127.0.0.1:5432/churn",
+    )
+    snapshot_retention_days: int = Field(
+        7, ge=1, description="table snapshots (and data files only they use) older than this are removed by maintenance"
+    )
     athena_workgroup: str = Field("primary", description="Athena workgroup")
     athena_output: str | None = Field(None, description="s3:// location for Athena query results")
     aws_endpoint_url: str | None = Field(None, description="Glue/Athena API endpoint (moto in tests); empty for AWS")
@@ -76,6 +97,22 @@ class Settings(BaseSettings):
         "{'monitoring_alerts': [...]} when monitoring raises alerts (default: log only)",
     )
     airflow_port: int = Field(8080, ge=1, le=65535, description="port of the local Airflow UI (make airflow, make demo)")
+
+    @field_validator("label_rate_range")
+    @classmethod
+    def _rate_range(cls, value: str) -> str:
+        try:
+            low, high = (float(x) for x in value.split(","))
+        except ValueError:
+            raise ValueError(f"CHURN_LABEL_RATE_RANGE must be 'min,max' (e.g. 0.01,0.60), got {value!r}") from None
+        if not 0 <= low < high <= 1:
+            raise ValueError(f"CHURN_LABEL_RATE_RANGE needs 0 <= min < max <= 1, got {value!r}")
+        return value
+
+    @property
+    def label_rate_bounds(self) -> tuple[float, float]:
+        low, high = (float(x) for x in self.label_rate_range.split(","))
+        return low, high
 
     @field_validator("warehouse")
     @classmethod

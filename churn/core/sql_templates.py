@@ -13,12 +13,25 @@ import jinja2
 from churn.core.settings import SQL_DIR
 
 
+def sql_string(value: str) -> str:
+    r"""A Spark SQL string literal of ``value``, whatever it contains.
+
+    Spark reads backslash escapes in literals, so ``\`` and ``'`` are both escaped with a backslash:
+    a configured ``mobile\`` cannot close its own quote. DuckDB gets the SQL through sqlglot's Spark to
+    DuckDB translation, which turns the same literal into DuckDB's quoting (tested on both engines).
+    """
+    text = str(value)
+    if any(ord(ch) < 32 for ch in text):
+        raise ValueError(f"SQL string value {text!r} contains a control character")
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def sql_list(values) -> str:
-    """Render strings as a SQL literal list, escaping quotes: ['a', "b'c"] -> 'a', 'b''c'."""
+    """Render strings as a SQL literal list (each through :func:`sql_string`)."""
     items = sorted(set(values)) if isinstance(values, set) else list(values)
     if not items:
         return "NULL"  # `x IN (NULL)` matches nothing
-    return ", ".join("'" + str(v).replace("'", "''") + "'" for v in items)
+    return ", ".join(sql_string(v) for v in items)
 
 
 _ENV = jinja2.Environment(

@@ -32,6 +32,7 @@ PREDICTIONS_COLUMNS = [
     *[c for k in range(1, N_REASONS + 1) for c in ((f"reason_{k}_feature", "string"), (f"reason_{k}_contribution", "double"))],
     ("model_version", "string"),
     ("run_date", "date"),
+    ("features_snapshot_id", "bigint"),  # the instances_w1 snapshot that wrote the scored features
 ]
 PERFORMANCE_COLUMNS = [
     ("model_version", "string"),
@@ -73,24 +74,18 @@ def arrow_schema(columns: list[tuple[str, str]]):
     return pa.schema([pa.field(name, types[kind]) for name, kind in columns])
 
 
-def arrow_to_athena(dtype) -> str:
-    import pyarrow as pa
+ATHENA_TYPES = ("string", "date", "timestamp", "boolean", "int", "bigint", "double")
 
-    if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
-        return "string"
-    if pa.types.is_date(dtype):
-        return "date"
-    if pa.types.is_timestamp(dtype):
-        return "timestamp"
-    if pa.types.is_boolean(dtype):
-        return "boolean"
-    if pa.types.is_int32(dtype) or pa.types.is_int16(dtype) or pa.types.is_int8(dtype):
-        return "int"
-    if pa.types.is_int64(dtype):
-        return "bigint"
-    if pa.types.is_floating(dtype):
-        return "double"
-    raise ValueError(f"no Athena type for Arrow type {dtype}")
+
+def arrow_to_athena(dtype) -> str:
+    """The Athena type of an Arrow type (the contract's type names; every timestamp is ``timestamp``)."""
+    from churn.core.contract import type_name
+
+    kind = type_name(dtype)
+    kind = "timestamp" if kind.startswith("timestamp") else kind
+    if kind not in ATHENA_TYPES:
+        raise ValueError(f"no Athena type for Arrow type {dtype}")
+    return kind
 
 
 def _fixed(columns: list[tuple[str, str]]) -> Callable[[Settings], list[tuple[str, str]]]:
@@ -131,7 +126,7 @@ class Table:
     columns_from: str  # what the columns are generated from (shown in the DDL header)
     _columns: Callable[[Settings], list[tuple[str, str]]]
     partitioned: bool = True
-    published: bool = True  # written by this system: atomic partitions with _manifest.json (raw tables: no)
+    published: bool = True  # written by this system: an Iceberg table (raw tables: no, Hive-style Parquet)
     glue: bool = True  # registered in the Glue Data Catalog (Athena)
 
     def location(self, settings: Settings) -> str:
@@ -177,7 +172,8 @@ TABLES: dict[str, Table] = {
               _FEATURE_SOURCE, _feature_columns("instances_modeling")),
         Table("instances_w1_scored", "predictions",
               "champion scores of instances_w1 dt: p_retained, the decision at the model's threshold, risk band "
-              "(1 = highest churn risk), the three most negative log-odds contributions, model version",
+              "(1 = highest churn risk), the three most negative log-odds contributions, model version, the "
+              "snapshot of the features scored",
               _TABLES_SOURCE, _fixed(PREDICTIONS_COLUMNS)),
         Table("model_performance", "monitoring",
               "realised performance of the predictions whose outcomes became known on dt, per model version",
@@ -225,7 +221,13 @@ def table_properties(t: Table) -> dict[str, str]:
 
 
 def render_ddl(t: Table, settings: Settings) -> str:
-    """The DDL template of a table, exactly as checked in under sql/athena/ (``churn catalog ddl --write``)."""
+    """The DDL template of a table, exactly as checked in under sql/athena/ (``churn catalog ddl --write``).
+
+    Raw tables (written by producers, Hive-style ``dt=`` folders) are external Parquet tables with partition
+    projection; the tables this system writes are Iceberg tables (``dt`` a date column, identity partition).
+    """
+    if t.published:
+        return _render_iceberg_ddl(t, settings)
     columns = t.columns(settings)
     width = max(len(name) for name, _ in columns) + 2
     lines = [
@@ -247,6 +249,30 @@ def render_ddl(t: Table, settings: Settings) -> str:
         ")",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _render_iceberg_ddl(t: Table, settings: Settings) -> str:
+    columns = [*t.columns(settings), (PARTITION_KEY, "date")]
+    width = max(len(name) for name, _ in columns) + 2
+    lines = [
+        f"-- Athena DDL of `{t.name}`: {t.description}.",
+        f"-- Generated from {t.columns_from}; do not edit: regenerate with `churn catalog ddl --write`.",
+        "-- An Apache Iceberg table: `churn catalog apply` creates it through the Iceberg catalog (the same",
+        "-- schema, partitioned by the identity of dt); this statement is the Athena equivalent (--via athena).",
+        "-- ${database} and ${location} (table root, no trailing slash) are filled by churn.core.tables.fill.",
+        f"CREATE TABLE IF NOT EXISTS `${{database}}`.`{t.name}` (",
+        ",\n".join(f"  {('`' + name + '`').ljust(width)} {kind}" for name, kind in columns),
+        ")",
+        f"PARTITIONED BY (`{PARTITION_KEY}`)",
+        "LOCATION '${location}/'",
+        "TBLPROPERTIES (",
+        ",\n".join(f"  '{key}'='{value}'" for key, value in ICEBERG_PROPERTIES.items()),
+        ")",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+ICEBERG_PROPERTIES = {"table_type": "ICEBERG", "format": "parquet", "write_compression": "snappy"}
 
 
 def fill(template: str, database: str, location: str) -> str:

@@ -1,203 +1,408 @@
-"""Date-partitioned Parquet tables: atomic publishing and manifest-driven reading.
+"""The tables this system writes, as Apache Iceberg tables partitioned by day (``dt``).
 
-A partition ``{table}/dt=YYYY-MM-DD/`` is published whole or not at all: data is first staged
-elsewhere, then swapped in. Every published partition carries ``_manifest.json`` (its files, row
-count and columns), written last; readers of this package read only the files a manifest lists,
-so they never see a half-copied partition, even on S3 where there is no atomic rename.
+Every write is one Iceberg commit through pyiceberg: a day, or many days, are replaced by an atomic
+overwrite of their partitions, so a reader (pandas here, DuckDB in ``churn query``, Athena, Spark) sees
+the table before or after a run, never in between; concurrent writers are serialised by the catalog's
+optimistic concurrency (a refused commit is retried on the fresh table). The catalog is a setting:
+an SQL catalog (SQLite under the warehouse by default, or PostgreSQL) locally, AWS Glue in production.
+
+Two things Iceberg does not record are kept in the commit itself:
+
+* which days are *published* (a day with no trials is published empty), in the table property
+  ``churn.published-days`` as date ranges, updated in the same commit as the data;
+* which days a snapshot wrote, in its summary (``churn.partitions``), so the snapshot that produced a
+  partition (what a model trained on, what a prediction scored) can be recorded and read back exactly.
 """
 
 from __future__ import annotations
 
-import io
-import json
+import functools
 import logging
-import os
-import posixpath
-import shutil
-import uuid
+import random
+import time
+import warnings
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from churn.core import storage
 from churn.core.settings import Settings, join
+from churn.core.tables import PARTITION_KEY, TABLES, Table, table
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
-MANIFEST = "_manifest.json"
+
+PUBLISHED_DAYS = "churn.published-days"
+SNAPSHOT_DAYS = "churn.partitions"
+COMMIT_ATTEMPTS = 12
+CATALOG_NAME = "churn"
+_ICEBERG_TYPES = {"string": "StringType", "date": "DateType", "int": "IntegerType", "bigint": "LongType",
+                  "double": "DoubleType", "boolean": "BooleanType", "timestamp": "TimestamptzType"}
 
 
 class PartitionNotFound(FileNotFoundError):
     """A partition a job needs has not been published (yet)."""
 
 
+class TableWriteError(ValueError):
+    """What a job tried to publish does not fit the table's declaration; nothing was written."""
+
+
 @dataclass(frozen=True)
 class PublishedPartition:
-    path: str
+    table: str
+    dt: str
     rows: int
-    files: list[str]
+    snapshot_id: int
 
     def as_xcom(self) -> dict:
-        return {"path": self.path, "rows": self.rows, "files": len(self.files)}
+        return {"table": self.table, "dt": self.dt, "rows": self.rows, "snapshot_id": self.snapshot_id}
 
 
-def partition_path(table_path: str, dt: date | str) -> str:
-    return join(table_path, f"dt={_iso(dt)}")
+# ---- catalog ------------------------------------------------------------------------------------------
 
 
-def staging_path(table_path: str, run_id: str | None = None) -> str:
-    """A private folder next to the table; names starting with ``_`` are ignored by Spark/Athena."""
-    return join(table_path, "_staging", run_id or uuid.uuid4().hex)
+def catalog_uri(settings: Settings) -> str:
+    """The SQL catalog's SQLAlchemy URL: the setting, or SQLite next to a local warehouse."""
+    if settings.table_catalog_uri:
+        return settings.table_catalog_uri
+    if settings.is_remote:
+        raise ValueError(
+            f"CHURN_TABLE_CATALOG=sql needs CHURN_TABLE_CATALOG_URI when the warehouse is on S3 ({settings.warehouse}): "
+            "set CHURN_TABLE_CATALOG=glue (AWS) or a database URL such as postgresql+psycopg2://user@host/churn"
+        )
+    return f"sqlite:///{join(settings.warehouse, '_catalog', 'iceberg.db')}"
 
 
-def list_partitions(table_path: str, settings: Settings) -> list[date]:
-    """Published partitions (those with a manifest), oldest first."""
-    out = []
-    for name in storage.list_dir(table_path, settings):
-        if name.startswith("dt=") and storage.exists(join(table_path, name, MANIFEST), settings):
-            out.append(date.fromisoformat(name[3:]))
-    return sorted(out)
+def catalog(settings: Settings):
+    """The Iceberg catalog the settings name (one per configuration and process)."""
+    io = {"s3.region": settings.aws_region}
+    if settings.s3_endpoint_url:
+        io["s3.endpoint"] = settings.s3_endpoint_url
+    if settings.table_catalog == "glue":
+        props = {"type": "glue", "glue.region": settings.aws_region, **io}
+        if settings.aws_endpoint_url:
+            props["glue.endpoint"] = settings.aws_endpoint_url
+    else:
+        uri = catalog_uri(settings)
+        if uri.startswith("sqlite:///"):
+            import os
+
+            os.makedirs(os.path.dirname(uri[len("sqlite:///"):]), exist_ok=True)
+        props = {"type": "sql", "uri": uri, **io}
+    return _catalog(tuple(sorted(props.items())))
 
 
-def write_partition(
-    table_path: str, dt: date | str, frame: pd.DataFrame | pa.Table, settings: Settings
-) -> PublishedPartition:
-    """Publish one partition from an in-memory frame (stage as a single Parquet file, then swap)."""
-    table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="snappy")
-    stage = staging_path(table_path)
-    storage.write_bytes(join(stage, "part-00000.parquet"), buffer.getvalue(), settings)
-    return publish_partition(stage, table_path, dt, settings)
+@functools.lru_cache(maxsize=16)
+def _catalog(props: tuple[tuple[str, str], ...]):
+    from pyiceberg.catalog import load_catalog
+
+    return load_catalog(CATALOG_NAME, **dict(props))
 
 
-def publish_partition(
-    staged_dir: str, table_path: str, dt: date | str, settings: Settings
-) -> PublishedPartition:
-    """Swap a fully written staging folder in as partition ``dt`` of ``table_path``.
+def identifier(t: Table, settings: Settings) -> tuple[str, str]:
+    return (settings.athena_database, t.name)
 
-    Files get deterministic names (``part-00000.parquet`` …) so a rerun with the same data
-    leaves byte-identical files. If anything fails before the swap, the previous partition is
-    untouched; the staging folder is removed in every case.
-    """
-    src_fs = storage.filesystem(staged_dir, settings)
-    staged_files = sorted(
-        p for p in src_fs.find(storage.strip_scheme(staged_dir)) if p.endswith(".parquet")
-    )
-    if not staged_files:
-        raise ValueError(f"nothing staged for {table_path} dt={_iso(dt)} in {staged_dir}")
-    names = [f"part-{i:05d}.parquet" for i in range(len(staged_files))]
-    rows, columns = 0, None
-    for path in staged_files:
-        with src_fs.open(path, "rb") as handle:
-            meta = pq.ParquetFile(handle).metadata
-            rows += meta.num_rows
-            columns = columns or [meta.schema.column(i).name for i in range(meta.num_columns)]
-    manifest = json.dumps({"files": names, "rows": rows, "columns": columns}, indent=1).encode()
-    final = partition_path(table_path, dt)
+
+def iceberg_schema(t: Table, settings: Settings):
+    """The Iceberg schema of a table: its registry columns, then the partition column ``dt`` (a date)."""
+    from pyiceberg import types
+    from pyiceberg.schema import Schema
+
+    columns = [*t.columns(settings), (PARTITION_KEY, "date")]
+    fields = [types.NestedField(i, name, getattr(types, _ICEBERG_TYPES[kind])(), required=False)
+              for i, (name, kind) in enumerate(columns, start=1)]
+    return Schema(*fields)
+
+
+def _uri(location: str) -> str:
+    return location if "://" in location else "file://" + location
+
+
+def load_table(t: Table | str, settings: Settings, create: bool = False):
+    """The Iceberg table of ``t`` (created, or evolved to new registry columns, when ``create``); None if absent."""
+    from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
+
+    t = _table(t)
+    cat = catalog(settings)
     try:
-        if not staged_dir.startswith("s3://") and not final.startswith("s3://"):
-            _swap_local(staged_files, names, manifest, final)
-        else:
-            _swap_by_copy(staged_dir, staged_files, names, manifest, final, settings)
-    finally:
-        _remove(staged_dir, settings)
-    log.info("published %s (%d rows, %d files)", final, rows, len(names))
-    return PublishedPartition(final, rows, names)
+        tbl = cat.load_table(identifier(t, settings))
+    except NoSuchTableError:
+        if not create:
+            return None
+        from pyiceberg.partitioning import PartitionField, PartitionSpec
+        from pyiceberg.transforms import IdentityTransform
 
-
-def _swap_local(staged_files: list[str], names: list[str], manifest: bytes, final: str) -> None:
-    parent = os.path.dirname(final)
-    os.makedirs(parent, exist_ok=True)
-    ready = os.path.join(os.path.dirname(parent), "_staging", f"ready-{uuid.uuid4().hex}")
-    os.makedirs(ready)
-    for src, name in zip(staged_files, names, strict=True):
-        os.replace(src, os.path.join(ready, name))
-    with open(os.path.join(ready, MANIFEST), "wb") as handle:
-        handle.write(manifest)
-    old = None
-    if os.path.exists(final):
-        old = ready + "-old"
-        os.replace(final, old)  # the two renames leave the partition absent for microseconds
-    os.replace(ready, final)
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _swap_by_copy(
-    staged_dir: str, staged_files: list[str], names: list[str], manifest: bytes, final: str, settings: Settings
-) -> None:
-    """Object stores have no rename: copy new files, switch the manifest, then drop stale files."""
-    dst_fs = storage.filesystem(final, settings)
-    src_fs = storage.filesystem(staged_dir, settings)
-    bare_final = storage.strip_scheme(final)
-    same_store = type(src_fs) is type(dst_fs)
-    old = set(dst_fs.find(bare_final)) if dst_fs.exists(bare_final) else set()
-    for src, name in zip(staged_files, names, strict=True):
-        target = posixpath.join(bare_final, name)
-        if same_store:
-            dst_fs.copy(src, target)
-        else:
-            dst_fs.put_file(src, target)
-    dst_fs.pipe_file(posixpath.join(bare_final, MANIFEST), manifest)
-    keep = {posixpath.join(bare_final, n) for n in [*names, MANIFEST]}
-    stale = sorted(p for p in old if p not in keep)
-    if stale:
-        dst_fs.rm(stale)
-
-
-def _remove(path: str, settings: Settings) -> None:
-    fs = storage.filesystem(path, settings)
-    bare = storage.strip_scheme(path)
-    try:
-        if fs.exists(bare):
-            fs.rm(bare, recursive=True)
-    except OSError:  # cleanup must never hide the real error
-        log.warning("could not remove staging folder %s", path)
-
-
-def read_partition(table_path: str, dt: date | str, settings: Settings) -> pd.DataFrame:
-    """Read one published partition (the files its manifest lists) into pandas, with a ``dt`` column."""
-    import pandas as pd
-
-    final = partition_path(table_path, dt)
-    manifest_path = join(final, MANIFEST)
-    if not storage.exists(manifest_path, settings):
-        raise PartitionNotFound(f"{table_path}: partition dt={_iso(dt)} is not published ({manifest_path} missing)")
-    manifest = json.loads(storage.read_bytes(manifest_path, settings))
-    fs = storage.filesystem(final, settings)
-    frames = []
-    for name in manifest["files"]:
-        with fs.open(posixpath.join(storage.strip_scheme(final), name), "rb") as handle:
-            frames.append(pq.read_table(handle).to_pandas())
-    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    frame["dt"] = _iso(dt)
-    return frame
-
-
-def read_partitions(
-    table_path: str, dates: list[date], settings: Settings, missing_ok: bool = True
-) -> pd.DataFrame:
-    """Concatenate several partitions; missing ones are skipped (and logged) unless ``missing_ok`` is False."""
-    import pandas as pd
-
-    frames = []
-    for dt in dates:
+        schema = iceberg_schema(t, settings)
+        spec = PartitionSpec(PartitionField(schema.find_field(PARTITION_KEY).field_id, 1000, IdentityTransform(),
+                                            PARTITION_KEY))
+        cat.create_namespace_if_not_exists(settings.athena_database)
         try:
-            frames.append(read_partition(table_path, dt, settings))
-        except PartitionNotFound:
-            if not missing_ok:
-                raise
-            log.warning("%s: no partition dt=%s, skipped", table_path, _iso(dt))
+            tbl = cat.create_table(identifier(t, settings), schema=schema, partition_spec=spec,
+                                   location=_uri(t.location(settings)),
+                                   properties={"write.parquet.compression-codec": "snappy", "format-version": "2"})
+            log.info("created Iceberg table %s.%s at %s", settings.athena_database, t.name, t.location(settings))
+        except TableAlreadyExistsError:  # another writer created it first
+            tbl = cat.load_table(identifier(t, settings))
+    if create:
+        tbl = _evolve(tbl, t, settings)
+    return tbl
+
+
+def _evolve(tbl, t: Table, settings: Settings):
+    """Add columns the registry declares and the table lacks (a new configured feature); old rows read NULL."""
+    have = {f.name for f in tbl.schema().fields}
+    wanted = iceberg_schema(t, settings)
+    if all(f.name in have for f in wanted.fields):
+        return tbl
+    with tbl.update_schema() as update:
+        update.union_by_name(wanted)
+    log.info("%s: added columns %s", t.name, [f.name for f in wanted.fields if f.name not in have])
+    return catalog(settings).load_table(identifier(t, settings))
+
+
+def _table(t: Table | str) -> Table:
+    return t if isinstance(t, Table) else table(t)
+
+
+# ---- published days -----------------------------------------------------------------------------------
+
+
+def encode_days(days: Iterable[date]) -> str:
+    """Days as compact ranges: ``2026-01-01/2026-03-31,2026-04-02/2026-04-02``."""
+    ranges: list[list[date]] = []
+    for day in sorted(set(days)):
+        if ranges and day - ranges[-1][1] == timedelta(days=1):
+            ranges[-1][1] = day
+        else:
+            ranges.append([day, day])
+    return ",".join(f"{a.isoformat()}/{b.isoformat()}" for a, b in ranges)
+
+
+def decode_days(text: str | None) -> list[date]:
+    out: list[date] = []
+    for part in (text or "").split(","):
+        if part:
+            first, last = (date.fromisoformat(x) for x in part.split("/"))
+            out += [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    return out
+
+
+def list_partitions(t: Table | str, settings: Settings) -> list[date]:
+    """Published days of the table, oldest first (metadata only: no data file is read)."""
+    tbl = load_table(t, settings)
+    return decode_days(tbl.properties.get(PUBLISHED_DAYS)) if tbl is not None else []
+
+
+# ---- writing ------------------------------------------------------------------------------------------
+
+
+def write_partition(t: Table | str, dt: date | str, frame: pd.DataFrame | pa.Table, settings: Settings,
+                    properties: Mapping[str, str] | None = None) -> PublishedPartition:
+    """Publish one day (replacing it whole, in one commit)."""
+    return write_partitions(t, {_as_date(dt): frame}, settings, properties)[0]
+
+
+def write_partitions(t: Table | str, frames: Mapping[date, pd.DataFrame | pa.Table], settings: Settings,
+                     properties: Mapping[str, str] | None = None) -> list[PublishedPartition]:
+    """Publish many days in one Iceberg commit: all of them replace their partitions, or none does.
+
+    Each frame must have exactly the table's declared columns (any order; a ``dt`` column is ignored);
+    values are cast to the declared types, and a value that does not fit is an error before anything is
+    written. An empty frame publishes an empty day.
+    """
+    import pyarrow as pa
+
+    t = _table(t)
     if not frames:
-        raise PartitionNotFound(f"{table_path}: none of {len(dates)} partitions is published")
-    return pd.concat(frames, ignore_index=True)
+        raise ValueError(f"{t.name}: nothing to publish")
+    days = sorted(_as_date(d) for d in frames)
+    data = pa.concat_tables([_conform(t, day, frames[day], settings) for day in days])
+    rows = {day: len(frames[day]) for day in days}
+    snapshot_id = _commit(t, days, data, settings, dict(properties or {}))
+    for day in days:
+        log.info("published %s dt=%s (%d rows, snapshot %s)", t.name, day, rows[day], snapshot_id)
+    return [PublishedPartition(t.name, day.isoformat(), rows[day], snapshot_id) for day in days]
 
 
-def _iso(dt: date | str) -> str:
-    return dt if isinstance(dt, str) else dt.isoformat()
+def _conform(t: Table, day: date, frame, settings: Settings):
+    import pyarrow as pa
+
+    schema = t.arrow_schema(settings)
+    if not isinstance(frame, pa.Table):
+        frame = pa.Table.from_pandas(frame, preserve_index=False)
+    names = [n for n in frame.column_names if n != PARTITION_KEY]
+    extra, missing = sorted(set(names) - set(schema.names)), [n for n in schema.names if n not in names]
+    if extra or missing:
+        raise TableWriteError(f"{t.name} dt={day}: columns do not match the table's declaration (churn/core/tables.py)"
+                              + (f"; undeclared: {extra}" if extra else "") + (f"; missing: {missing}" if missing else ""))
+    columns = []
+    for field in schema:
+        try:
+            columns.append(frame.column(field.name).cast(field.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise TableWriteError(f"{t.name} dt={day}.{field.name}: a value does not fit its declared type "
+                                  f"{field.type} ({exc})") from exc
+    frame = pa.Table.from_arrays(columns, schema=schema)
+    return frame.append_column(PARTITION_KEY, pa.array([day] * len(frame), pa.date32()))
+
+
+def _commit(t: Table, days: list[date], data, settings: Settings, properties: dict[str, str]) -> int:
+    """One overwrite of ``days`` plus the published-days property, retried while other writers win the race."""
+    from pyiceberg.exceptions import CommitFailedException, ValidationException
+    from pyiceberg.expressions import EqualTo, In
+    from sqlalchemy.exc import OperationalError
+
+    isos = [d.isoformat() for d in days]
+    where = EqualTo(PARTITION_KEY, isos[0]) if len(isos) == 1 else In(PARTITION_KEY, isos)
+    summary = {SNAPSHOT_DAYS: encode_days(days), **properties}
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        tbl = load_table(t, settings, create=True)
+        published = encode_days([*decode_days(tbl.properties.get(PUBLISHED_DAYS)), *days])
+        try:
+            with tbl.transaction() as tx, warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Delete operation did not match any records")
+                tx.overwrite(data, overwrite_filter=where, snapshot_properties=summary)
+                tx.set_properties({PUBLISHED_DAYS: published})
+            return catalog(settings).load_table(identifier(t, settings)).current_snapshot().snapshot_id
+        except (CommitFailedException, ValidationException, OperationalError) as exc:
+            # another writer committed first (refused commit, or pyiceberg's conflict check): redo on the new table
+            if attempt == COMMIT_ATTEMPTS:
+                raise RuntimeError(f"{t.name}: could not commit {isos[0]}..{isos[-1]} after {attempt} attempts "
+                                   f"(concurrent writers): {exc}") from exc
+            pause = min(2.0, 0.05 * 2 ** attempt) * random.uniform(0.5, 1.0)
+            log.info("%s: commit refused (another writer committed first), retry %d in %.2f s", t.name, attempt, pause)
+            time.sleep(pause)
+    raise AssertionError("unreachable")
+
+
+# ---- reading ------------------------------------------------------------------------------------------
+
+
+def current_snapshot_id(t: Table | str, settings: Settings) -> int | None:
+    tbl = load_table(t, settings)
+    snap = tbl.current_snapshot() if tbl is not None else None
+    return snap.snapshot_id if snap else None
+
+
+def partition_snapshot(t: Table | str, dt: date | str, settings: Settings, tbl=None) -> dict | None:
+    """The snapshot that last wrote partition ``dt`` ({"snapshot_id", "timestamp_ms"}); None if unknown
+    (never written by this system, or its snapshot expired)."""
+    tbl = tbl or load_table(t, settings)
+    if tbl is None:
+        return None
+    day = _as_date(dt)
+    for snap in sorted(tbl.snapshots(), key=lambda s: s.sequence_number or 0, reverse=True):
+        written = (snap.summary.additional_properties if snap.summary else {}).get(SNAPSHOT_DAYS)
+        if written and day in set(decode_days(written)):
+            return {"snapshot_id": snap.snapshot_id, "timestamp_ms": snap.timestamp_ms}
+    return None
+
+
+def read_partition(t: Table | str, dt: date | str, settings: Settings, snapshot_id: int | None = None) -> pd.DataFrame:
+    """One published day into pandas (``dt`` as an ISO string), from the current or a given snapshot."""
+    return read_partitions(t, [_as_date(dt)], settings, missing_ok=False, snapshot_id=snapshot_id)
+
+
+def read_partitions(t: Table | str, dates: list[date], settings: Settings, missing_ok: bool = True,
+                    snapshot_id: int | None = None) -> pd.DataFrame:
+    """Several days from one snapshot (so a concurrent commit cannot mix versions), in date order."""
+    return read_snapshot(t, dates, settings, missing_ok, snapshot_id)[0]
+
+
+def read_snapshot(t: Table | str, dates: list[date], settings: Settings, missing_ok: bool = True,
+                  snapshot_id: int | None = None) -> tuple[pd.DataFrame, int | None]:
+    """:func:`read_partitions` and the id of the snapshot read (what a model records about its training data)."""
+    from pyiceberg.expressions import In
+
+    t = _table(t)
+    tbl = load_table(t, settings)
+    wanted = sorted({_as_date(d) for d in dates})
+    published = set(decode_days(tbl.properties.get(PUBLISHED_DAYS))) if tbl is not None else set()
+    if snapshot_id is not None and tbl is not None:
+        snap = tbl.snapshot_by_id(snapshot_id)
+        if snap is None:
+            raise PartitionNotFound(f"{t.name}: snapshot {snapshot_id} does not exist (expired: see "
+                                    "CHURN_SNAPSHOT_RETENTION_DAYS)")
+        published = {d for d in wanted if _held_by(tbl, snap, d, d in published)}
+    present = [d for d in wanted if d in published]
+    missing = [d for d in wanted if d not in published]
+    if missing and not missing_ok:
+        raise PartitionNotFound(f"{t.name}: partition dt={missing[0]} is not published"
+                                + (f" (nor {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    for day in missing:
+        log.warning("%s: no partition dt=%s, skipped", t.name, day)
+    if not present:
+        raise PartitionNotFound(f"{t.name}: none of {len(wanted)} partitions is published")
+    snap_id = snapshot_id if snapshot_id is not None else (tbl.current_snapshot().snapshot_id
+                                                            if tbl.current_snapshot() else None)
+    if snap_id is None:  # published, but only empty days were ever written
+        arrow = _empty(t, settings)
+    else:
+        arrow = tbl.scan(row_filter=In(PARTITION_KEY, [d.isoformat() for d in present]), snapshot_id=snap_id).to_arrow()
+    frame = arrow.to_pandas()
+    frame[PARTITION_KEY] = frame[PARTITION_KEY].map(lambda d: d.isoformat() if d is not None else None).astype(object)
+    if len(present) > 1:
+        frame = frame.sort_values(PARTITION_KEY, kind="stable").reset_index(drop=True)
+    return frame, snap_id
+
+
+def _held_by(tbl, snap, day: date, published_now: bool) -> bool:
+    """Whether ``day`` had been published as of ``snap``: a snapshot up to it wrote the day; if the only
+    writers are newer, no; if no writer is left in the history (expired), as published now."""
+    writers = [s.sequence_number or 0 for s in tbl.snapshots()
+               if day in set(decode_days((s.summary.additional_properties if s.summary else {}).get(SNAPSHOT_DAYS)))]
+    if not writers:
+        return published_now
+    return min(writers) <= (snap.sequence_number or 0)
+
+
+def _empty(t: Table, settings: Settings):
+    import pyarrow as pa
+
+    schema = t.arrow_schema(settings).append(pa.field(PARTITION_KEY, pa.date32()))
+    return pa.Table.from_pylist([], schema=schema)
+
+
+# ---- maintenance --------------------------------------------------------------------------------------
+
+
+def expire_snapshots(t: Table | str, settings: Settings, retention_days: int, now: datetime | None = None) -> dict:
+    """Drop snapshots older than ``retention_days`` (never the current one) and the data files only they used."""
+    t = _table(t)
+    tbl = load_table(t, settings)
+    if tbl is None or tbl.current_snapshot() is None:
+        return {"table": t.name, "expired_snapshots": 0, "deleted_files": 0}
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
+    before = {row["file_path"] for row in tbl.inspect.all_data_files().select(["file_path"]).to_pylist()}
+    current = tbl.current_snapshot().snapshot_id
+    old = [s.snapshot_id for s in tbl.snapshots()
+           if s.timestamp_ms < cutoff.timestamp() * 1000 and s.snapshot_id != current]
+    if not old:
+        return {"table": t.name, "expired_snapshots": 0, "deleted_files": 0}
+    tbl.maintenance.expire_snapshots().by_ids(old).commit()
+    tbl = catalog(settings).load_table(identifier(t, settings))
+    after = {row["file_path"] for row in tbl.inspect.all_data_files().select(["file_path"]).to_pylist()}
+    unused = sorted(before - after)
+    for path in unused:
+        tbl.io.delete(path)
+    log.info("%s: expired %d snapshots older than %s, deleted %d data files", t.name, len(old), cutoff, len(unused))
+    return {"table": t.name, "expired_snapshots": len(old), "deleted_files": len(unused)}
+
+
+def published_tables() -> list[Table]:
+    return [t for t in TABLES.values() if t.published]
+
+
+def staging_path(settings: Settings, name: str, run_id: str | None = None) -> str:
+    """A private folder for an engine's intermediate output, outside every table."""
+    import uuid
+
+    return join(settings.warehouse, "_staging", name, run_id or uuid.uuid4().hex)
+
+
+def _as_date(dt: date | str) -> date:
+    return dt if isinstance(dt, date) else date.fromisoformat(dt)

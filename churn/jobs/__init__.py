@@ -1,19 +1,19 @@
 """The job layer: each daily job is one function of settings and a day or days, returning a typed summary.
 
-The CLI (``churn features|train|score|monitor|catalog register``) and the DAG tasks call these same
+The CLI (``churn features|train|score|monitor|maintain``) and the DAG tasks call these same
 functions, so both follow the same skip rules (:class:`Skipped`), raise the same alerts and report the
 same summaries. Heavy libraries are imported inside the functions: importing this package is cheap.
 """
 
-from churn.jobs.catalog import register_partitions
 from churn.jobs.features import build_features, emr_job_driver
+from churn.jobs.maintenance import maintain_tables
 from churn.jobs.monitor import monitor
 from churn.jobs.retrain import retrain, training_data_ready
 from churn.jobs.score import score
 from churn.jobs.summaries import (
     FeaturesSummary,
+    MaintenanceSummary,
     MonitorSummary,
-    RegisterSummary,
     RetrainSummary,
     ScoreSummary,
     Skipped,
@@ -22,14 +22,14 @@ from churn.jobs.summaries import (
 __all__ = [
     "FeaturesSummary",
     "MonitorSummary",
-    "RegisterSummary",
+    "MaintenanceSummary",
     "RetrainSummary",
     "ScoreSummary",
     "Skipped",
     "build_features",
     "emr_job_driver",
+    "maintain_tables",
     "monitor",
-    "register_partitions",
     "retrain",
     "score",
     "training_data_ready",

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from datetime import date
 
 from churn.core.settings import Settings, join
-from churn.core.tables import FEATURE_TABLES
+from churn.core.tables import FEATURE_TABLES, table_location
 from churn.jobs.summaries import FeaturesSummary
 
 # Settings that describe the deployment rather than the job; not forwarded to an EMR job.
@@ -38,7 +37,8 @@ def build_features(settings: Settings, start: date, end: date, tables=FEATURE_TA
     for name, table in result["tables"].items():
         parts = table["partitions"]
         out[name] = {
-            "path": os.path.dirname(parts[0]["path"]) if parts else None,
+            "location": table_location(name, settings),
+            "snapshot_id": parts[-1]["snapshot_id"] if parts else None,
             "partitions": len(parts),
             "rows": sum(p["rows"] for p in parts),
             "rows_by_dt": {p["dt"]: p["rows"] for p in parts} if len(parts) <= 31 else None,

@@ -58,7 +58,7 @@ class _ModelFacts:
         dates = days(date.fromisoformat(window["start"]), date.fromisoformat(window["end_exclusive"]) - timedelta(days=1))
         log.warning("model version %s has no stored reference profile: rebuilding it from %d partitions (retrain to "
                     "store one)", version, len(dates))
-        frame = read_partitions(INSTANCES_MODELING.location(self.settings), dates, self.settings)
+        frame = read_partitions(INSTANCES_MODELING, dates, self.settings)
         return build_profile(frame, [f["name"] for f in metadata.get("features", [])])
 
 
@@ -78,8 +78,14 @@ def monitor(settings: Settings, performance_days: Iterable[date] = (), drift_day
         except NothingToMonitor as exc:
             summary.skipped.append(str(exc))
             continue
-        getattr(summary, step).append({"dt": day.isoformat(), "path": published.path, **headline})
+        getattr(summary, step).append({"dt": day.isoformat(), "table": published.table, **headline})
         summary.alerts.extend(f"{day}: {a}" for a in alerts)
+    from models.score import stale_predictions
+
+    for stale in stale_predictions(drift_days, settings):
+        summary.alerts.append(f"{stale['dt']}: predictions are stale: they scored instances_w1 snapshot "
+                              f"{stale['scored_snapshot']}, the features were rebuilt since (snapshot "
+                              f"{stale['features_snapshot']}); rescore with `churn score --ds {stale['dt']}`")
     if summary.skipped:
         log.info("monitoring: %d step(s) skipped, first: %s", len(summary.skipped), summary.skipped[0])
     if not summary.performance and not summary.drift:

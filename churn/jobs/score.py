@@ -20,4 +20,4 @@ def score(settings: Settings, days: Iterable[date]) -> ScoreSummary:
     model, _ = Registry(settings).champion()
     scored = [score_partition(model, day, settings) for day in days]
     return ScoreSummary(model_version=model.version,
-                        scored=[{k: s[k] for k in ("dt", "path", "rows")} for s in scored])
+                        scored=[{k: s[k] for k in ("dt", "table", "rows", "features_snapshot_id")} for s in scored])

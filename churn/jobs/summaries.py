@@ -73,6 +73,7 @@ class RetrainSummary(Summary):
     rows: dict
     report: str
     reused: bool
+    held: bool = False  # labels looked wrong: a challenger only a person can promote (an alert was raised)
     seconds: float | None = None
 
 
@@ -103,11 +104,10 @@ class MonitorSummary(Summary):
 
 
 @dataclass(frozen=True)
-class RegisterSummary(Summary):
-    tables: list[str]
-    days: list[date]
-    added: int
-    existed: int
+class MaintenanceSummary(Summary):
+    retention_days: int
+    tables: list[dict]  # per table: expired_snapshots, deleted_files
+    staging_removed: list[str]
 
 
 class Skipped(Exception):

@@ -1,11 +1,10 @@
-"""Airflow plumbing shared by the DAG files: assets of tables, the skip / fail rules, and the one
-``register_partitions`` task. Airflow is imported inside the functions (only DAG files call them)."""
+"""Airflow plumbing shared by the DAG files: assets of tables and the skip / fail rules. Airflow is
+imported inside the functions (only DAG files call them)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
-from churn.core.dates import as_date
 from churn.core.tables import Table
 
 
@@ -33,22 +32,3 @@ def run(job: Callable[[], object]) -> dict:
             raise AirflowFailException(f"{exc} — then clear this task") from None
         raise
     return result.as_dict() if hasattr(result, "as_dict") else result
-
-
-def register_partitions(tables: Iterable[str]):
-    """The task that adds the partitions of the days its upstream task reports (``upstream["days"]``) to Glue."""
-    from airflow.sdk import task
-
-    tables = list(tables)
-
-    @task(task_id="register_partitions", retries=2)
-    def register_partitions(upstream: dict) -> dict:
-        """Add the new partitions to the Glue catalog so Athena sees them (deployment=aws only; tables come
-        from `churn catalog apply` at deploy time)."""
-        from churn import jobs
-        from churn.core.settings import Settings
-
-        days = [as_date(d) for d in (upstream or {}).get("days") or []]
-        return run(lambda: jobs.register_partitions(Settings(), tables, days))
-
-    return register_partitions

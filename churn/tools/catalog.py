@@ -2,9 +2,10 @@
 
 * ``ddl`` prints the DDL (filled for the current settings), ``--write`` regenerates ``sql/athena/``,
   ``--check`` fails when a file differs from what the registry generates.
-* ``apply`` creates or updates the database and tables once, at deploy time: in Glue with boto3
-  (default), or by running the DDL on Athena through the Airflow amazon provider (``--via athena``).
-* ``register`` (wired in ``churn.cli``) adds partitions of days: the DAGs' ``register_partitions`` job.
+* ``apply`` creates or updates the database and tables once, at deploy time: the raw tables in Glue with
+  boto3 and the Iceberg tables through the Iceberg catalog (default), or every table by running its DDL
+  on Athena through the Airflow amazon provider (``--via athena``). Daily runs register nothing: Iceberg
+  commits are the catalog updates.
 """
 
 from __future__ import annotations
@@ -44,6 +45,26 @@ def stale_ddl(settings: Settings) -> list[str]:
     problems += [f"{p.name} belongs to no table of the registry" for p in sorted(ATHENA_DIR.glob("*.sql"))
                  if p.stem not in TABLES]
     return problems
+
+
+def apply_catalog(settings: Settings, names: Iterable[str]) -> dict[str, str]:
+    """Raw tables into Glue (create or update), the tables we write into the Iceberg catalog (create, or add
+    new columns); returns {table: created|updated|unchanged|evolved}."""
+    from churn.core.warehouse import iceberg_schema, load_table
+
+    names = list(names)
+    raw = [n for n in names if not TABLES[n].published]
+    result = apply_tables(settings, raw) if raw else {}
+    for name in names:
+        if TABLES[name].published:
+            before = load_table(name, settings)
+            columns = len(before.schema().fields) if before is not None else None
+            after = load_table(name, settings, create=True)
+            wanted = len(iceberg_schema(TABLES[name], settings).fields)
+            result[name] = ("created" if before is None else "evolved" if columns != len(after.schema().fields)
+                            else "unchanged")
+            assert len(after.schema().fields) >= wanted
+    return result
 
 
 def apply_ddl_athena(settings: Settings, names: Iterable[str] | None = None, aws_conn_id: str | None = None,
@@ -126,7 +147,7 @@ def apply_command(
     via: Annotated[str, typer.Option(help="glue (boto3: create or update) or athena (run the DDL)")] = "glue",
     aws_conn_id: Annotated[str | None, typer.Option(help="--via athena: Airflow AWS connection id")] = None,
 ) -> None:
-    """Deploy time: create (or update) the catalog database and tables. Daily runs only add partitions."""
+    """Deploy time: create (or update) the catalog database and tables (raw: Glue; ours: Iceberg catalog)."""
     settings: Settings = ctx.obj
     names = [n for n in _checked(table) if TABLES[n].glue]
     try:
@@ -136,7 +157,7 @@ def apply_command(
             return
         if via != "glue":
             raise typer.BadParameter(f"--via must be glue or athena, got {via!r}")
-        for name, action in apply_tables(settings, names).items():
+        for name, action in apply_catalog(settings, names).items():
             typer.echo(f"{settings.athena_database}.{name}: {action}")
     except CatalogError as error:
         typer.secho(f"error: {error}", fg="red", err=True)

@@ -235,10 +235,9 @@ def _wait_downstream(runner: DagRunner, settings, wanted: set[date], say, what: 
         for run in features + downstream:
             if run["state"] == "failed":
                 raise DemoFailed(runner._failure(run["dag_id"], run["dag_run_id"]))
-        scored = wanted & set(list_partitions(PREDICTIONS.location(settings), settings))
-        drift = FEATURE_DRIFT.location(settings)
-        monitored = {d for d in scored & set(list_partitions(drift, settings))
-                     if _newer(drift, PREDICTIONS.location(settings), d)}
+        scored = wanted & set(list_partitions(PREDICTIONS, settings))
+        monitored = {d for d in scored & set(list_partitions(FEATURE_DRIFT, settings))
+                     if _newer(FEATURE_DRIFT, PREDICTIONS, d, settings)}
         done = sum(r["state"] == "success" for r in features)
         note = (f"  … {what}: " + (f"{done}/{len(wanted)} feature runs done, " if backfill_runs else "")
                 + f"{len(scored)}/{len(wanted)} days scored, {len(monitored)}/{len(wanted)} monitored")
@@ -253,15 +252,12 @@ def _wait_downstream(runner: DagRunner, settings, wanted: set[date], say, what: 
     raise DemoFailed(f"{what}: scoring and monitoring of {len(wanted)} days did not finish in {timeout} s")
 
 
-def _newer(table: str, than_table: str, day: date) -> bool:
-    """Partition ``day`` of ``table`` was published after that of ``than_table`` (local warehouse)."""
-    from churn.core.warehouse import MANIFEST, partition_path
+def _newer(table, than_table, day: date, settings) -> bool:
+    """Partition ``day`` of ``table`` was written after that of ``than_table`` (by their snapshots)."""
+    from churn.core.warehouse import partition_snapshot
 
-    try:
-        return (Path(partition_path(table, day), MANIFEST).stat().st_mtime
-                >= Path(partition_path(than_table, day), MANIFEST).stat().st_mtime)
-    except OSError:
-        return False
+    mine, theirs = partition_snapshot(table, day, settings), partition_snapshot(than_table, day, settings)
+    return bool(mine and theirs and mine["timestamp_ms"] >= theirs["timestamp_ms"])
 
 
 def summarize(settings, today: date, top: int = 10) -> dict:
@@ -284,14 +280,13 @@ def summarize(settings, today: date, top: int = 10) -> dict:
     joined = validation.merge(truth, on="instance_id", how="inner")
     best_auc = float(roc_auc_score(joined["retained"], joined["p_convert"]))
 
-    latest = list_partitions(PREDICTIONS.location(settings), settings)[-1]
-    scored = read_partition(PREDICTIONS.location(settings), latest, settings)
+    latest = list_partitions(PREDICTIONS, settings)[-1]
+    scored = read_partition(PREDICTIONS, latest, settings)
     at_risk = scored.sort_values(["p_retained", "instance_id"]).head(top)
     query = run_query(QUERY_EXAMPLE, settings)
-    drift = read_partition(FEATURE_DRIFT.location(settings), latest, settings)
+    drift = read_partition(FEATURE_DRIFT, latest, settings)
     drift = drift.sort_values(["psi", "feature"], ascending=[False, True]).head(3)
-    performance_path = MODEL_PERFORMANCE.location(settings)
-    performance = read_partitions(performance_path, list_partitions(performance_path, settings), settings)
+    performance = read_partitions(MODEL_PERFORMANCE, list_partitions(MODEL_PERFORMANCE, settings), settings)
     performance = performance[performance["scored_rows"] > 0]
     return {
         "champion": champion["version"],

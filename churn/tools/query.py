@@ -2,9 +2,9 @@
 
 Every table of the registry (``churn.core.tables``) becomes a DuckDB view, in the main schema and in a schema named
 after the Athena database (so ``instances_w1`` and ``churn.instances_w1`` both work). A view reads
-only published data: for our own tables (features, predictions) the files each partition's
-``_manifest.json`` lists, for raw tables (written by producers that write no manifest) every
-Parquet file of each ``dt=`` folder. ``dt`` is a string column, as in Athena. The SQL is translated
+only published data: our own tables are Iceberg tables, read by DuckDB's iceberg extension at their
+current snapshot (``dt`` a date, as in Athena); raw tables (Hive-style, written by producers) read the
+``*.parquet`` files directly inside each ``dt=`` folder (``dt`` a string). The SQL is translated
 from Athena's dialect with sqlglot; a few Presto functions have no translation (e.g.
 ``format_datetime``) and then DuckDB reports them as unknown.
 """
@@ -22,13 +22,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from churn.core import storage
-from churn.core.duck import DuckDBSetupError, connect, quote
+from churn.core.duck import DuckDBSetupError, connect, load_iceberg, quote
 from churn.core.settings import Settings
 from churn.core.tables import TABLES
 
 if TYPE_CHECKING:
     import pandas as pd
-from churn.core.warehouse import MANIFEST
 
 _DT_FOLDER = re.compile(r"^dt=\d{4}-\d{2}-\d{2}$")
 IGNORED_CATALOGS = {"", "awsdatacatalog"}
@@ -42,7 +41,7 @@ class QueryError(Exception):
 class TableData:
     name: str
     root: str
-    files: list[str]
+    files: list[str]  # raw tables: the Parquet files; Iceberg tables: the current metadata file
     partitions: int
 
     @property
@@ -58,6 +57,13 @@ class TableData:
 def table_data(table: str, settings: Settings) -> TableData:
     """The Parquet files (full paths/URIs) a view of ``table`` reads, and its partition count."""
     root = TABLES[table].location(settings)
+    if TABLES[table].published:
+        from churn.core.warehouse import list_partitions, load_table
+
+        tbl = load_table(table, settings)
+        if tbl is None or tbl.current_snapshot() is None:
+            return TableData(table, root, [], 0)
+        return TableData(table, root, [tbl.metadata_location], len(list_partitions(table, settings)))
     fs = storage.filesystem(root, settings)
     bare_root = storage.strip_scheme(root).rstrip("/")
     if not fs.exists(bare_root):
@@ -76,13 +82,7 @@ def table_data(table: str, settings: Settings) -> TableData:
             continue
         names = by_folder[folder]
         base = posixpath.join(bare_root, folder) if folder else bare_root
-        if MANIFEST in names:
-            manifest = json.loads(fs.cat_file(posixpath.join(base, MANIFEST)))
-            chosen = list(manifest["files"])
-        elif TABLES[table].published:  # our own tables: a dt folder without a manifest is in flight
-            continue  # not published (yet)
-        else:
-            chosen = sorted(n for n in names if n.endswith(".parquet") and not n.startswith(("_", ".")))
+        chosen = sorted(n for n in names if n.endswith(".parquet") and not n.startswith(("_", ".")))
         if chosen:
             partitions += 1
             files += [storage.with_scheme(root, posixpath.join(base, n)) for n in chosen]
@@ -103,6 +103,8 @@ def _ident(value: str) -> str:
 
 
 def _view_sql(data: TableData) -> str:
+    if TABLES[data.name].published:
+        return f"SELECT * FROM iceberg_scan({_quote(data.files[0])})"
     files = "[" + ", ".join(_quote(f) for f in data.files) + "]"
     if TABLES[data.name].partitioned:
         return (
@@ -217,6 +219,8 @@ def run_query(sql: str, settings: Settings) -> pd.DataFrame:
     except DuckDBSetupError as error:
         raise QueryError(str(error)) from None
     try:
+        if any(TABLES[name].published for name in data):
+            load_iceberg(con)
         schema = settings.athena_database
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(schema)}")
         for d in data.values():

@@ -14,8 +14,8 @@ import pandas as pd
 
 from churn.core.feature_config import DERIVED_FEATURES, load_feature_config
 from churn.core.settings import Settings
-from churn.core.tables import table_location
-from churn.core.warehouse import write_partition
+from churn.core.tables import table
+from churn.core.warehouse import write_partition, write_partitions
 
 COUNT_MEANS = {  # mean count at average engagement, and how strongly engagement scales it
     "number_of_projects": (0.6, 0.5), "number_of_issues": (5.0, 0.8), "number_of_invites": (0.8, 0.6),
@@ -81,18 +81,22 @@ def make_frame(eval_start: date, n: int, rng: np.random.Generator, label: bool =
 
 
 def write_modeling(settings: Settings, run_date: date, per_day: int, seed: int = 1, days: int | None = None,
-                   shuffle_labels: bool = False) -> pd.DataFrame:
-    """Publish the instances_modeling partitions a retrain on ``run_date`` reads; returns all rows + true_p."""
+                   shuffle_labels: bool = False, invert_labels: bool = False) -> pd.DataFrame:
+    """Publish the instances_modeling partitions a retrain on ``run_date`` reads (one commit); returns all rows +
+    true_p. ``invert_labels`` flips ``retained`` (a label definition flipped upstream)."""
     rng = np.random.default_rng(seed)
     days = days or settings.training_window_days
-    frames = []
+    frames, published = [], {}
     for k in range(days, 0, -1):
         dt = run_date - timedelta(days=k)
         frame, p = make_frame(dt - timedelta(days=settings.label_window_days), per_day, rng)
         if shuffle_labels:
             frame["retained"] = rng.permutation(frame["retained"].to_numpy())
-        write_partition(table_location("instances_modeling", settings), dt, frame, settings)
+        if invert_labels:
+            frame["retained"] = (1 - frame["retained"]).astype(np.int32)
+        published[dt] = frame
         frames.append(frame.assign(true_p=p))
+    write_partitions(table("instances_modeling"), published, settings)
     return pd.concat(frames, ignore_index=True)
 
 
@@ -100,5 +104,5 @@ def write_w1(settings: Settings, ds: date, per_day: int, seed: int = 2) -> pd.Da
     """Publish instances_w1 dt=ds (cohort eval_start_date = ds - first_week_days)."""
     rng = np.random.default_rng(seed)
     frame, _ = make_frame(ds - timedelta(days=settings.first_week_days), per_day, rng, label=False, id_prefix="w")
-    write_partition(table_location("instances_w1", settings), ds, frame, settings)
+    write_partition(table("instances_w1"), ds, frame, settings)
     return frame

@@ -1,8 +1,9 @@
 -- Athena DDL of `feature_drift`: PSI of each feature of instances_w1 dt (and of the score) against the scoring model's training profile.
 -- Generated from churn/core/tables.py; do not edit: regenerate with `churn catalog ddl --write`.
--- ${database} and ${location} (table root, no trailing slash) are filled by churn.core.tables.fill;
--- ${dt} is Athena's partition-projection placeholder and stays literal.
-CREATE EXTERNAL TABLE IF NOT EXISTS `${database}`.`feature_drift` (
+-- An Apache Iceberg table: `churn catalog apply` creates it through the Iceberg catalog (the same
+-- schema, partitioned by the identity of dt); this statement is the Athena equivalent (--via athena).
+-- ${database} and ${location} (table root, no trailing slash) are filled by churn.core.tables.fill.
+CREATE TABLE IF NOT EXISTS `${database}`.`feature_drift` (
   `feature`             string,
   `model_version`       string,
   `current_rows`        bigint,
@@ -12,18 +13,13 @@ CREATE EXTERNAL TABLE IF NOT EXISTS `${database}`.`feature_drift` (
   `reference_mean`      double,
   `null_rate`           double,
   `reference_null_rate` double,
-  `alert`               string
+  `alert`               string,
+  `dt`                  date
 )
-PARTITIONED BY (`dt` string)
-STORED AS PARQUET
+PARTITIONED BY (`dt`)
 LOCATION '${location}/'
 TBLPROPERTIES (
-  'projection.enabled'='true',
-  'projection.dt.type'='date',
-  'projection.dt.format'='yyyy-MM-dd',
-  'projection.dt.range'='NOW-3YEARS,NOW',
-  'projection.dt.interval'='1',
-  'projection.dt.interval.unit'='DAYS',
-  'storage.location.template'='${location}/dt=${dt}/',
-  'parquet.compression'='SNAPPY'
+  'table_type'='ICEBERG',
+  'format'='parquet',
+  'write_compression'='snappy'
 )

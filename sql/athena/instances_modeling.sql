@@ -1,8 +1,9 @@
 -- Athena DDL of `instances_modeling`: first-week features and the outcome `retained` of the trials whose label window ended on dt (to train).
 -- Generated from the feature configuration (sql/features/feature_config.yaml); do not edit: regenerate with `churn catalog ddl --write`.
--- ${database} and ${location} (table root, no trailing slash) are filled by churn.core.tables.fill;
--- ${dt} is Athena's partition-projection placeholder and stays literal.
-CREATE EXTERNAL TABLE IF NOT EXISTS `${database}`.`instances_modeling` (
+-- An Apache Iceberg table: `churn catalog apply` creates it through the Iceberg catalog (the same
+-- schema, partitioned by the identity of dt); this statement is the Athena equivalent (--via athena).
+-- ${database} and ${location} (table root, no trailing slash) are filled by churn.core.tables.fill.
+CREATE TABLE IF NOT EXISTS `${database}`.`instances_modeling` (
   `instance_id`               string,
   `eval_start_date`           date,
   `retained`                  int,
@@ -27,18 +28,13 @@ CREATE EXTERNAL TABLE IF NOT EXISTS `${database}`.`instances_modeling` (
   `w1_activity_trend`         double,
   `hours_to_first_key_action` double,
   `eval_start_weekday`        int,
-  `company_size_rank`         double
+  `company_size_rank`         double,
+  `dt`                        date
 )
-PARTITIONED BY (`dt` string)
-STORED AS PARQUET
+PARTITIONED BY (`dt`)
 LOCATION '${location}/'
 TBLPROPERTIES (
-  'projection.enabled'='true',
-  'projection.dt.type'='date',
-  'projection.dt.format'='yyyy-MM-dd',
-  'projection.dt.range'='NOW-3YEARS,NOW',
-  'projection.dt.interval'='1',
-  'projection.dt.interval.unit'='DAYS',
-  'storage.location.template'='${location}/dt=${dt}/',
-  'parquet.compression'='SNAPPY'
+  'table_type'='ICEBERG',
+  'format'='parquet',
+  'write_compression'='snappy'
 )

@@ -1,8 +1,9 @@
--- Athena DDL of `instances_w1_scored`: champion scores of instances_w1 dt: p_retained, the decision at the model's threshold, risk band (1 = highest churn risk), the three most negative log-odds contributions, model version.
+-- Athena DDL of `instances_w1_scored`: champion scores of instances_w1 dt: p_retained, the decision at the model's threshold, risk band (1 = highest churn risk), the three most negative log-odds contributions, model version, the snapshot of the features scored.
 -- Generated from churn/core/tables.py; do not edit: regenerate with `churn catalog ddl --write`.
--- ${database} and ${location} (table root, no trailing slash) are filled by churn.core.tables.fill;
--- ${dt} is Athena's partition-projection placeholder and stays literal.
-CREATE EXTERNAL TABLE IF NOT EXISTS `${database}`.`instances_w1_scored` (
+-- An Apache Iceberg table: `churn catalog apply` creates it through the Iceberg catalog (the same
+-- schema, partitioned by the identity of dt); this statement is the Athena equivalent (--via athena).
+-- ${database} and ${location} (table root, no trailing slash) are filled by churn.core.tables.fill.
+CREATE TABLE IF NOT EXISTS `${database}`.`instances_w1_scored` (
   `instance_id`           string,
   `eval_start_date`       date,
   `p_retained`            double,
@@ -15,18 +16,14 @@ CREATE EXTERNAL TABLE IF NOT EXISTS `${database}`.`instances_w1_scored` (
   `reason_3_feature`      string,
   `reason_3_contribution` double,
   `model_version`         string,
-  `run_date`              date
+  `run_date`              date,
+  `features_snapshot_id`  bigint,
+  `dt`                    date
 )
-PARTITIONED BY (`dt` string)
-STORED AS PARQUET
+PARTITIONED BY (`dt`)
 LOCATION '${location}/'
 TBLPROPERTIES (
-  'projection.enabled'='true',
-  'projection.dt.type'='date',
-  'projection.dt.format'='yyyy-MM-dd',
-  'projection.dt.range'='NOW-3YEARS,NOW',
-  'projection.dt.interval'='1',
-  'projection.dt.interval.unit'='DAYS',
-  'storage.location.template'='${location}/dt=${dt}/',
-  'parquet.compression'='SNAPPY'
+  'table_type'='ICEBERG',
+  'format'='parquet',
+  'write_compression'='snappy'
 )

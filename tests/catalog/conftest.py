@@ -10,7 +10,6 @@ import pytest
 
 from churn.core.feature_config import load_feature_config
 from churn.core.settings import Settings
-from churn.core.tables import table_location
 from churn.core.warehouse import write_partition
 
 AWS_ENV = {
@@ -30,6 +29,8 @@ CHURN_ENV = (
     "CHURN_AWS_ENDPOINT_URL",
     "CHURN_DEPLOYMENT",
     "CHURN_FEATURE_ENGINE",
+    "CHURN_TABLE_CATALOG",
+    "CHURN_TABLE_CATALOG_URI",
 )
 
 
@@ -94,4 +95,4 @@ def feature_frame(table: str, dt: date, rows: int, settings: Settings, prefix: s
 
 def publish_features(settings: Settings, table: str, days: dict[date, int]) -> None:
     for dt, rows in days.items():
-        write_partition(table_location(table, settings), dt, feature_frame(table, dt, rows, settings), settings)
+        write_partition(table, dt, feature_frame(table, dt, rows, settings), settings)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import boto3
 import pytest
 import sqlglot
@@ -11,14 +13,19 @@ from churn.cli import app
 from churn.core import glue as catalog_glue
 from churn.core.feature_config import load_feature_config
 from churn.core.tables import ATHENA_DIR, TABLES, ddl_statement
-from churn.tools.catalog import apply_ddl_athena
+from churn.core.warehouse import list_partitions
+from churn.tools.catalog import apply_catalog, apply_ddl_athena
+
+from .conftest import publish_features
 
 WAREHOUSE = "s3://churn-test/warehouse"
 
 
 @pytest.fixture()
 def settings(aws, settings_for):
-    return settings_for(warehouse=WAREHOUSE, athena_database="churn_test", aws_endpoint_url=aws)
+    boto3.client("s3", region_name="us-east-1", endpoint_url=aws).create_bucket(Bucket="churn-test")
+    return settings_for(warehouse=WAREHOUSE, athena_database="churn_test", aws_endpoint_url=aws, s3_endpoint_url=aws,
+                        table_catalog="glue")
 
 
 def glue(aws):
@@ -26,54 +33,61 @@ def glue(aws):
 
 
 def test_apply_creates_database_and_every_table(aws, settings):
-    result = catalog_glue.apply_tables(settings)
+    result = apply_catalog(settings, list(TABLES))
     assert result == {name: "created" for name in TABLES}
     client = glue(aws)
     assert client.get_database(Name="churn_test")["Database"]["Name"] == "churn_test"
     assert {t["Name"] for t in client.get_tables(DatabaseName="churn_test")["TableList"]} == set(TABLES)
 
-    w1 = client.get_table(DatabaseName="churn_test", Name="instances_w1")["Table"]
-    sd = w1["StorageDescriptor"]
-    assert [(c["Name"], c["Type"]) for c in sd["Columns"]] == load_feature_config(settings).table_columns("instances_w1")
-    assert [(k["Name"], k["Type"]) for k in w1["PartitionKeys"]] == [("dt", "string")]
-    assert sd["Location"] == f"{WAREHOUSE}/features/instances_w1/"
+    events = client.get_table(DatabaseName="churn_test", Name="events")["Table"]  # raw: Hive-style, projected
+    sd = events["StorageDescriptor"]
+    assert [(k["Name"], k["Type"]) for k in events["PartitionKeys"]] == [("dt", "string")]
+    assert sd["Location"] == f"{WAREHOUSE}/raw/events/"
     assert sd["SerdeInfo"]["SerializationLibrary"] == catalog_glue.PARQUET_SERDE
-    assert sd["InputFormat"] == catalog_glue.PARQUET_INPUT and w1["TableType"] == "EXTERNAL_TABLE"
-    params = w1["Parameters"]
+    assert sd["InputFormat"] == catalog_glue.PARQUET_INPUT and events["TableType"] == "EXTERNAL_TABLE"
+    params = events["Parameters"]
     assert params["projection.enabled"] == "true" and params["projection.dt.type"] == "date"
-    assert params["storage.location.template"] == f"{WAREHOUSE}/features/instances_w1/dt=${{dt}}/"
+    assert params["storage.location.template"] == f"{WAREHOUSE}/raw/events/dt=${{dt}}/"
     evaluations = client.get_table(DatabaseName="churn_test", Name="evaluations")["Table"]
     assert evaluations.get("PartitionKeys", []) == []
     assert evaluations["StorageDescriptor"]["Location"] == f"{WAREHOUSE}/raw/evaluations/"
 
+    w1 = client.get_table(DatabaseName="churn_test", Name="instances_w1")["Table"]  # ours: Iceberg, read natively
+    assert w1["Parameters"]["table_type"].upper() == "ICEBERG"
+    assert w1["Parameters"]["metadata_location"].startswith(f"{WAREHOUSE}/features/instances_w1/metadata/")
+    columns = [c["Name"] for c in w1["StorageDescriptor"]["Columns"]]
+    assert columns == [n for n, _ in load_feature_config(settings).table_columns("instances_w1")] + ["dt"]
 
-def test_apply_is_idempotent_and_updates_a_changed_definition(aws, settings, settings_for, tmp_path):
-    catalog_glue.apply_tables(settings, ["instances_w1"])
-    assert catalog_glue.apply_tables(settings, ["instances_w1"]) == {"instances_w1": "unchanged"}
+
+def test_apply_is_idempotent_and_evolves_a_changed_table(aws, settings, settings_for, tmp_path):
+    apply_catalog(settings, ["events", "instances_w1"])
+    assert apply_catalog(settings, ["events", "instances_w1"]) == {"events": "unchanged", "instances_w1": "unchanged"}
     config = tmp_path / "features.yaml"
     text = (ATHENA_DIR.parent / "features" / "feature_config.yaml").read_text()
     config.write_text(text.replace("count_features:\n", "count_features:\n  epics_created: [epic_created]\n", 1))
-    changed = settings_for(warehouse=WAREHOUSE, athena_database="churn_test", aws_endpoint_url=aws, feature_config=config)
-    assert catalog_glue.apply_tables(changed, ["instances_w1"]) == {"instances_w1": "updated"}
+    changed = settings.model_copy(update={"feature_config": str(config)})
+    assert apply_catalog(changed, ["instances_w1"]) == {"instances_w1": "evolved"}
     columns = glue(aws).get_table(DatabaseName="churn_test", Name="instances_w1")["Table"]["StorageDescriptor"]
     assert "epics_created" in [c["Name"] for c in columns["Columns"]]
+    with pytest.raises(catalog_glue.CatalogError, match="instances_w1 is an Iceberg table"):
+        catalog_glue.apply_tables(settings, ["instances_w1"])
 
 
-def test_catalog_cli_applies_then_registers_days(aws, settings):
-    runner = CliRunner(env={"CHURN_DEPLOYMENT": "aws"})
-    result = runner.invoke(app, ["catalog", "apply", "--table", "instances_w1"])
+def test_writes_commit_to_glue_and_athena_sees_whole_snapshots(aws, settings):
+    """No partition registration: every publish is a Glue commit of the table's metadata pointer."""
+    publish_features(settings, "instances_w1", {date(2024, 3, 1): 3})
+    first = glue(aws).get_table(DatabaseName="churn_test", Name="instances_w1")["Table"]["Parameters"]
+    publish_features(settings, "instances_w1", {date(2024, 3, 2): 4})
+    second = glue(aws).get_table(DatabaseName="churn_test", Name="instances_w1")["Table"]["Parameters"]
+    assert second["metadata_location"] != first["metadata_location"]
+    assert second["previous_metadata_location"] == first["metadata_location"]
+    assert list_partitions("instances_w1", settings) == [date(2024, 3, 1), date(2024, 3, 2)]
+
+
+def test_catalog_cli_applies(aws, settings):
+    result = CliRunner().invoke(app, ["catalog", "apply", "--table", "instances_w1", "--table", "events"])
     assert result.exit_code == 0, result.output
-    assert "churn_test.instances_w1: created" in result.output
-    result = runner.invoke(app, ["catalog", "register", "--start", "2024-03-01", "--end", "2024-03-02",
-                                 "--table", "instances_w1"])
-    assert result.exit_code == 0, result.output
-    assert '"added": 2' in result.output
-    parts = glue(aws).get_partitions(DatabaseName="churn_test", TableName="instances_w1")["Partitions"]
-    assert sorted(p["Values"][0] for p in parts) == ["2024-03-01", "2024-03-02"]
-    result = runner.invoke(app, ["catalog", "register", "--ds", "03/01/2024"])
-    assert result.exit_code == 2 and "YYYY-MM-DD" in result.output
-    local = CliRunner(env={"CHURN_DEPLOYMENT": "local"}).invoke(app, ["catalog", "register", "--ds", "2024-03-01"])
-    assert local.exit_code == 0 and "skipped: deployment=local" in local.output
+    assert "churn_test.instances_w1: created" in result.output and "churn_test.events: created" in result.output
 
 
 def test_apply_via_athena_sends_each_tables_ddl_through_the_hook(aws, settings_for):

@@ -210,6 +210,10 @@ def test_every_setting_is_in_env_example_and_in_the_airflow_environment(model):
     missing = [f for f in fields if f not in example]
     assert not missing, f".env.example lacks {missing}"
     fields.remove("CHURN_AIRFLOW_PORT")  # the host's `make airflow`; the stack's port is AIRFLOW_PORT
+    fields.remove("CHURN_TABLE_CATALOG_URI")  # local default: SQLite beside the warehouse; the stack (on MinIO):
+    for name in AIRFLOW_SERVICES:  # its own PostgreSQL
+        uri = model["services"][name]["environment"]["CHURN_TABLE_CATALOG_URI"]
+        assert uri.startswith("postgresql+psycopg2://") and "@postgres/" in uri
     for name in AIRFLOW_SERVICES:
         environment = model["services"][name]["environment"]
         absent = [f for f in fields if f not in environment]

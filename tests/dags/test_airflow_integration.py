@@ -2,22 +2,20 @@
 
 `airflow backfill create` of churn_features over 3 days must lead to churn_scoring of those days via
 the asset events; a second backfill with `--reprocess-behavior completed` rewrites every partition
-and must leave byte-identical files under features/ and predictions/.
+and must leave identical rows in the feature and prediction tables.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import socket
 import time
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from churn.core.tables import FEATURE_TABLES, table_location
+from churn.core.tables import FEATURE_TABLES, table
 
 from .conftest import FIRST_RETRAIN, SMALL_MODEL_ENV
 
@@ -33,42 +31,23 @@ def _postgres_reachable() -> bool:
         return False
 
 
-def _snapshot(root: Path) -> dict[str, bytes]:
-    """Every file under features/ and predictions/ (a few MB here), by relative path."""
-    out = {}
-    for folder in ("features", "predictions"):
-        for path in sorted((root / folder).rglob("*")):
-            if path.is_file() and "_staging" not in path.parts:
-                out[str(path.relative_to(root))] = path.read_bytes()
-    return out
+OUTPUTS = [*FEATURE_TABLES, "instances_w1_scored"]
 
 
-def _digest(snapshot: dict[str, bytes]) -> dict[str, str]:
-    return {k: hashlib.sha256(v).hexdigest() for k, v in snapshot.items()}
+def _contents(settings) -> dict:
+    """Every published row of the feature and prediction tables (reruns are compared by rows, not bytes:
+    Iceberg data files have unique names)."""
+    from churn.core.warehouse import list_partitions, read_partitions
+
+    return {t: read_partitions(t, list_partitions(t, settings), settings) for t in OUTPUTS}
 
 
-def _explain(before: dict[str, bytes], after: dict[str, bytes], differing: list[str]) -> str:
-    """Tell changed rows from equal rows written differently (a non-deterministic Parquet writer)."""
-    import io
+def _partition_versions(settings) -> dict[str, int | None]:
+    """The snapshot that last wrote each backfilled partition: a rewrite changes it."""
+    from churn.core.warehouse import partition_snapshot
 
-    import pyarrow.parquet as pq
-
-    same_rows = [
-        k
-        for k in differing
-        if k.endswith(".parquet") and pq.read_table(io.BytesIO(before[k])).equals(pq.read_table(io.BytesIO(after[k])))
-    ]
-    return (
-        f"{len(differing)} files differ after reprocessing: {differing[:6]}; "
-        f"{len(same_rows)} of them hold exactly the same rows, so their writer is not byte-deterministic "
-        "(Spark's parquet-mr lists column-chunk encodings in a per-JVM order: publish through pyarrow)"
-    )
-
-
-def _partition_inodes(settings) -> dict[str, int]:
-    """Publishing swaps a new folder in, so a rewritten partition has a new inode."""
-    paths = [table_location(t, settings) for t in FEATURE_TABLES] + [table_location("instances_w1_scored", settings)]
-    return {f"{p}/dt={d}": os.stat(f"{p}/dt={d}").st_ino for p in paths for d in BACKFILL}
+    return {f"{t}/dt={d}": (partition_snapshot(t, d, settings) or {}).get("snapshot_id") for t in OUTPUTS
+            for d in BACKFILL}
 
 
 def _wait(runner_api, settings, previous_inodes: dict[str, int] | None, timeout: float = 600) -> None:
@@ -85,10 +64,10 @@ def _wait(runner_api, settings, previous_inodes: dict[str, int] | None, timeout:
         failed = [r["dag_run_id"] for r in features + scoring if r["state"] == "failed"]
         assert not failed, f"failed runs: {failed}"
         busy = [r["dag_run_id"] for r in features + scoring if r["state"] in ("queued", "running")]
-        scored = set(list_partitions(table_location("instances_w1_scored", settings), settings)) >= set(BACKFILL)
+        scored = set(list_partitions(table("instances_w1_scored"), settings)) >= set(BACKFILL)
         rewritten = True
         if scored and previous_inodes is not None:
-            now = _partition_inodes(settings)
+            now = _partition_versions(settings)
             rewritten = all(now[k] != v for k, v in previous_inodes.items())
         state = {"backfill_done": done, "busy": busy, "scored": scored, "rewritten": rewritten}
         if done and scored and rewritten and not busy:
@@ -98,7 +77,7 @@ def _wait(runner_api, settings, previous_inodes: dict[str, int] | None, timeout:
 
 
 @pytest.mark.timeout(900)
-def test_backfill_scores_the_same_days_and_reprocessing_is_byte_identical(warehouse_with_champion, tmp_path):
+def test_backfill_scores_the_same_days_and_reprocessing_gives_identical_rows(warehouse_with_champion, tmp_path):
     if not _postgres_reachable():
         pytest.skip("no PostgreSQL on 127.0.0.1:5432: the Airflow integration test needs it as metadata DB")
     from churn.tools.airflow_local import LocalAirflow, free_port
@@ -142,16 +121,17 @@ def test_backfill_scores_the_same_days_and_reprocessing_is_byte_identical(wareho
             ]
             scoring_runs = api("GET", "/dags/churn_scoring/dagRuns?limit=100")["dag_runs"]
             assert scoring_runs and all(r["run_type"] == "asset_triggered" for r in scoring_runs)
-            first = _snapshot(Path(settings.warehouse))
-            assert any(k.startswith("predictions/") for k in first)
-            inodes = _partition_inodes(settings)
+            first = _contents(settings)
+            assert len(first["instances_w1_scored"]) > 0
+            versions = _partition_versions(settings)
 
             airflow.airflow(*backfill, "--reprocess-behavior", "completed", capture=True)
-            _wait(api, settings, inodes)
-            second = _snapshot(Path(settings.warehouse))
-            assert second.keys() == first.keys()
-            before, after = _digest(first), _digest(second)
-            differing = sorted(k for k in before if before[k] != after[k])
-            assert not differing, _explain(first, second, differing)
+            _wait(api, settings, versions)
+            second = _contents(settings)
+            for name, frame in first.items():  # predictions now name the rebuilt features' snapshot
+                pd.testing.assert_frame_equal(second[name].drop(columns="features_snapshot_id", errors="ignore"),
+                                              frame.drop(columns="features_snapshot_id", errors="ignore"))
+            assert set(second["instances_w1_scored"]["features_snapshot_id"]) != set(
+                first["instances_w1_scored"]["features_snapshot_id"])
     finally:
         airflow.drop_database()

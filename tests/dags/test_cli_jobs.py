@@ -45,7 +45,7 @@ def test_features_builds_a_range_and_rejects_bad_days(warehouse_with_champion, s
     assert summary["days"] == [d.isoformat() for d in DAYS] and summary["engine"] == "spark"
     assert summary["tables"]["instances_w1"]["partitions"] == 2 and summary["tables"]["instances_w1"]["rows"] > 40
     for table in (INSTANCES_W1, INSTANCES_MODELING):
-        assert set(DAYS) <= set(list_partitions(table.location(settings), settings))
+        assert set(DAYS) <= set(list_partitions(table, settings))
     code, _, err = _churn("features", "--ds", "2026-13-01")
     assert code == 2 and "not a date" in err
     code, _, err = _churn("features", "--ds", DAYS[0].isoformat(), "--end", DAYS[1].isoformat())
@@ -78,7 +78,7 @@ def test_score_a_range_and_fail_clearly_without_a_champion(warehouse_with_champi
     assert code == 0, err
     summary = json.loads(out)
     assert summary["days"] == [(last - timedelta(days=1)).isoformat(), last.isoformat()]
-    assert list_partitions(PREDICTIONS.location(settings), settings) == [last - timedelta(days=1), last]
+    assert list_partitions(PREDICTIONS, settings) == [last - timedelta(days=1), last]
     monkeypatch.setenv("CHURN_WAREHOUSE", str(tmp_path / "empty"))
     code, _, err = _churn("score", "--ds", last.isoformat())
     assert code == 1 and _one_line_error(err).startswith("error: no champion model")
@@ -100,8 +100,8 @@ def test_monitor_a_range_raises_alerts_and_skips_days_without_data(warehouse_wit
     assert any("no predictions" in s for s in summary["skipped"])
     assert summary["alerts"] and all(a.startswith(f"{last}: drift ") for a in summary["alerts"])
     assert ALERTS == [{"monitoring_alerts": summary["alerts"]}]  # the same callback the DAG uses
-    assert list_partitions(FEATURE_DRIFT.location(settings), settings) == [last]
-    assert len(list_partitions(MODEL_PERFORMANCE.location(settings), settings)) == 2
+    assert list_partitions(FEATURE_DRIFT, settings) == [last]
+    assert len(list_partitions(MODEL_PERFORMANCE, settings)) == 2
 
     far = last + timedelta(days=300)
     code, out, err = _churn("monitor", "--ds", far.isoformat())

@@ -65,7 +65,7 @@ dag = DagBag(dag_folder=sys.argv[1]).dags["churn_features"]
 build = dag.get_task("build_features")
 print("RESULT" + json.dumps({"type": type(build).__name__, "driver": build.job_driver,
       "application_id": build.application_id, "role": build.execution_role_arn,
-      "upstream": sorted(build.upstream_task_ids), "register_upstream": sorted(dag.get_task("register_partitions").upstream_task_ids)}))
+      "upstream": sorted(build.upstream_task_ids)}))
 """
 
 
@@ -96,7 +96,7 @@ def test_emr_serverless_runner_builds_an_emr_job_that_gets_the_settings():
         assert f"--conf {prefix}.CHURN_WAREHOUSE=s3://data-bucket/churn" in parameters
         assert f"--conf {prefix}.CHURN_LABEL_WINDOW_DAYS=21" in parameters
     assert "CHURN_EMR_APPLICATION_ID" not in parameters  # deployment settings stay with Airflow
-    assert out["upstream"] == ["plan_range"] and out["register_upstream"] == ["build_features", "plan_range"]
+    assert out["upstream"] == ["plan_range"]
 
 
 def test_no_import_errors(dagbag):
@@ -150,25 +150,16 @@ def test_scoring_is_scheduled_on_the_asset_features_produces(dagbag):
 
 def test_wiring(dagbag):
     features, retrain, scoring, monitoring = (dagbag.dags[d] for d in DAG_IDS)
-    assert features.get_task("build_features").downstream_task_ids == {"register_partitions"}
+    assert features.get_task("build_features").downstream_task_ids == set()  # Iceberg commits need no registration
     assert features.get_task("build_features").max_active_tis_per_dag == 1  # one local Spark job at a time
     assert retrain.get_task("wait_for_features").downstream_task_ids == {"retrain"}
     assert retrain.get_task("wait_for_features").mode == "reschedule"
-    assert scoring.get_task("score").downstream_task_ids == {"register_partitions"}
+    assert retrain.get_task("retrain").downstream_task_ids == {"maintain_tables"}
+    assert retrain.get_task("maintain_tables").trigger_rule == "all_done"  # maintenance runs whatever retrain did
+    assert scoring.get_task("score").downstream_task_ids == set()
     assert set(features.params.keys()) == {"start", "end", "rescore"}
     assert features.params["start"] is None and features.params["rescore"] is False
     assert scoring.params["dts"] == [] and monitoring.params["dts"] == []
-    assert monitoring.get_task("monitor").downstream_task_ids == {"register_partitions"}
+    assert monitoring.get_task("monitor").downstream_task_ids == set()
 
 
-def test_there_is_one_register_partitions_task_definition(dagbag):
-    """Every DAG's register_partitions comes from churn.jobs.tasks (one definition, three uses)."""
-    import inspect
-
-    from churn.jobs import tasks
-
-    for dag_id in ("churn_features", "churn_scoring", "churn_monitoring"):
-        task = dagbag.dags[dag_id].get_task("register_partitions")
-        assert inspect.getsourcefile(task.python_callable) == inspect.getsourcefile(tasks)
-    source = "".join((DAGS_FOLDER / f"{d}.py").read_text() for d in DAG_IDS)
-    assert "def register_partitions" not in source

@@ -10,14 +10,14 @@ SQLite metadata DB in a temporary AIRFLOW_HOME (see conftest).
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
+import pandas as pd
 from typer.testing import CliRunner
 
 from churn.cli import app
 from churn.core.dates import days as days_between
-from churn.core.settings import Settings
 from churn.core.tables import (
     FEATURE_DRIFT,
     INSTANCES_MODELING,
@@ -27,6 +27,7 @@ from churn.core.tables import (
     PREDICTIONS,
 )
 from churn.jobs import runs, training_data_ready
+from churn.tools.synthetic import make_frame
 
 from .conftest import DAGS_FOLDER, FIRST_RETRAIN, HISTORY
 
@@ -69,16 +70,11 @@ def _xcom(dag_run, task_id: str):
     return json.loads(value) if isinstance(value, str) else value
 
 
-def _files(root, tables) -> dict[str, bytes]:
-    from pathlib import Path
+def _rows(settings, tables) -> dict:
+    """Every published row of the tables, by table (outputs are compared by rows: Iceberg files have unique names)."""
+    from churn.core.warehouse import list_partitions, read_partitions
 
-    out = {}
-    for table in tables:
-        folder = Path(table.location(root))
-        for path in sorted(folder.rglob("*")) if folder.exists() else []:
-            if path.is_file() and "_staging" not in path.parts:
-                out[str(path.relative_to(folder.parent))] = path.read_bytes()
-    return out
+    return {t.name: read_partitions(t, list_partitions(t, settings), settings) for t in tables}
 
 
 def _asset_extras(uri: str) -> list[dict]:
@@ -102,8 +98,7 @@ def test_daily_features_then_scoring_then_retrain(metadata_db, warehouse_with_ch
 
     settings = warehouse_with_champion
     monkeypatch.setenv("CHURN_MONITORING_PSI_ALERT", "0.001")  # every drift row alerts: alerts to compare
-    w1, modeling = INSTANCES_W1.location(settings), INSTANCES_MODELING.location(settings)
-    predictions = PREDICTIONS.location(settings)
+    w1, modeling, predictions = INSTANCES_W1, INSTANCES_MODELING, PREDICTIONS
     registry = Registry(settings)
     champion = registry.alias("champion")["version"]
 
@@ -111,7 +106,7 @@ def test_daily_features_then_scoring_then_retrain(metadata_db, warehouse_with_ch
     for day in DAILY:
         run = _run("churn_features", day)
         assert str(run.state) == "success", _states(run)
-        assert _states(run) == {"build_features": "success", "register_partitions": "skipped"}  # local: no Glue
+        assert _states(run) == {"build_features": "success"}
     assert list_partitions(w1, settings) == days_between(HISTORY[0], DAILY[-1])
     assert list_partitions(modeling, settings) == days_between(HISTORY[0], DAILY[-1])
     extras = _asset_extras(INSTANCES_W1.asset_uri)[-3:]
@@ -120,8 +115,6 @@ def test_daily_features_then_scoring_then_retrain(metadata_db, warehouse_with_ch
     w1_rows = {day: len(read_partition(w1, day, settings)) for day in DAILY}
     assert all(n > 20 for n in w1_rows.values()), w1_rows
     assert all(len(read_partition(modeling, day, settings)) > 20 for day in DAILY)
-    cli_copy = tmp_path / "cli_warehouse"
-    shutil.copytree(settings.warehouse, cli_copy)  # the same state, for the CLI to process the same days
 
     # 2. scoring of exactly the days in those events, as an asset-triggered run receives them
     dts = [d.isoformat() for d in runs.event_days(extras)]
@@ -140,14 +133,15 @@ def test_daily_features_then_scoring_then_retrain(metadata_db, warehouse_with_ch
     run = _run("churn_monitoring", None, {"dts": dts})
     assert str(run.state) == "success", _states(run)
     for table in (FEATURE_DRIFT, MODEL_PERFORMANCE):
-        assert list_partitions(table.location(settings), settings) == DAILY
-    drift = read_partition(FEATURE_DRIFT.location(settings), DAILY[0], settings)
+        assert list_partitions(table, settings) == DAILY
+    drift = read_partition(FEATURE_DRIFT, DAILY[0], settings)
     assert "p_retained" in set(drift["feature"]) and drift["psi"].notna().all()
     dag_monitoring = _xcom(run, "monitor")
     assert dag_monitoring["alerts"] and _asset_extras(MODEL_PERFORMANCE.asset_uri)[-1]["dts"] == dts
 
-    # 2c. the CLI over the same days publishes the same files and raises the same alerts
-    monkeypatch.setenv("CHURN_WAREHOUSE", str(cli_copy))
+    # 2c. the CLI over the same days republishes the same rows and raises the same alerts
+    outputs = [PREDICTIONS, MODEL_PERFORMANCE, FEATURE_DRIFT]
+    dag_rows = _rows(settings, outputs)
     cli = CliRunner()
     scored = cli.invoke(app, ["score", "--start", dts[0], "--end", dts[-1]])
     assert scored.exit_code == 0, scored.output
@@ -157,10 +151,11 @@ def test_daily_features_then_scoring_then_retrain(metadata_db, warehouse_with_ch
     cli_monitoring = json.loads(monitored.stdout)
     assert cli_monitoring["alerts"] == dag_monitoring["alerts"]
     assert cli_monitoring["days"] == dag_monitoring["days"] == dts
-    outputs = [PREDICTIONS, MODEL_PERFORMANCE, FEATURE_DRIFT]
-    dag_files, cli_files = _files(settings, outputs), _files(Settings(), outputs)
-    assert len(dag_files) == 3 * 3 * 2 and cli_files == dag_files
-    monkeypatch.setenv("CHURN_WAREHOUSE", settings.warehouse)
+    cli_rows = _rows(settings, outputs)
+    assert {k: len(v) for k, v in dag_rows.items()} == {k: len(v) for k, v in cli_rows.items()}
+    assert len(dag_rows["instances_w1_scored"]) > 60
+    for name, frame in dag_rows.items():
+        pd.testing.assert_frame_equal(cli_rows[name], frame)
 
     # 3. a range rebuild of the last two days in one task, asking for rescoring: same rows
     start, end = DAILY[1], DAILY[2]
@@ -187,7 +182,6 @@ def test_scoring_without_a_champion_fails_at_once(metadata_db, empty_warehouse):
 
 def test_retrain_waits_for_the_last_partition_of_its_training_window(metadata_db, empty_warehouse, monkeypatch):
     """The sensor of run D is satisfied by instances_modeling dt=D-1 (the window is [D-90, D)), not by dt=D."""
-    import pandas as pd
     from airflow.dag_processing.dagbag import DagBag
 
     from churn.core.warehouse import write_partition
@@ -200,8 +194,8 @@ def test_retrain_waits_for_the_last_partition_of_its_training_window(metadata_db
         return bool(sensor.python_callable(logical_date=_midnight(FIRST_RETRAIN), dag_run=None))
 
     def publish(day):
-        frame = pd.DataFrame({"instance_id": ["x"], "eval_start_date": [day], "retained": [1]})
-        write_partition(INSTANCES_MODELING.location(empty_warehouse), day, frame, empty_warehouse)
+        frame, _ = make_frame(day - timedelta(days=30), 1, np.random.default_rng(0))
+        write_partition(INSTANCES_MODELING, day, frame, empty_warehouse)
 
     publish(FIRST_RETRAIN - timedelta(days=2))
     assert not poke()

@@ -12,7 +12,7 @@ import pytest
 from churn.core.contract import DataContractError
 from churn.core.feature_config import FeatureConfigError, load_feature_config
 from churn.core.settings import Settings
-from churn.core.tables import table_location
+from churn.core.tables import table, table_location
 from churn.core.warehouse import list_partitions, read_partition
 from etl_jobs.build_features import build_features
 
@@ -137,14 +137,14 @@ def test_unknown_instances_and_event_types_are_counted_not_fatal(raw, spark):
     write_events(raw, events, ALL_DAYS)
     quality = _build(raw, spark)["quality"]
     assert quality["outside_cohorts"] >= 1 and quality["unknown_event_type"] == 1
-    frame = read_partition(table_location("instances_w1", raw), DT, raw).set_index("instance_id")
+    frame = read_partition(table("instances_w1"), DT, raw).set_index("instance_id")
     assert int(frame.loc["A", "w1_events"]) == 2 and int(frame.loc["A", "number_of_issues"]) == 1
 
 
 def test_a_day_without_instances_publishes_an_empty_partition(raw, spark):
     empty_day = DT + timedelta(days=1)
     build_features(empty_day, empty_day, raw, tables=["instances_w1"], spark=spark)
-    frame = read_partition(table_location("instances_w1", raw), empty_day, raw)
+    frame = read_partition(table("instances_w1"), empty_day, raw)
     assert len(frame) == 0
     expected = [c for c, _ in load_feature_config(raw).table_columns("instances_w1")]
     assert list(frame.columns) == [*expected, "dt"]
@@ -152,14 +152,15 @@ def test_a_day_without_instances_publishes_an_empty_partition(raw, spark):
 
 def test_failed_run_keeps_the_published_partition(raw, spark):
     _build(raw, spark, tables=("instances_w1", "instances_modeling"))
-    table = table_location("instances_w1", raw)
-    before = read_partition(table, DT, raw)
+    w1 = table("instances_w1")
+    before = read_partition(w1, DT, raw)
     write_events(raw, [*_good_events(), {"instance_id": None, "event_time": ts(START, 1), "event_type": "x"}], ALL_DAYS)
     with pytest.raises(DataContractError):
         _build(raw, spark, tables=("instances_w1", "instances_modeling"))
-    assert read_partition(table, DT, raw).equals(before)
-    assert list_partitions(table, raw) == [DT]
-    assert not os.listdir(os.path.join(table, "_staging"))
+    assert read_partition(w1, DT, raw).equals(before)
+    assert list_partitions(w1, raw) == [DT]
+    staging = os.path.join(raw.warehouse, "_staging", "instances_w1")
+    assert not os.path.exists(staging) or not os.listdir(staging)
 
 
 def test_other_products_are_onboarded_by_configuration(raw, spark, tmp_path, monkeypatch):
@@ -171,7 +172,7 @@ def test_other_products_are_onboarded_by_configuration(raw, spark, tmp_path, mon
     monkeypatch.setenv("CHURN_FEATURE_CONFIG", str(config))
     settings = Settings()
     build_features(DT, DT, settings, tables=["instances_w1"], spark=spark)
-    frame = read_partition(table_location("instances_w1", settings), DT, settings).set_index("instance_id")
+    frame = read_partition(table("instances_w1"), DT, settings).set_index("instance_id")
     assert "number_of_issues" not in frame.columns
     assert frame["pages_published"].tolist() == [0, 0]  # type absent from the data: 0, not a missing column
     assert frame["issues_touched"].to_dict() == {"A": 1, "B": 1}

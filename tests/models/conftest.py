@@ -41,6 +41,8 @@ def _free_port() -> int:
 def set_s3_env(mp: pytest.MonkeyPatch, endpoint: str, prefix: str) -> None:
     mp.setenv("CHURN_WAREHOUSE", f"s3://{BUCKET}/{prefix}")
     mp.setenv("CHURN_S3_ENDPOINT_URL", endpoint)
+    mp.setenv("CHURN_TABLE_CATALOG", "glue")  # the production catalog, on moto's Glue API
+    mp.setenv("CHURN_AWS_ENDPOINT_URL", endpoint)
     mp.setenv("AWS_ACCESS_KEY_ID", "testing")
     mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     mp.setenv("AWS_DEFAULT_REGION", "us-east-1")

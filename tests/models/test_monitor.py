@@ -12,7 +12,7 @@ import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
 from churn.core.settings import Settings
-from churn.core.tables import INSTANCES_MODELING, INSTANCES_W1, PREDICTIONS, table_location
+from churn.core.tables import INSTANCES_MODELING, INSTANCES_W1, PREDICTIONS, table
 from churn.core.warehouse import list_partitions, read_partition, write_partition
 from churn.jobs import Skipped, monitor, score
 from churn.tools.synthetic import write_w1
@@ -71,11 +71,12 @@ def test_the_auc_alert_rules():
 
 def _outcomes_for(settings, scored, shuffle: bool, rng) -> None:
     """instances_modeling dt=OUTCOME_DT: the scored cohort's labels (drawn from p_retained) plus unscored rows."""
-    frame = scored[["instance_id", "eval_start_date"]].copy()
+    features = read_partition(INSTANCES_W1, SCORED_DT, settings).drop(columns="dt").set_index("instance_id")
+    frame = features.loc[scored["instance_id"]].reset_index()
     labels = (rng.uniform(size=len(scored)) < scored["p_retained"].to_numpy()).astype(np.int32)
     frame["retained"] = rng.permutation(labels) if shuffle else labels
     extra = frame.head(20).assign(instance_id=lambda f: "never-scored-" + f["instance_id"])
-    write_partition(INSTANCES_MODELING.location(settings), OUTCOME_DT, pd.concat([frame, extra], ignore_index=True),
+    write_partition(INSTANCES_MODELING, OUTCOME_DT, pd.concat([frame, extra], ignore_index=True),
                     settings)
 
 
@@ -83,12 +84,12 @@ def test_realised_performance_joins_outcomes_to_the_predictions_made_a_week_in(l
     settings, rng = local_copy.settings, np.random.default_rng(3)
     write_w1(settings, SCORED_DT, 400)
     score(settings, [SCORED_DT])
-    scored = read_partition(PREDICTIONS.location(settings), SCORED_DT, settings)
+    scored = read_partition(PREDICTIONS, SCORED_DT, settings)
     _outcomes_for(settings, scored, shuffle=False, rng=rng)
 
     result = monitor(settings, performance_days=[OUTCOME_DT])
-    row = read_partition(table_location("model_performance", settings), OUTCOME_DT, settings).iloc[0]
-    labels = read_partition(INSTANCES_MODELING.location(settings), OUTCOME_DT, settings)
+    row = read_partition(table("model_performance"), OUTCOME_DT, settings).iloc[0]
+    labels = read_partition(INSTANCES_MODELING, OUTCOME_DT, settings)
     joined = labels.merge(scored, on="instance_id")
     assert row["model_version"] == local_copy.result["version"]
     assert (row["labelled_rows"], row["scored_rows"]) == (420, 400)
@@ -106,11 +107,11 @@ def test_a_model_that_stopped_ranking_raises_an_alert(local_copy, caplog):
     settings = local_copy.settings
     write_w1(settings, SCORED_DT, 400)
     score(settings, [SCORED_DT])
-    scored = read_partition(PREDICTIONS.location(settings), SCORED_DT, settings)
+    scored = read_partition(PREDICTIONS, SCORED_DT, settings)
     _outcomes_for(settings, scored, shuffle=True, rng=np.random.default_rng(4))
     with caplog.at_level("ERROR", logger="churn.alerts"):
         result = monitor(settings, performance_days=[OUTCOME_DT])
-    row = read_partition(table_location("model_performance", settings), OUTCOME_DT, settings).iloc[0]
+    row = read_partition(table("model_performance"), OUTCOME_DT, settings).iloc[0]
     assert row["roc_auc"] < settings.promotion_auc_floor
     assert "floor" in row["alert"] and any("floor" in a for a in result.alerts)
     assert "realised AUC" in caplog.text  # the alert was raised, not only stored
@@ -125,18 +126,18 @@ def test_drift_uses_the_stored_profile_of_the_scoring_model_and_flags_a_shift(lo
     # the training window is not read any more: the profile stored with the model is enough
     shutil.rmtree(INSTANCES_MODELING.location(settings))
     result = monitor(settings, drift_days=[SCORED_DT])
-    drift = read_partition(table_location("feature_drift", settings), SCORED_DT, settings).set_index("feature")
+    drift = read_partition(table("feature_drift"), SCORED_DT, settings).set_index("feature")
     features = [f["name"] for f in registry.metadata(champion)["features"]]
     assert list(drift.index) == [f for f in features if f != "eval_start_weekday"] + [SCORE_FEATURE]
     assert set(drift["model_version"]) == {champion}
     assert (drift["psi"] < 0.1).all(), drift["psi"].sort_values().tail(3)
     assert drift["alert"].isna().all() and result.alerts == [] and result.performance == []
 
-    shifted = read_partition(INSTANCES_W1.location(settings), SCORED_DT, settings).drop(columns="dt")
+    shifted = read_partition(INSTANCES_W1, SCORED_DT, settings).drop(columns="dt")
     shifted["number_of_issues"] = shifted["number_of_issues"] * 4
-    write_partition(INSTANCES_W1.location(settings), SCORED_DT, shifted, settings)
+    write_partition(INSTANCES_W1, SCORED_DT, shifted, settings)
     result = monitor(settings, drift_days=[SCORED_DT])
-    drift = read_partition(table_location("feature_drift", settings), SCORED_DT, settings).set_index("feature")
+    drift = read_partition(table("feature_drift"), SCORED_DT, settings).set_index("feature")
     assert drift.loc["number_of_issues", "psi"] > settings.monitoring_psi_alert
     assert drift.loc["number_of_issues", "alert"].startswith("PSI")
     assert any("number_of_issues" in a for a in result.alerts)
@@ -145,15 +146,15 @@ def test_drift_uses_the_stored_profile_of_the_scoring_model_and_flags_a_shift(lo
 def test_performance_needs_neither_scoring_nor_a_champion(empty_local):
     """Outcomes of a cohort that was never scored still get their row, even before any model exists."""
     settings = empty_local
-    outcomes = write_w1(settings, SCORED_DT, 50)[["instance_id", "eval_start_date"]].assign(retained=np.int32(1))
-    write_partition(INSTANCES_MODELING.location(settings), OUTCOME_DT, outcomes, settings)
+    outcomes = write_w1(settings, SCORED_DT, 50).assign(retained=np.int32(1))
+    write_partition(INSTANCES_MODELING, OUTCOME_DT, outcomes, settings)
     result = monitor(settings, performance_days=[OUTCOME_DT], drift_days=[OUTCOME_DT])
-    row = read_partition(table_location("model_performance", settings), OUTCOME_DT, settings).iloc[0]
+    row = read_partition(table("model_performance"), OUTCOME_DT, settings).iloc[0]
     assert (row["labelled_rows"], row["scored_rows"]) == (50, 0)
     assert row["model_version"] is None and np.isnan(row["roc_auc"]) and np.isnan(row["precision"])
     assert result.performance[0]["roc_auc"] is None and result.alerts == []
     assert result.skipped == [f"drift of {OUTCOME_DT}: no predictions (instances_w1_scored dt={OUTCOME_DT} is not published)"]
-    assert list_partitions(table_location("feature_drift", settings), settings) == []
+    assert list_partitions(table("feature_drift"), settings) == []
 
 
 def test_a_day_without_data_is_skipped_with_the_reason(local_copy):
@@ -175,3 +176,16 @@ def test_a_monitoring_run_reads_each_model_versions_facts_once(local_copy, monke
     monkeypatch.setattr(Registry, "reference_profile", lambda self, *a, **k: reads.append(a[0]) or original(self, *a, **k))
     assert len(monitor(settings, drift_days=days).drift) == 3
     assert reads == [local_copy.result["version"]]
+
+
+def test_predictions_of_rebuilt_features_are_reported_stale(local_copy):
+    settings = local_copy.settings
+    write_w1(settings, SCORED_DT, 200)
+    score(settings, [SCORED_DT])
+    assert not [a for a in monitor(settings, drift_days=[SCORED_DT]).alerts if "stale" in a]
+    features = read_partition(INSTANCES_W1, SCORED_DT, settings)
+    write_partition(INSTANCES_W1, SCORED_DT, features, settings)  # a rebuild after scoring
+    stale = [a for a in monitor(settings, drift_days=[SCORED_DT]).alerts if "stale" in a]
+    assert len(stale) == 1 and f"churn score --ds {SCORED_DT}" in stale[0]
+    score(settings, [SCORED_DT])  # rescoring clears it
+    assert not [a for a in monitor(settings, drift_days=[SCORED_DT]).alerts if "stale" in a]

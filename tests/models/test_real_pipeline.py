@@ -12,7 +12,7 @@ from sklearn.metrics import roc_auc_score
 
 from churn.core import storage
 from churn.core.settings import Settings, join
-from churn.core.tables import table_location
+from churn.core.tables import table
 from churn.core.warehouse import read_partition
 from models.registry import Registry
 from models.train import retrain
@@ -48,7 +48,7 @@ def test_simulated_world_end_to_end(tmp_path, spark):
 
     ds = RUN_DATE - timedelta(days=1)
     scored = jobs.score(settings, [ds]).as_dict()["scored"][0]
-    features = read_partition(table_location("instances_w1", settings), ds, settings)
-    out = read_partition(table_location("instances_w1_scored", settings), ds, settings)
+    features = read_partition(table("instances_w1"), ds, settings)
+    out = read_partition(table("instances_w1_scored"), ds, settings)
     assert scored["rows"] == len(features) == len(out) > 0
     assert pd.Series(out["instance_id"]).is_unique and out["reason_1_feature"].notna().mean() > 0.9

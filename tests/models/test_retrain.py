@@ -15,8 +15,7 @@ from sklearn.metrics import log_loss, roc_auc_score
 
 from churn.core import storage
 from churn.core.settings import Settings
-from churn.core.tables import table_location
-from churn.core.warehouse import read_partitions
+from churn.core.warehouse import read_partitions, write_partitions
 from churn.tools.synthetic import write_modeling
 from models.registry import Registry
 from models.train import TrainingDataError, retrain, training_dates
@@ -118,24 +117,25 @@ def test_model_trained_on_shuffled_labels_is_never_promoted(local_copy):
     assert result["champion_version"] == champion
     assert registry.alias("champion")["version"] == champion
     assert registry.alias("challenger")["version"] == result["version"]
-    assert "below the floor" in result["reason"]
+    # every label is noise: the champion's own AUC collapses on them, so the model is held with an alert
+    assert result["held"] and "labels look wrong" in result["reason"]
+    assert result["metrics"]["roc_auc"] < settings.promotion_auc_floor
     html = registry.read_artifact(result["version"], "report.html").decode()
-    assert "Not promoted" in html and "below the floor" in html
+    assert "Not promoted" in html and "labels look wrong" in html
 
 
 def test_worse_model_stays_challenger_even_without_a_floor(local_copy):
     """Labels shuffled only in the training cohorts: it must lose to the champion on the same rows."""
     settings = Settings(warehouse=str(local_copy.root), s3_endpoint_url=None, promotion_auc_floor=0.0, **SCENARIO)
     champion = local_copy.result["version"]
-    table = table_location("instances_modeling", settings)
     dates = training_dates(RUN_DATE, settings)
-    frame = read_partitions(table, dates, settings)
+    frame = read_partitions("instances_modeling", dates, settings)
     rng = np.random.default_rng(0)
+    shuffled = {}
     for dt in dates[:-settings.validation_days]:  # the validation cohorts keep their true labels
-        from churn.core.warehouse import write_partition
-
-        part = frame[frame["dt"] == dt.isoformat()].drop(columns="dt")
-        write_partition(table, dt, part.assign(retained=rng.permutation(part["retained"].to_numpy())), settings)
+        part = frame[frame["dt"] == dt.isoformat()]
+        shuffled[dt] = part.assign(retained=rng.permutation(part["retained"].to_numpy()))
+    write_partitions("instances_modeling", shuffled, settings)
     result = retrain(RUN_DATE, settings)
     assert not result["promoted"]
     assert Registry(settings).alias("champion")["version"] == champion
@@ -177,3 +177,31 @@ def test_too_little_data_is_a_clear_error(empty_local):
     with pytest.raises(TrainingDataError, match=r"100 rows .* need at least 1000 rows"):
         retrain(RUN_DATE, empty_local)
     assert not storage.exists(empty_local.models_path, empty_local)
+
+
+def test_inverted_labels_are_held_for_a_person_with_an_alert(local_copy, caplog):
+    """A flipped label definition upstream: the new model must not replace the good champion by itself."""
+    from churn import jobs
+
+    settings = local_copy.settings
+    champion = local_copy.result["version"]
+    next_run = RUN_DATE + timedelta(days=7)
+    write_modeling(settings, next_run, PER_DAY, seed=9, days=7, invert_labels=True)
+    with caplog.at_level("ERROR"):
+        summary = jobs.retrain(settings, next_run)
+    assert not summary.promoted and summary.held
+    assert "held for review, labels look wrong" in summary.reason and "churn models promote" in summary.reason
+    registry = Registry(settings)
+    assert registry.alias("champion")["version"] == champion
+    assert registry.alias("challenger")["version"] == summary.version
+    assert any("labels look wrong" in r.getMessage() for r in caplog.records)  # the alert
+    problems = registry.metadata(summary.version)["decision"]["label_problems"]
+    assert any("cohort weeks" in p or "validation AUC" in p for p in problems)
+
+
+def test_a_first_model_on_inverted_labels_is_not_made_champion(empty_local):
+    write_modeling(empty_local, RUN_DATE, PER_DAY, days=40, invert_labels=True)
+    result = retrain(RUN_DATE, empty_local)
+    assert not result["promoted"] and result["held"]
+    assert "outside the plausible range 0.01..0.6" in result["reason"]
+    assert Registry(empty_local).alias("champion") is None

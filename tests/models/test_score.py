@@ -14,8 +14,16 @@ import pytest
 
 from churn.core import storage
 from churn.core.settings import Settings, join
-from churn.core.tables import table_location
-from churn.core.warehouse import PartitionNotFound, list_partitions, partition_path, read_partition, write_partition
+from churn.core.tables import table, table_location
+from churn.core.warehouse import (
+    PartitionNotFound,
+    TableWriteError,
+    current_snapshot_id,
+    list_partitions,
+    partition_snapshot,
+    read_partition,
+    write_partition,
+)
 from churn.jobs import score
 from churn.tools.synthetic import write_w1
 from models.registry import IntegrityError, NoChampion, Registry
@@ -38,12 +46,13 @@ def _validation_rows(env) -> tuple[pd.DataFrame, pd.DataFrame]:
 def test_scores_equal_the_training_evaluation_and_ignore_the_batch(s3):
     """Parity on S3: the champion scores the validation rows exactly as the training run did."""
     rows, scores = _validation_rows(s3)
-    table = table_location("instances_w1", s3.settings)
+    table = "instances_w1"
     write_partition(table, SCORE_DAY, rows, s3.settings)
     result = score(Settings(), [SCORE_DAY])  # CHURN_WAREHOUSE=s3://...
     assert result.rows == len(rows) and result.model_version == s3.result["version"]
-    assert result.scored[0]["path"].startswith("s3://")
-    out = read_partition(table_location("instances_w1_scored", s3.settings), SCORE_DAY, s3.settings)
+    assert result.scored[0]["table"] == "instances_w1_scored"
+    assert table_location("instances_w1_scored", s3.settings).startswith("s3://")
+    out = read_partition("instances_w1_scored", SCORE_DAY, s3.settings)
     assert list(out["instance_id"]) == list(rows["instance_id"])
     assert np.array_equal(out["p_retained"].to_numpy(), scores["p_served"].to_numpy())
 
@@ -53,7 +62,7 @@ def test_scores_equal_the_training_evaluation_and_ignore_the_batch(s3):
     picked = rows.iloc[[5, 900, 17, 2000, 33]].iloc[::-1]
     write_partition(table, other_day, pd.concat([extra.iloc[:20], picked, extra.iloc[20:]]), s3.settings)
     score(Settings(), [other_day])
-    again = read_partition(table_location("instances_w1_scored", s3.settings), other_day, s3.settings).set_index("instance_id")
+    again = read_partition("instances_w1_scored", other_day, s3.settings).set_index("instance_id")
     first = out.set_index("instance_id").loc[picked["instance_id"]]
     columns = ["p_retained", "prediction_retained", "risk_band"] + [
         f"reason_{k}_{part}" for k in range(1, N_REASONS + 1) for part in ("feature", "contribution")]
@@ -65,12 +74,14 @@ def test_output_columns_bands_and_threshold(s3):
     day = SCORE_DAY + timedelta(days=5)
     frame = write_w1(settings, day, 300, seed=8)
     score(settings, [day])
-    out = read_partition(table_location("instances_w1_scored", settings), day, settings)
+    out = read_partition(table("instances_w1_scored"), day, settings)
     assert list(out.columns[:-1]) == [
         "instance_id", "eval_start_date", "p_retained", "prediction_retained", "risk_band",
         "reason_1_feature", "reason_1_contribution", "reason_2_feature", "reason_2_contribution",
-        "reason_3_feature", "reason_3_contribution", "model_version", "run_date"]
+        "reason_3_feature", "reason_3_contribution", "model_version", "run_date", "features_snapshot_id"]
     model, meta = Registry(settings).champion()
+    written = partition_snapshot("instances_w1", day, settings)["snapshot_id"]
+    assert (out["features_snapshot_id"] == written).all()  # which features were scored, exactly
     assert (out["eval_start_date"] == frame["eval_start_date"]).all()
     assert (out["run_date"] == day).all() and (out["model_version"] == meta["version"]).all()
     assert ((out["p_retained"] >= meta["threshold"]) == (out["prediction_retained"] == 1)).all()
@@ -88,19 +99,32 @@ def test_output_columns_bands_and_threshold(s3):
 @pytest.mark.parametrize(
     "change,message",
     [
-        (lambda f: f.drop(columns="number_of_invites"), r"missing feature\(s\) \['number_of_invites'\]"),
-        (lambda f: f.assign(plan_tier=3), r"unexpected feature\(s\) \['plan_tier'\]"),
-        (lambda f: f.assign(w1_active_days=f["w1_active_days"] + 0.5), r"'w1_active_days' is float64"),
+        (lambda f: f.drop(columns="number_of_invites"), r"instances_w1 dt=2025-06-03: .*missing: \['number_of_invites'\]"),
+        (lambda f: f.assign(plan_tier=3), r"instances_w1 dt=2025-06-03: .*undeclared: \['plan_tier'\]"),
+        (lambda f: f.assign(w1_active_days=f["w1_active_days"] + 0.5), r"instances_w1 dt=2025-06-03\.w1_active_days: a value does not fit"),
     ],
     ids=["missing", "extra", "dtype"],
 )
-def test_schema_mismatch_is_a_clear_error_and_publishes_nothing(local_copy, change, message):
+def test_rows_unlike_the_declaration_are_refused_at_write(local_copy, change, message):
     settings = local_copy.settings
     frame = write_w1(settings, SCORE_DAY, 40)
-    write_partition(table_location("instances_w1", settings), SCORE_DAY, change(frame), settings)
-    with pytest.raises(SchemaMismatch, match=message):
+    before = current_snapshot_id("instances_w1", settings)
+    with pytest.raises(TableWriteError, match=message):
+        write_partition(table("instances_w1"), SCORE_DAY, change(frame), settings)
+    assert current_snapshot_id("instances_w1", settings) == before
+
+
+def test_features_the_champion_does_not_know_are_a_clear_error_and_publish_nothing(local_copy, tmp_path):
+    """A feature added to the configuration after training: the table gains the column, scoring refuses."""
+    config = tmp_path / "features.yaml"
+    config.write_text(Path(local_copy.settings.feature_config).read_text().replace(
+        "count_features:\n", "count_features:\n  pages_published: [page_published]\n", 1))
+    settings = local_copy.settings.model_copy(update={"feature_config": str(config)})
+    frame = write_w1(local_copy.settings, SCORE_DAY, 40)
+    write_partition(table("instances_w1"), SCORE_DAY, frame.assign(pages_published=2), settings)
+    with pytest.raises(SchemaMismatch, match=r"unexpected feature\(s\) \['pages_published'\]"):
         score(settings, [SCORE_DAY])
-    assert list_partitions(table_location("instances_w1_scored", settings), settings) == []
+    assert list_partitions(table("instances_w1_scored"), settings) == []
 
 
 def test_a_run_of_several_days_loads_the_champion_once(local_copy, monkeypatch):
@@ -135,8 +159,8 @@ def test_damaged_champion_fails_loudly_and_keeps_previous_predictions(local_copy
     version = local_copy.result["version"]
     write_w1(settings, SCORE_DAY, 60)
     score(settings, [SCORE_DAY])
-    published = partition_path(table_location("instances_w1_scored", settings), SCORE_DAY)
-    before = {p.name: p.read_bytes() for p in Path(published).iterdir()}
+    before = read_partition("instances_w1_scored", SCORE_DAY, settings)
+    snapshot = current_snapshot_id("instances_w1_scored", settings)
 
     target = _model_file(settings, version)
     if damage == "flip":
@@ -160,10 +184,11 @@ def test_damaged_champion_fails_loudly_and_keeps_previous_predictions(local_copy
     with pytest.raises(IntegrityError, match=expected) as info:
         score(settings, [SCORE_DAY])
     assert version in str(info.value)
-    assert {p.name: p.read_bytes() for p in Path(published).iterdir()} == before
+    pd.testing.assert_frame_equal(read_partition("instances_w1_scored", SCORE_DAY, settings), before)
+    assert current_snapshot_id("instances_w1_scored", settings) == snapshot  # nothing was committed
     with pytest.raises(IntegrityError):
         score(settings, [SCORE_DAY + timedelta(days=1)])
-    assert list_partitions(table_location("instances_w1_scored", settings), settings) == [SCORE_DAY]
+    assert list_partitions(table("instances_w1_scored"), settings) == [SCORE_DAY]
 
 
 def test_registry_never_reads_pickles(local_copy):
