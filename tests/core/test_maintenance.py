@@ -1,0 +1,63 @@
+"""Maintenance (churn maintain / the weekly maintain_tables task): old snapshots and the files only they
+used go, the current data and anything younger than the retention stay, abandoned staging is removed."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from churn import jobs
+from churn.core.settings import Settings
+from churn.core.warehouse import PartitionNotFound, current_snapshot_id, read_partition, write_partition
+from churn.tools.torture import version_frame, whole
+
+DAY = date(2026, 3, 2)
+
+
+def _data_files(settings) -> set[str]:
+    return {str(p) for p in Path(settings.warehouse, "features", "instances_w1", "data").rglob("*.parquet")}
+
+
+def test_old_snapshots_and_their_files_are_removed_the_current_data_stays(tmp_path):
+    settings = Settings(warehouse=str(tmp_path / "warehouse"), snapshot_retention_days=7, _env_file=None)
+    for version in "aba":
+        write_partition("instances_w1", DAY, version_frame(settings, DAY, version), settings)
+    first_files = _data_files(settings)
+    assert len(first_files) == 3  # every rewrite left its predecessor's file for time travel
+    old = current_snapshot_id("instances_w1", settings)
+    write_partition("instances_w1", DAY, version_frame(settings, DAY, "b"), settings)
+    stale_staging = Path(settings.warehouse, "_staging", "instances_w1", "killed-run")
+    stale_staging.mkdir(parents=True)
+    (stale_staging / "part-0.parquet").write_bytes(b"x")
+    hours_ago = (datetime.now(UTC) - timedelta(hours=12)).timestamp()
+    os.utime(stale_staging / "part-0.parquet", (hours_ago, hours_ago))
+
+    now = jobs.maintain_tables(settings)
+    assert now.tables[0]["expired_snapshots"] == 0  # every snapshot is younger than 7 days
+    assert now.staging_removed == [] and stale_staging.exists()  # a run may still be writing it
+    summary = jobs.maintain_tables(settings, now=datetime.now(UTC) + timedelta(days=8))
+    w1 = next(t for t in summary.tables if t["table"] == "instances_w1")
+    assert w1["expired_snapshots"] >= 3 and w1["deleted_files"] == 3
+    assert whole(read_partition("instances_w1", DAY, settings)) == "b"  # the current snapshot is never expired
+    assert len(_data_files(settings)) == 1
+    with pytest.raises(PartitionNotFound, match="expired"):
+        read_partition("instances_w1", DAY, settings, snapshot_id=old)
+    assert summary.staging_removed == ["instances_w1/killed-run"] and not stale_staging.exists()
+
+
+def test_churn_maintain_prints_the_summary(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from churn.cli import app
+
+    settings = Settings(warehouse=str(tmp_path / "warehouse"), _env_file=None)
+    write_partition("instances_w1", DAY, version_frame(settings, DAY, "a"), settings)
+    result = CliRunner().invoke(app, ["maintain"], env={"CHURN_WAREHOUSE": settings.warehouse})
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["retention_days"] == 7 and {t["table"] for t in summary["tables"]} >= {"instances_w1"}
