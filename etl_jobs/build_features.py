@@ -92,7 +92,8 @@ def build_features(
     started = time.perf_counter()
     owned = engine is None
     engine = engine or make_engine(settings, spark)
-    _progress(started, f"{engine.name} engine ready")
+    _progress(started, f"{engine.name} engine ready" + (f" (master {engine.spark.sparkContext.master})"
+                                                          if engine.name == "spark" else ""))
     chosen = [TABLES[name] for name in tables]
     staged: dict[str, str] = {}
     try:

@@ -12,34 +12,53 @@ def spark_uri(path: str) -> str:
     return "s3a://" + path[len("s3://") :] if path.startswith("s3://") else path
 
 
+def launched_by_spark_submit() -> bool:
+    """True when this Python process was started by spark-submit (or a cluster): it then owns the JVM."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
 def get_spark(app_name: str, settings: Settings):
-    """Return the active session (under spark-submit) or start a local one from the settings."""
+    """The session: under spark-submit (EMR, a cluster, ``spark-submit --master …``) what it set is kept and
+    only missing keys get our defaults; run in-process, a local session from the settings.
+    """
+    from pyspark import SparkConf, SparkContext
     from pyspark.sql import SparkSession
 
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # never bind or advertise a public interface
-    builder = (
-        SparkSession.builder.appName(app_name)
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", str(settings.spark_shuffle_partitions))
-        .config("spark.sql.adaptive.enabled", "true")
-        .config("spark.ui.enabled", "false")
-        .config("spark.driver.host", os.environ["SPARK_LOCAL_IP"])
-        .config("spark.driver.bindAddress", os.environ["SPARK_LOCAL_IP"])
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.parquet.compression.codec", "snappy")
+    submitted = launched_by_spark_submit()
+    local = {}
+    if not submitted:
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # never bind or advertise a public interface
+        local = {"spark.master": settings.spark_master, "spark.driver.host": os.environ["SPARK_LOCAL_IP"],
+                 "spark.driver.bindAddress": os.environ["SPARK_LOCAL_IP"]}
+    defaults = {
+        **local,
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
+        "spark.sql.adaptive.enabled": "true",
+        "spark.ui.enabled": "false" if not submitted else None,
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.parquet.compression.codec": "snappy",
         # local files are read as they are: a producer's stale `.x.parquet.crc` must not fail the read (the
         # contract checks every file's footer before Spark sees it); S3 has no checksum files anyway
-        .config("spark.hadoop.fs.file.impl", "org.apache.hadoop.fs.RawLocalFileSystem")
+        "spark.hadoop.fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem",
         # driver-side JVM only: stop the Derby metastore / spark-warehouse litter in the CWD
-        .config("spark.sql.warehouse.dir", _local_tmp("spark-warehouse"))
-        .config("spark.driver.extraJavaOptions", "-Dderby.system.home=" + _local_tmp("derby"))
-    )
-    if SparkSession.getActiveSession() is None:
-        builder = builder.master(settings.spark_master)
+        "spark.sql.warehouse.dir": _local_tmp("spark-warehouse") if not submitted else None,
+        "spark.driver.extraJavaOptions": "-Dderby.system.home=" + _local_tmp("derby") if not submitted else None,
+    }
     if settings.s3_endpoint_url:
-        builder = builder.config("spark.hadoop.fs.s3a.endpoint", settings.s3_endpoint_url).config(
-            "spark.hadoop.fs.s3a.path.style.access", "true"
-        )
+        defaults["spark.hadoop.fs.s3a.endpoint"] = settings.s3_endpoint_url
+        defaults["spark.hadoop.fs.s3a.path.style.access"] = "true"
+    already = None
+    if submitted:
+        SparkContext._ensure_initialized()  # the JVM spark-submit started: its system properties hold its conf
+        already = SparkConf()
+    builder = SparkSession.builder.appName(app_name)
+    for key, value in defaults.items():
+        if value is None or (already is not None and already.contains(key)):
+            continue  # spark-submit's --master, --conf and spark-defaults win
+        if SparkSession.getActiveSession() is not None and key == "spark.master":
+            continue
+        builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
