@@ -29,10 +29,9 @@ def used_params(sql: str, params: dict | None) -> dict:
 class Engine(Protocol):
     name: str
 
-    def register_parquet(self, view: str, files: list[str], hive_root: str | None = None) -> dict[str, str]:
-        """Expose exactly these Parquet files (checked by the contract) as one view, their columns unioned
-        by name; ``hive_root`` adds the ``dt`` column of ``dt=`` folders. Returns the column types as Spark
-        simple strings (``string``, ``date``, ``timestamp`` …)."""
+    def register_parquet(self, view: str, files: list[str], hive_root: str | None = None) -> None:
+        """Expose exactly these Parquet files (checked by the contract, which also knows their columns) as one
+        view, their columns unioned by name; ``hive_root`` adds the ``dt`` column of ``dt=`` folders."""
 
     def create_view(self, view: str, sql: str, params: dict | None = None, materialize: bool = False) -> None: ...
 
@@ -50,14 +49,13 @@ class SparkEngine:
     def __init__(self, settings: Settings, spark=None):
         self.spark = spark or get_spark("churn_features", settings)
 
-    def register_parquet(self, view: str, files: list[str], hive_root: str | None = None) -> dict[str, str]:
+    def register_parquet(self, view: str, files: list[str], hive_root: str | None = None) -> None:
         # mergeSchema: an optional column present in some files only is kept (NULL elsewhere), never dropped
         reader = self.spark.read.option("mergeSchema", "true")
         if hive_root:
             reader = reader.option("basePath", spark_uri(hive_root))
         df = reader.parquet(*[spark_uri(p) for p in files])
         df.createOrReplaceTempView(view)
-        return {f.name: f.dataType.simpleString() for f in df.schema.fields}
 
     def create_view(self, view: str, sql: str, params: dict | None = None, materialize: bool = False) -> None:
         df = self.spark.sql(sql, args=used_params(sql, params))
@@ -80,12 +78,6 @@ class SparkEngine:
         self.spark.catalog.clearCache()
 
 
-_DUCK_TYPES = {"VARCHAR": "string", "DATE": "date", "TIMESTAMP WITH TIME ZONE": "timestamp",
-               "TIMESTAMP": "timestamp_ntz", "INTEGER": "int", "BIGINT": "bigint", "DOUBLE": "double",
-               "BOOLEAN": "boolean", "SMALLINT": "smallint", "FLOAT": "float", '"NULL"': "void",
-               "TIMESTAMP_NS": "timestamp_ntz", "TIMESTAMP WITH TIME ZONE_NS": "timestamp"}
-
-
 class DuckDBEngine:
     name = "duckdb"
 
@@ -103,15 +95,13 @@ class DuckDBEngine:
     def _execute(self, sql: str, params: dict | None = None):
         return self.con.execute(self.translate(sql), used_params(sql, params) or None)
 
-    def register_parquet(self, view: str, files: list[str], hive_root: str | None = None) -> dict[str, str]:
+    def register_parquet(self, view: str, files: list[str], hive_root: str | None = None) -> None:
         from churn.core.duck import quote
 
         files = "[" + ", ".join(quote(p) for p in files) + "]"
         options = "hive_partitioning = true, hive_types = {'dt': VARCHAR}" if hive_root else "hive_partitioning = false"
         self.con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet({files}, {options}, "
                          "union_by_name = true)")
-        described = self.con.execute(f"DESCRIBE {view}").fetchall()
-        return {name: _DUCK_TYPES.get(kind, kind.lower()) for name, kind, *_ in described}
 
     def create_view(self, view: str, sql: str, params: dict | None = None, materialize: bool = False) -> None:
         kind = "TEMP TABLE" if materialize else "TEMP VIEW"

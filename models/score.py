@@ -123,7 +123,7 @@ def check_feature_rows(frame: pd.DataFrame, model: ChurnModel, table: str, ds: d
         values = frame[column]
         if column == "eval_start_weekday":
             bad = values.notna() & ~values.isin(range(1, 8))
-        elif column in ("w1_activity_trend",):
+        elif column == "w1_activity_trend":
             bad = ~np.isfinite(values.fillna(0))
         elif column == "hours_to_first_key_action":
             bad = values.notna() & ((values < 0) | (values > 24 * first_week_days))

@@ -228,17 +228,10 @@ def render_ddl(t: Table, settings: Settings) -> str:
     """
     if t.published:
         return _render_iceberg_ddl(t, settings)
-    columns = t.columns(settings)
-    width = max(len(name) for name, _ in columns) + 2
-    lines = [
-        f"-- Athena DDL of `{t.name}`: {t.description}.",
-        f"-- Generated from {t.columns_from}; do not edit: regenerate with `churn catalog ddl --write`.",
+    lines = _ddl_head(t, t.columns(settings), "CREATE EXTERNAL TABLE", [
         "-- ${database} and ${location} (table root, no trailing slash) are filled by churn.core.tables.fill;",
         "-- ${dt} is Athena's partition-projection placeholder and stays literal.",
-        f"CREATE EXTERNAL TABLE IF NOT EXISTS `${{database}}`.`{t.name}` (",
-        ",\n".join(f"  {('`' + name + '`').ljust(width)} {kind}" for name, kind in columns),
-        ")",
-    ]
+    ])
     if t.partitioned:
         lines.append(f"PARTITIONED BY (`{PARTITION_KEY}` string)")
     lines += [
@@ -251,18 +244,26 @@ def render_ddl(t: Table, settings: Settings) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _render_iceberg_ddl(t: Table, settings: Settings) -> str:
-    columns = [*t.columns(settings), (PARTITION_KEY, "date")]
+def _ddl_head(t: Table, columns: list[tuple[str, str]], create: str, notes: list[str]) -> list[str]:
+    """The comment header and the aligned column list, shared by the Hive and the Iceberg DDL."""
     width = max(len(name) for name, _ in columns) + 2
-    lines = [
+    return [
         f"-- Athena DDL of `{t.name}`: {t.description}.",
         f"-- Generated from {t.columns_from}; do not edit: regenerate with `churn catalog ddl --write`.",
+        *notes,
+        f"{create} IF NOT EXISTS `${{database}}`.`{t.name}` (",
+        ",\n".join(f"  {('`' + name + '`').ljust(width)} {kind}" for name, kind in columns),
+        ")",
+    ]
+
+
+def _render_iceberg_ddl(t: Table, settings: Settings) -> str:
+    lines = _ddl_head(t, [*t.columns(settings), (PARTITION_KEY, "date")], "CREATE TABLE", [
         "-- An Apache Iceberg table: `churn catalog apply` creates it through the Iceberg catalog (the same",
         "-- schema, partitioned by the identity of dt); this statement is the Athena equivalent (--via athena).",
         "-- ${database} and ${location} (table root, no trailing slash) are filled by churn.core.tables.fill.",
-        f"CREATE TABLE IF NOT EXISTS `${{database}}`.`{t.name}` (",
-        ",\n".join(f"  {('`' + name + '`').ljust(width)} {kind}" for name, kind in columns),
-        ")",
+    ])
+    lines += [
         f"PARTITIONED BY (`{PARTITION_KEY}`)",
         "LOCATION '${location}/'",
         "TBLPROPERTIES (",

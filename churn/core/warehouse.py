@@ -87,12 +87,7 @@ def catalog(settings: Settings):
         if settings.aws_endpoint_url:
             props["glue.endpoint"] = settings.aws_endpoint_url
     else:
-        uri = catalog_uri(settings)
-        if uri.startswith("sqlite:///"):
-            import os
-
-            os.makedirs(os.path.dirname(uri[len("sqlite:///"):]), exist_ok=True)
-        props = {"type": "sql", "uri": uri, **io}
+        props = {"type": "sql", "uri": catalog_uri(settings), **io}
     return _catalog(tuple(sorted(props.items())))
 
 
@@ -100,6 +95,11 @@ def catalog(settings: Settings):
 def _catalog(props: tuple[tuple[str, str], ...]):
     from pyiceberg.catalog import load_catalog
 
+    uri = dict(props).get("uri", "")
+    if uri.startswith("sqlite:///"):  # SQLite creates the file, not its folder
+        import os
+
+        os.makedirs(os.path.dirname(uri[len("sqlite:///"):]), exist_ok=True)
     return load_catalog(CATALOG_NAME, **dict(props))
 
 
@@ -191,10 +191,14 @@ def decode_days(text: str | None) -> list[date]:
     return out
 
 
+def published_days(tbl) -> list[date]:
+    """The days a loaded Iceberg table has published (its ``churn.published-days`` property), oldest first."""
+    return decode_days(tbl.properties.get(PUBLISHED_DAYS)) if tbl is not None else []
+
+
 def list_partitions(t: Table | str, settings: Settings) -> list[date]:
     """Published days of the table, oldest first (metadata only: no data file is read)."""
-    tbl = load_table(t, settings)
-    return decode_days(tbl.properties.get(PUBLISHED_DAYS)) if tbl is not None else []
+    return published_days(load_table(t, settings))
 
 
 # ---- writing ------------------------------------------------------------------------------------------
@@ -220,7 +224,8 @@ def write_partitions(t: Table | str, frames: Mapping[date, pd.DataFrame | pa.Tab
     if not frames:
         raise ValueError(f"{t.name}: nothing to publish")
     days = sorted(_as_date(d) for d in frames)
-    data = pa.concat_tables([_conform(t, day, frames[day], settings) for day in days])
+    schema = t.arrow_schema(settings)  # once: a feature table's columns come from the YAML configuration
+    data = pa.concat_tables([_conform(t, day, frames[day], schema) for day in days])
     rows = {day: len(frames[day]) for day in days}
     snapshot_id = _commit(t, days, data, settings, dict(properties or {}))
     for day in days:
@@ -228,10 +233,9 @@ def write_partitions(t: Table | str, frames: Mapping[date, pd.DataFrame | pa.Tab
     return [PublishedPartition(t.name, day.isoformat(), rows[day], snapshot_id) for day in days]
 
 
-def _conform(t: Table, day: date, frame, settings: Settings):
+def _conform(t: Table, day: date, frame, schema):
     import pyarrow as pa
 
-    schema = t.arrow_schema(settings)
     if not isinstance(frame, pa.Table):
         frame = pa.Table.from_pandas(frame, preserve_index=False)
     names = [n for n in frame.column_names if n != PARTITION_KEY]
@@ -261,13 +265,13 @@ def _commit(t: Table, days: list[date], data, settings: Settings, properties: di
     summary = {SNAPSHOT_DAYS: encode_days(days), **properties}
     for attempt in range(1, COMMIT_ATTEMPTS + 1):
         tbl = load_table(t, settings, create=True)
-        published = encode_days([*decode_days(tbl.properties.get(PUBLISHED_DAYS)), *days])
+        published = encode_days([*published_days(tbl), *days])
         try:
             with tbl.transaction() as tx, warnings.catch_warnings():
                 warnings.filterwarnings("ignore", "Delete operation did not match any records")
                 tx.overwrite(data, overwrite_filter=where, snapshot_properties=summary)
                 tx.set_properties({PUBLISHED_DAYS: published})
-            return catalog(settings).load_table(identifier(t, settings)).current_snapshot().snapshot_id
+            return tbl.current_snapshot().snapshot_id  # the commit updated tbl's metadata in place
         except (CommitFailedException, ValidationException, OperationalError) as exc:
             # another writer committed first (refused commit, or pyiceberg's conflict check): redo on the new table
             if attempt == COMMIT_ATTEMPTS:
@@ -321,7 +325,7 @@ def read_snapshot(t: Table | str, dates: list[date], settings: Settings, missing
     t = _table(t)
     tbl = load_table(t, settings)
     wanted = sorted({_as_date(d) for d in dates})
-    published = set(decode_days(tbl.properties.get(PUBLISHED_DAYS))) if tbl is not None else set()
+    published = set(published_days(tbl))
     if snapshot_id is not None and tbl is not None:
         snap = tbl.snapshot_by_id(snapshot_id)
         if snap is None:

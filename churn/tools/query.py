@@ -58,12 +58,12 @@ def table_data(table: str, settings: Settings) -> TableData:
     """The Parquet files (full paths/URIs) a view of ``table`` reads, and its partition count."""
     root = TABLES[table].location(settings)
     if TABLES[table].published:
-        from churn.core.warehouse import list_partitions, load_table
+        from churn.core.warehouse import load_table, published_days
 
         tbl = load_table(table, settings)
         if tbl is None or tbl.current_snapshot() is None:
             return TableData(table, root, [], 0)
-        return TableData(table, root, [tbl.metadata_location], len(list_partitions(table, settings)))
+        return TableData(table, root, [tbl.metadata_location], len(published_days(tbl)))
     fs = storage.filesystem(root, settings)
     bare_root = storage.strip_scheme(root).rstrip("/")
     if not fs.exists(bare_root):
