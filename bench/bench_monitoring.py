@@ -3,7 +3,8 @@
 Builds a simulated warehouse (features for the training window and the days after it, a champion,
 scored days), then runs the monitoring job for one day — realised performance of the outcomes that
 arrived that day and drift of the day's scored cohort — and records every file the process opens under
-the warehouse (a Python audit hook: nothing in the product is instrumented). The reference, measured in
+the warehouse (a Python audit hook: nothing in the product is instrumented; Iceberg metadata, manifests and
+data files count, read through pyiceberg's fsspec FileIO so that the hook sees them). The reference, measured in
 the same run, is what the previous design read every day on top: the champion's whole training window
 of ``instances_modeling`` partitions, to rebuild the drift reference. Writes docs/benchmarks.md
 (section "Daily monitoring reads").
@@ -21,6 +22,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# The Iceberg tables are read through pyiceberg's FileIO. Its default (pyarrow) opens files in C++, where
+# the audit hook cannot see them; the fsspec FileIO reads the same files (metadata, manifests, data)
+# through Python's open, so they are counted. pyiceberg reads this variable when it is first imported.
+os.environ.setdefault("PYICEBERG_CATALOG__CHURN__PY_IO_IMPL", "pyiceberg.io.fsspec.FsspecFileIO")
 
 from bench.report import record  # noqa: E402
 
