@@ -85,6 +85,9 @@ def test_unknown_configuration_keys_are_errors(tmp_path):
                       "    ranks: [s, m]\n    rank: [l]\n")
     with pytest.raises(FeatureConfigError, match=r"attribute feature 'size_rank': unknown key 'rank'"):
         load_feature_config(path=config)
+    config.write_text('count_features:\n  n: [a]\nmobile_platforms: ["mob\\nile"]\n')
+    with pytest.raises(FeatureConfigError, match="control characters"):
+        load_feature_config(path=config)
 
 
 # ---- raw files -------------------------------------------------------------------------------------------

@@ -208,3 +208,27 @@ def test_registry_never_reads_pickles(local_copy):
     finally:
         pickle.loads, pickle.load, pickle.Unpickler = originals
     assert model.version == local_copy.result["version"]
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (lambda f: pd.concat([f, f.iloc[[3]]], ignore_index=True), r"instances_w1 dt=2025-06-03\.instance_id: 2 rows share"),
+        (lambda f: f.assign(number_of_issues=f["number_of_issues"].where(f.index != 5, -2)),
+         r"instances_w1 dt=2025-06-03\.number_of_issues: 1 rows out of range"),
+        (lambda f: f.assign(eval_start_weekday=f["eval_start_weekday"].where(f.index != 2, 9)),
+         r"instances_w1 dt=2025-06-03\.eval_start_weekday: 1 rows out of range"),
+        (lambda f: f.assign(hours_to_first_key_action=f["hours_to_first_key_action"].where(f.index != 1, 500.0)),
+         r"instances_w1 dt=2025-06-03\.hours_to_first_key_action: 1 rows out of range"),
+    ],
+    ids=["duplicate", "negative_count", "weekday", "hours"],
+)
+def test_duplicate_or_impossible_feature_rows_never_reach_a_prediction(local_copy, change, message):
+    from models.score import FeatureRowsError
+
+    settings = local_copy.settings
+    frame = write_w1(settings, SCORE_DAY, 40)
+    write_partition(table("instances_w1"), SCORE_DAY, change(frame), settings)
+    with pytest.raises(FeatureRowsError, match=message):
+        score(settings, [SCORE_DAY])
+    assert list_partitions(table("instances_w1_scored"), settings) == []
