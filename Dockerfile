@@ -35,11 +35,12 @@ RUN set -eux; \
 
 WORKDIR /opt/churn
 
-# 1) Dependencies only, from pyproject.toml: this layer is rebuilt only when pyproject.toml changes.
+# 1) Dependencies only, from pyproject.toml (the core and the [airflow] extra): this layer is rebuilt
+#    only when pyproject.toml changes.
 COPY pyproject.toml ./
 RUN set -eux; \
-    python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt; \
+    python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+print('\n'.join(p['dependencies'] + p['optional-dependencies']['airflow']))" > /tmp/requirements.txt; \
     pip install -r /tmp/requirements.txt; \
     python -c "import pyspark; assert pyspark.__version__ == '4.3.0', pyspark.__version__"; \
     test "$(python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')" = "$SPARK_HOME"
@@ -66,9 +67,9 @@ RUN set -eux; \
     fi; \
     ls -l "$SPARK_HOME/jars" | grep -E "hadoop-aws|bundle-|analyticsaccelerator"
 
-# 3) The project, installed editable from /opt/churn: churn.core.settings derives SQL_DIR from the
-#    package location, so it must be /opt/churn/sql (docker-compose.yml mounts ./sql and ./dags
-#    there). --no-deps: everything was installed in step 1.
+# 3) The project, installed editable from /opt/churn: the package churn_sql (churn.core.settings.SQL_DIR)
+#    is then the folder /opt/churn/sql, which docker-compose.yml mounts from ./sql like ./dags.
+#    --no-deps: everything was installed in step 1.
 COPY . .
 RUN set -eux; \
     pip install --no-deps -e .; \

@@ -35,6 +35,12 @@ def glue_client(settings: Settings):
     return boto3.client("glue", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url or None)
 
 
+def athena_client(settings: Settings):
+    import boto3
+
+    return boto3.client("athena", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url or None)
+
+
 def _storage_descriptor(columns: list[tuple[str, str]], location: str) -> dict:
     return {
         "Columns": [{"Name": n, "Type": k} for n, k in columns],

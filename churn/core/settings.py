@@ -13,6 +13,7 @@ There is no global instance: each entry point (a CLI command, a DAG task, a benc
 from __future__ import annotations
 
 import os
+from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
@@ -20,8 +21,12 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-ENV_FILE = PROJECT_ROOT / ".env"
-SQL_DIR = PROJECT_ROOT / "sql"
+# A checkout reads its own .env; an installed package (a wheel on MWAA, an EMR job) has no project
+# folder and takes its settings from the environment only.
+ENV_FILE = PROJECT_ROOT / ".env" if (PROJECT_ROOT / "pyproject.toml").is_file() else None
+# Package data (the folder sql/ installed as the package churn_sql): the same files in a checkout, an
+# editable install and a wheel. Installed wheels are unzipped, so this is a real folder.
+SQL_DIR = Path(str(files("churn_sql")))
 DEFAULT_FEATURE_CONFIG = SQL_DIR / "features" / "feature_config.yaml"
 
 

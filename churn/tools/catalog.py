@@ -4,20 +4,21 @@
   ``--check`` fails when a file differs from what the registry generates.
 * ``apply`` creates or updates the database and tables once, at deploy time: the raw tables in Glue with
   boto3 and the Iceberg tables through the Iceberg catalog (default), or every table by running its DDL
-  on Athena through the Airflow amazon provider (``--via athena``). Daily runs register nothing: Iceberg
+  on Athena with boto3 (``--via athena``). Daily runs register nothing: Iceberg
   commits are the catalog updates.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from churn.core.glue import CatalogError, apply_tables
+from churn.core.glue import CatalogError, apply_tables, athena_client
 from churn.core.settings import Settings
 from churn.core.tables import ATHENA_DIR, TABLES, ddl_statement, render_ddl
 
@@ -67,20 +68,16 @@ def apply_catalog(settings: Settings, names: Iterable[str]) -> dict[str, str]:
     return result
 
 
-def apply_ddl_athena(settings: Settings, names: Iterable[str] | None = None, aws_conn_id: str | None = None,
-                     hook: Any = None, sleep_time: int = 5) -> dict[str, str]:
+def apply_ddl_athena(settings: Settings, names: Iterable[str] | None = None, client: Any = None,
+                     sleep_time: float = 2.0, timeout: float = 300.0) -> dict[str, str]:
     """Run ``CREATE DATABASE`` and each table's DDL on Athena; returns {table: query execution id}.
 
-    ``aws_conn_id=None`` uses boto3's default credential chain and ``aws_endpoint_url``. ``CREATE
-    EXTERNAL TABLE IF NOT EXISTS`` never changes an existing table: after a feature-configuration
+    boto3's Athena client with the worker's credential chain, region ``aws_region``, endpoint
+    ``aws_endpoint_url`` (no Airflow connection: the same call works from a shell, a worker and CI).
+    ``CREATE EXTERNAL TABLE IF NOT EXISTS`` never changes an existing table: after a feature-configuration
     change use ``churn catalog apply`` (Glue), which updates definitions.
     """
-    if hook is None:
-        from airflow.providers.amazon.aws.hooks.athena import AthenaHook
-
-        hook = AthenaHook(aws_conn_id=aws_conn_id, region_name=settings.aws_region)
-        if settings.aws_endpoint_url and aws_conn_id is None:
-            hook.conn_config.endpoint_url = settings.aws_endpoint_url
+    client = client or athena_client(settings)
     result_configuration = {"OutputLocation": settings.athena_output} if settings.athena_output else {}
     statements = {"<database>": f"CREATE DATABASE IF NOT EXISTS `{settings.athena_database}`"}
     statements.update({n: ddl_statement(TABLES[n], settings) for n in (names or TABLES)})
@@ -89,15 +86,29 @@ def apply_ddl_athena(settings: Settings, names: Iterable[str] | None = None, aws
         context = {"Catalog": "AwsDataCatalog"}
         if name != "<database>":
             context["Database"] = settings.athena_database
-        query_id = hook.run_query(query=statement, query_context=context, result_configuration=result_configuration,
-                                  workgroup=settings.athena_workgroup)
-        state = hook.poll_query_status(query_id, sleep_time=sleep_time)
-        if state not in hook.SUCCESS_STATES:
-            raise CatalogError(f"Athena DDL for {name} ended {state}: {hook.get_state_change_reason(query_id)} "
-                               f"(query {query_id})")
+        query_id = client.start_query_execution(
+            QueryString=statement, QueryExecutionContext=context, ResultConfiguration=result_configuration,
+            WorkGroup=settings.athena_workgroup,
+        )["QueryExecutionId"]
+        status = _wait_for_query(client, query_id, sleep_time, timeout)
+        if status["State"] != "SUCCEEDED":
+            raise CatalogError(f"Athena DDL for {name} ended {status['State']}: "
+                               f"{status.get('StateChangeReason', 'no reason given')} (query {query_id})")
         ids[name] = query_id
         log.info("athena: %s ok (%s)", name, query_id)
     return ids
+
+
+def _wait_for_query(client: Any, query_id: str, sleep_time: float, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = client.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]["Status"]
+        if status["State"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
+            return status
+        if time.monotonic() > deadline:
+            client.stop_query_execution(QueryExecutionId=query_id)
+            return {"State": "CANCELLED", "StateChangeReason": f"still {status['State']} after {timeout:.0f} s"}
+        time.sleep(sleep_time)
 
 
 # ---- command line --------------------------------------------------------------------------------
@@ -145,14 +156,13 @@ def apply_command(
     ctx: typer.Context,
     table: TableOption = None,
     via: Annotated[str, typer.Option(help="glue (boto3: create or update) or athena (run the DDL)")] = "glue",
-    aws_conn_id: Annotated[str | None, typer.Option(help="--via athena: Airflow AWS connection id")] = None,
 ) -> None:
     """Deploy time: create (or update) the catalog database and tables (raw: Glue; ours: Iceberg catalog)."""
     settings: Settings = ctx.obj
     names = [n for n in _checked(table) if TABLES[n].glue]
     try:
         if via == "athena":
-            for name, query_id in apply_ddl_athena(settings, names, aws_conn_id=aws_conn_id).items():
+            for name, query_id in apply_ddl_athena(settings, names).items():
                 typer.echo(f"{name}: {query_id}")
             return
         if via != "glue":

@@ -90,7 +90,7 @@ def test_catalog_cli_applies(aws, settings):
     assert "churn_test.instances_w1: created" in result.output and "churn_test.events: created" in result.output
 
 
-def test_apply_via_athena_sends_each_tables_ddl_through_the_hook(aws, settings_for):
+def test_apply_via_athena_sends_each_tables_ddl(aws, settings_for):
     settings = settings_for(warehouse=WAREHOUSE, athena_database="churn_test", athena_output="s3://churn-test/athena/",
                             aws_endpoint_url=aws)
     ids = apply_ddl_athena(settings, sleep_time=0)
@@ -109,17 +109,14 @@ def test_apply_via_athena_sends_each_tables_ddl_through_the_hook(aws, settings_f
 
 
 def test_failed_athena_query_raises_with_the_reason(settings):
-    class FailingHook:
-        SUCCESS_STATES = ("SUCCEEDED",)
+    class FailingAthena:  # moto's Athena runs no SQL and never fails a query: a double of the AWS client
+        def start_query_execution(self, QueryString, **kwargs):  # noqa: N803 (boto3's spelling)
+            return {"QueryExecutionId": "q-db" if QueryString.startswith("CREATE DATABASE") else "q-events"}
 
-        def run_query(self, **kwargs):
-            return "q-1"
+        def get_query_execution(self, QueryExecutionId):  # noqa: N803
+            if QueryExecutionId == "q-db":
+                return {"QueryExecution": {"Status": {"State": "SUCCEEDED"}}}
+            return {"QueryExecution": {"Status": {"State": "FAILED", "StateChangeReason": "line 1:8: mismatched input"}}}
 
-        def poll_query_status(self, query_id, sleep_time=None):
-            return "FAILED"
-
-        def get_state_change_reason(self, query_id):
-            return "line 1:8: mismatched input"
-
-    with pytest.raises(catalog_glue.CatalogError, match="mismatched input"):
-        apply_ddl_athena(settings, ["events"], hook=FailingHook())
+    with pytest.raises(catalog_glue.CatalogError, match=r"for events ended FAILED: line 1:8: mismatched input \(query q-events\)"):
+        apply_ddl_athena(settings, ["events"], client=FailingAthena())

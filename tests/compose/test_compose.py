@@ -198,7 +198,7 @@ def test_dag_folder_and_sql_are_mounted_where_the_code_looks(model):
         dags = service["environment"]["AIRFLOW__CORE__DAGS_FOLDER"]
         assert dags in mounts, f"{name}: nothing mounted at the DAG folder {dags}"
         assert mounts[dags]["type"] == "bind" and Path(mounts[dags]["source"]) == ROOT / "dags"
-        # churn.core.settings.SQL_DIR is PROJECT_ROOT/sql; the image installs the project at /opt/churn
+        # churn.core.settings.SQL_DIR is the package churn_sql = the folder sql/ of the editable install at /opt/churn
         assert Path(mounts["/opt/churn/sql"]["source"]) == ROOT / "sql"
         assert service["environment"]["CHURN_FEATURE_CONFIG"].startswith("/opt/churn/sql/")
     assert re.search(r"^WORKDIR /opt/churn$", DOCKERFILE.read_text(), re.M)
