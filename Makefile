@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format install java airflow bench clean
+.PHONY: demo test lint format install java airflow bench emr-bundle clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
@@ -43,6 +43,10 @@ bench: java install
 	$(BIN)/python bench/bench_features.py --instances-per-day 10000
 	$(BIN)/python bench/bench_monitoring.py --instances-per-day 300 --window 90
 	$(BIN)/python bench/bench_reliability.py --kills 52
+
+# The EMR Serverless job's packed environment and entry point, in dist/emr/ (see docs/operations.md).
+emr-bundle: install
+	$(BIN)/python -m churn.tools.emr_bundle --out dist/emr
 
 clean:
 	rm -rf warehouse .airflow spark-warehouse metastore_db derby.log

@@ -86,10 +86,10 @@ def churn_features():
 
 
 def _emr_build(settings: Settings):
-    """spark_runner=emr_serverless: the same job (`etl_jobs/build_features.py`) as an EMR Serverless run."""
+    """spark_runner=emr_serverless: the same job (`build_features.py`) as an EMR Serverless run."""
     from airflow.providers.amazon.aws.operators.emr import EmrServerlessStartJobOperator
 
-    from churn.jobs import emr_job_driver
+    from churn.jobs import emr_start_job_run_request
 
     @task
     def plan_range(params=None, logical_date=None, dag_run=None) -> dict:
@@ -99,25 +99,40 @@ def _emr_build(settings: Settings):
         start, end = _range(params, logical_date, dag_run)
         return {"start": start.isoformat(), "end": end.isoformat(), "days": [d.isoformat() for d in days(start, end)]}
 
+    def cancel_earlier_attempt(context) -> None:
+        """A retry never runs beside the job of an attempt that timed out: cancel it first."""
+        from churn.jobs import cancel_earlier_attempts, emr_job_name
+
+        cancel_earlier_attempts(Settings(), emr_job_name(context["run_id"]))
+
     def announce(context, result) -> None:  # noqa: ARG001
         from churn.core.dates import as_date
 
         plan = context["ti"].xcom_pull(task_ids="plan_range")
         _announce(context["outlet_events"], context["params"], as_date(plan["start"]), as_date(plan["end"]))
 
+    request = emr_start_job_run_request(
+        settings, "{{ ti.xcom_pull(task_ids='plan_range')['start'] }}",
+        "{{ ti.xcom_pull(task_ids='plan_range')['end'] }}", "{{ run_id }}",
+    )
     plan = plan_range()
     build = EmrServerlessStartJobOperator(
         task_id="build_features",
-        application_id=settings.emr_application_id,
-        execution_role_arn=settings.emr_execution_role_arn,
-        name="churn_features {{ run_id }}",
-        job_driver=emr_job_driver(
-            settings, "{{ ti.xcom_pull(task_ids='plan_range')['start'] }}", "{{ ti.xcom_pull(task_ids='plan_range')['end'] }}"
-        ),
+        aws_conn_id=None,  # the worker's boto3 credential chain (MWAA: its execution role), like S3 and Glue
+        region_name=settings.aws_region,
+        application_id=request["applicationId"],
+        execution_role_arn=request["executionRoleArn"],
+        name=request["name"],
+        job_driver=request["jobDriver"],
+        configuration_overrides=request["configurationOverrides"],
+        config={"executionTimeoutMinutes": request["executionTimeoutMinutes"]},
         wait_for_completion=True,
+        waiter_delay=60,
+        waiter_max_attempts=settings.emr_timeout_minutes + 5,
+        pre_execute=cancel_earlier_attempt,
         outlets=[W1, MODELING],
         post_execute=announce,
-        execution_timeout=timedelta(hours=4),
+        execution_timeout=timedelta(minutes=settings.emr_timeout_minutes + 10),
     )
     plan >> build
     return plan, build

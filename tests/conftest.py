@@ -1,6 +1,9 @@
-"""Shared fixtures: a fresh warehouse per test and one local Spark session per test session."""
+"""Shared fixtures: a fresh warehouse per test, one local Spark session per test session, and a moto server on
+127.0.0.1 (real HTTP: S3, Glue, Athena, EMR Serverless) with fresh state per test."""
 
 from __future__ import annotations
+
+import urllib.request
 
 import pytest
 
@@ -8,6 +11,12 @@ from churn.core.settings import Settings
 
 CHURN_TEST_ENV = ("CHURN_RAW_EVALUATIONS", "CHURN_RAW_EVENTS", "CHURN_FEATURE_CONFIG", "CHURN_S3_ENDPOINT_URL",
                   "CHURN_FEATURE_ENGINE", "CHURN_DEPLOYMENT", "CHURN_ALERT_CALLBACK")
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 
 @pytest.fixture()
@@ -26,3 +35,30 @@ def spark():
     session = get_spark("churn_tests", Settings(spark_master="local[2]", spark_shuffle_partitions=2))
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture()
+def aws(moto_server, monkeypatch):
+    """Fresh moto state and fake credentials; settings point the clients at the server
+    (CHURN_AWS_ENDPOINT_URL, CHURN_S3_ENDPOINT_URL)."""
+    request = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
+    urllib.request.urlopen(request, timeout=30).close()
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    # catch-all for any client our code forgot to point somewhere: a closed local port, never AWS
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    return moto_server

@@ -12,7 +12,7 @@ import typer
 
 from churn.cli import jobs as job_commands
 from churn.cli import models as model_commands
-from churn.tools import catalog, demo, query, simulator
+from churn.tools import catalog, demo, doctor, query, simulator
 
 app = typer.Typer(help="Churn prediction for SaaS trials.", no_args_is_help=True, add_completion=False)
 
@@ -31,6 +31,9 @@ def _main(ctx: typer.Context, verbose: bool = typer.Option(False, "--verbose", "
         ctx.obj = Settings()
     except ValidationError as exc:
         problems = "; ".join(f"CHURN_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        if ctx.invoked_subcommand == "doctor":  # the doctor reports it as its first check
+            ctx.obj = ValueError(f"invalid setting: {problems}")
+            return
         typer.secho(f"error: invalid setting: {problems} (see docs/configuration.md)", fg="red", err=True)
         raise typer.Exit(2) from None
 
@@ -44,6 +47,7 @@ app.command("maintain")(job_commands.maintain_command)
 app.add_typer(model_commands.app, name="models")
 app.command("query")(query.query_command)
 app.add_typer(catalog.app, name="catalog")
+app.command("doctor")(doctor.doctor_command)
 app.command("demo")(demo.demo_command)
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from churn.core.settings import Settings
+from churn.core.settings import DEFAULT_FEATURE_CONFIG, Settings
 
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -78,14 +78,26 @@ class FeatureConfig:
         return KEY_COLUMNS + label + self.feature_columns()
 
 
+def _read_config(path: str, settings: Settings | None) -> str:
+    """The configuration's text, from a local file or (an EMR job, a shared configuration) an s3:// URI."""
+    if "://" in path:
+        from churn.core import storage
+
+        try:
+            return storage.read_bytes(path, settings or Settings()).decode()
+        except FileNotFoundError:
+            raise FeatureConfigError(f"feature configuration {path} does not exist (setting CHURN_FEATURE_CONFIG)") from None
+    if not Path(path).is_file():
+        raise FeatureConfigError(f"feature configuration {path} does not exist (setting CHURN_FEATURE_CONFIG)")
+    return Path(path).read_text()
+
+
 def load_feature_config(settings: Settings | None = None, path: str | Path | None = None) -> FeatureConfig:
-    """The configuration at ``path``, or at the setting ``feature_config`` (there is no global default)."""
+    """The configuration at ``path``, or at the setting ``feature_config``, or the packaged default."""
     if path is None and settings is None:
         raise TypeError("load_feature_config needs settings or an explicit path")
-    path = Path(path or settings.feature_config)
-    if not path.exists():
-        raise FeatureConfigError(f"feature configuration {path} does not exist (setting CHURN_FEATURE_CONFIG)")
-    raw = yaml.safe_load(path.read_text()) or {}
+    path = str(path or (settings.feature_config if settings else None) or DEFAULT_FEATURE_CONFIG)
+    raw = yaml.safe_load(_read_config(path, settings)) or {}
     if not isinstance(raw, dict):
         raise FeatureConfigError(f"{path}: expected a mapping with keys {', '.join(TOP_LEVEL_KEYS)}")
     _no_unknown_keys(raw, TOP_LEVEL_KEYS, f"{path}")

@@ -39,7 +39,10 @@ class Settings(BaseSettings):
     warehouse: str = Field("warehouse", description="root of every table: a folder or s3://bucket/prefix")
     raw_evaluations: str | None = Field(None, description="evaluations table location (default {warehouse}/raw/evaluations)")
     raw_events: str | None = Field(None, description="events table location (default {warehouse}/raw/events)")
-    feature_config: str = Field(str(DEFAULT_FEATURE_CONFIG), description="YAML: which event types feed which count feature")
+    feature_config: str | None = Field(
+        None, description="YAML: which event types feed which count feature; a path or s3:// URI "
+        "(default: the packaged sql/features/feature_config.yaml)",
+    )
     first_week_days: int = Field(7, ge=1, description="length of the observed first week")
     label_window_days: int = Field(30, ge=1, description="days after eval start within which a conversion counts as retained")
     training_window_days: int = Field(90, ge=7, description="days of instances_modeling partitions per retrain")
@@ -87,10 +90,21 @@ class Settings(BaseSettings):
     emr_application_id: str | None = Field(None, description="EMR Serverless application id (spark_runner=emr_serverless)")
     emr_execution_role_arn: str | None = Field(None, description="IAM role EMR Serverless jobs run as")
     emr_entry_point: str | None = Field(
-        None, description="s3:// path of etl_jobs/build_features.py for EMR jobs (default {warehouse}/code/build_features.py)"
+        None, description="s3:// path of the uploaded entry point, build_features.py (make emr-bundle; default "
+        "{warehouse}/code/build_features.py)"
+    )
+    emr_archive: str | None = Field(
+        None, description="s3:// path of the packed virtual environment with the project (make emr-bundle; default "
+        "{warehouse}/code/churn-env.tar.gz), unpacked as ./environment on the driver and executors"
+    )
+    emr_log_uri: str | None = Field(
+        None, description="s3:// folder of the EMR job logs (default {warehouse}/logs/emr)"
+    )
+    emr_timeout_minutes: int = Field(
+        240, ge=5, description="an EMR feature job running longer is cancelled (by EMR and by the Airflow task)"
     )
     emr_spark_submit_parameters: str = Field(
-        "", description="extra spark-submit parameters of EMR jobs, e.g. --conf spark.archives=s3://…/churn.tar.gz#environment"
+        "", description="extra spark-submit parameters of EMR jobs, e.g. --conf spark.executor.memory=8g"
     )
     monitoring_psi_alert: float = Field(0.25, gt=0, description="a feature or score PSI above this raises a drift alert")
     monitoring_auc_drop_alert: float = Field(
@@ -135,6 +149,15 @@ class Settings(BaseSettings):
         return join(self.warehouse, "models", self.model_name)
 
     @property
+    def emr_code_paths(self) -> dict[str, str]:
+        """Where the EMR job's entry point, archive and logs live (settings, or beside the warehouse)."""
+        return {
+            "entry_point": self.emr_entry_point or join(self.warehouse, "code", "build_features.py"),
+            "archive": self.emr_archive or join(self.warehouse, "code", "churn-env.tar.gz"),
+            "log_uri": self.emr_log_uri or join(self.warehouse, "logs", "emr"),
+        }
+
+    @property
     def truth_path(self) -> str:
         """Simulator ground truth (true conversion probabilities); never a feature."""
         return join(self.warehouse, "simulation", "truth")
@@ -152,8 +175,6 @@ def settings_table_markdown() -> str:
     lines = ["| environment variable | default | meaning |", "| --- | --- | --- |"]
     for name, field in Settings.model_fields.items():
         default = field.default
-        if name == "feature_config":
-            default = "sql/features/feature_config.yaml"
         shown = "" if default in (None, "") else f"`{default}`"
         lines.append(f"| `CHURN_{name.upper()}` | {shown} | {field.description or ''} |")
     return "\n".join(lines) + "\n"

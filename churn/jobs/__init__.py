@@ -5,7 +5,8 @@ functions, so both follow the same skip rules (:class:`Skipped`), raise the same
 same summaries. Heavy libraries are imported inside the functions: importing this package is cheap.
 """
 
-from churn.jobs.features import build_features, emr_job_driver
+from churn.jobs.emr import cancel_earlier_attempts, emr_job_driver, emr_job_name, emr_start_job_run_request
+from churn.jobs.features import build_features
 from churn.jobs.maintenance import maintain_tables
 from churn.jobs.monitor import monitor
 from churn.jobs.retrain import retrain, training_data_ready
@@ -27,7 +28,10 @@ __all__ = [
     "ScoreSummary",
     "Skipped",
     "build_features",
+    "cancel_earlier_attempts",
     "emr_job_driver",
+    "emr_job_name",
+    "emr_start_job_run_request",
     "maintain_tables",
     "monitor",
     "retrain",

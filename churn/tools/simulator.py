@@ -460,6 +460,8 @@ def simulate_command(
     seed: int = typer.Option(None, "--seed", help="random seed (default: setting CHURN_SEED)"),
     warehouse: str = typer.Option(None, "--warehouse", help="warehouse root for this command (default: CHURN_WAREHOUSE)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing raw dataset"),
+    if_missing: bool = typer.Option(False, "--if-missing", help="do nothing when raw data exist (one-shot seeding, "
+                                    "e.g. the compose stack's churn-seed)"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
 ) -> None:
     """Simulate trials of a Jira-like product and write the raw evaluations and events tables."""
@@ -468,6 +470,9 @@ def simulate_command(
         settings = Settings(**{**settings.model_dump(), "warehouse": warehouse})
     today = datetime.now(UTC).date()
     first = date.fromisoformat(start) if start else today - timedelta(days=days - 1)
+    if if_missing and not overwrite and _existing_raw(settings):
+        typer.echo(f"raw data exist under {settings.warehouse}: nothing simulated (--if-missing)")
+        return
     try:
         summary = simulate(first, days, instances_per_day, settings.seed if seed is None else seed,
                            settings, progress=progress, overwrite=overwrite)

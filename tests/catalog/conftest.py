@@ -1,8 +1,7 @@
-"""Fixtures: a moto server on 127.0.0.1 (real HTTP: S3, Glue, Athena) and warehouse helpers."""
+"""Fixtures: settings from an environment and warehouse helpers (the moto server is in tests/conftest.py)."""
 
 from __future__ import annotations
 
-import urllib.request
 from datetime import date, timedelta
 
 import pandas as pd
@@ -12,12 +11,6 @@ from churn.core.feature_config import load_feature_config
 from churn.core.settings import Settings
 from churn.core.warehouse import write_partition
 
-AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
 CHURN_ENV = (
     "CHURN_WAREHOUSE",
     "CHURN_RAW_EVALUATIONS",
@@ -32,33 +25,6 @@ CHURN_ENV = (
     "CHURN_TABLE_CATALOG",
     "CHURN_TABLE_CATALOG_URI",
 )
-
-
-@pytest.fixture(scope="session")
-def moto_server():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture()
-def aws(moto_server, monkeypatch):
-    """Fresh moto state and fake credentials; settings point the clients at the server
-    (CHURN_AWS_ENDPOINT_URL, CHURN_S3_ENDPOINT_URL)."""
-    request = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
-    urllib.request.urlopen(request, timeout=30).close()
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in AWS_ENV.items():
-        monkeypatch.setenv(name, value)
-    # catch-all for any client our code forgot to point somewhere: a closed local port, never AWS
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    return moto_server
 
 
 @pytest.fixture()

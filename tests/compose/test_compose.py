@@ -34,6 +34,7 @@ AIRFLOW_SERVICES = {
     "airflow-dag-processor",
     "airflow-triggerer",
 }
+PROJECT_IMAGE = AIRFLOW_SERVICES | {"churn-seed"}  # services run from ./Dockerfile's image
 LONG_RUNNING = {"postgres", "minio", *AIRFLOW_SERVICES} - {"airflow-init"}
 
 
@@ -139,15 +140,18 @@ def test_compose_spec_schema(tmp_path):
 
 def test_services_exist_and_airflow_services_share_one_image(model):
     services = model["services"]
-    assert {"postgres", "minio", "minio-init", *AIRFLOW_SERVICES} <= set(services)
-    images = {services[name]["image"] for name in AIRFLOW_SERVICES}
+    assert {"postgres", "minio", "minio-init", *PROJECT_IMAGE} <= set(services)
+    images = {services[name]["image"] for name in PROJECT_IMAGE}
     assert len(images) == 1, f"Airflow services use different images: {images}"
-    for name in AIRFLOW_SERVICES:
+    for name in PROJECT_IMAGE:
         build = services[name].get("build")
         assert build, f"{name} has no build section"
         assert Path(build["context"]) == ROOT and build.get("dockerfile", "Dockerfile") == "Dockerfile"
-    for name in set(services) - AIRFLOW_SERVICES:
+    for name in set(services) - PROJECT_IMAGE:
         assert "build" not in services[name] and services[name].get("image"), f"{name}: use a published image"
+        image = services[name]["image"]
+        assert re.fullmatch(r"[\w./-]+:[\w.-]*\d[\w.-]*", image) and not image.endswith(":latest"), \
+            f"{name}: pin the image to a release tag, not {image!r}"
     commands = {name: services[name].get("command") or [] for name in AIRFLOW_SERVICES}
     assert commands["airflow-apiserver"][:2] == ["airflow", "api-server"]
     assert commands["airflow-scheduler"] == ["airflow", "scheduler"]
@@ -200,7 +204,6 @@ def test_dag_folder_and_sql_are_mounted_where_the_code_looks(model):
         assert mounts[dags]["type"] == "bind" and Path(mounts[dags]["source"]) == ROOT / "dags"
         # churn.core.settings.SQL_DIR is the package churn_sql = the folder sql/ of the editable install at /opt/churn
         assert Path(mounts["/opt/churn/sql"]["source"]) == ROOT / "sql"
-        assert service["environment"]["CHURN_FEATURE_CONFIG"].startswith("/opt/churn/sql/")
     assert re.search(r"^WORKDIR /opt/churn$", DOCKERFILE.read_text(), re.M)
 
 
@@ -265,7 +268,11 @@ def test_healthchecks_and_startup_order(model):
         assert depends["airflow-init"]["condition"] == "service_completed_successfully", name
         assert depends["postgres"]["condition"] == "service_healthy", name
     assert services["airflow-scheduler"]["depends_on"]["airflow-apiserver"]["condition"] == "service_healthy"
-    for name in ("minio-init", "airflow-init"):
+    assert services["churn-seed"]["depends_on"]["minio-init"]["condition"] == "service_completed_successfully"
+    assert services["churn-seed"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name in AIRFLOW_SERVICES:  # nothing is scheduled before the stack has data and a champion
+        assert services[name]["depends_on"]["churn-seed"]["condition"] == "service_completed_successfully", name
+    for name in ("minio-init", "airflow-init", "churn-seed"):
         assert services[name].get("restart", "no") == "no"
 
 
@@ -322,3 +329,60 @@ def test_dockerignore_keeps_secrets_and_local_data_out():
     patterns = {line.strip() for line in DOCKERIGNORE.read_text().splitlines() if line.strip() and line[0] != "#"}
     assert {".git", ".venv", ".env", ".env.*", "warehouse"} <= patterns
     assert "pyproject.toml" not in patterns and "sql" not in patterns and "churn" not in patterns
+
+
+def _command_lines(service: dict) -> list[list[str]]:
+    """The commands a service runs: its command list, or each line of its shell script (substitutions blanked)."""
+    import shlex
+
+    command = service.get("command") or []
+    if (service.get("entrypoint") or [None])[0] not in ("/bin/bash", "/bin/sh"):
+        return [command]
+    out = []
+    for line in "\n".join(command).splitlines():
+        while re.search(r"\$\([^()]*\)", line):
+            line = re.sub(r"\$\([^()]*\)", "VALUE", line)
+        line = re.sub(r"\$\{?\w+\}?", "VALUE", line).strip()
+        if line.startswith(("churn ", "airflow ")):  # not the lines of an inline python -c '...' snippet
+            out.append(shlex.split(line))
+    return out
+
+
+def test_every_churn_and_airflow_command_of_the_stack_exists_with_its_options(model):
+    from typer.main import get_command
+
+    from churn.cli import app
+
+    churn, checked = get_command(app), []
+    for name, service in model["services"].items():
+        for words in _command_lines(service):
+            if words[:1] == ["churn"]:
+                command, rest = churn, words[1:]
+                while rest and hasattr(command, "commands") and rest[0] in command.commands:
+                    command, rest = command.commands[rest[0]], rest[1:]
+                assert not hasattr(command, "commands"), f"{name}: {' '.join(words)} names no churn command"
+                options = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
+                unknown = [w for w in rest if w.startswith("--") and w not in options]
+                assert not unknown, f"{name}: churn {command.name} has no option {unknown}"
+                checked.append(" ".join(words[:2]))
+            elif words[:1] == ["airflow"]:
+                from airflow.cli.cli_parser import get_parser
+
+                try:
+                    get_parser().parse_args(words[1:])
+                except SystemExit:
+                    pytest.fail(f"{name}: `{' '.join(words)}` is not an airflow command")
+                checked.append(" ".join(words[:2]))
+    assert {"churn simulate", "churn features", "churn train", "churn catalog", "airflow scheduler",
+            "airflow api-server", "airflow db"} <= set(checked)
+
+
+def test_the_seed_gives_a_first_retrain_its_window_and_is_safe_to_rerun(model):
+    seed = model["services"]["churn-seed"]
+    script = "\n".join(seed["command"])
+    assert "--if-missing" in script  # a restart does not simulate over existing raw data
+    days = Settings(_env_file=None).training_window_days
+    assert f"$today - {days} days" in script  # features for the whole window of the first `churn train`
+    assert int(seed["environment"]["SEED_DAYS"]) >= days + Settings(_env_file=None).label_window_days + 7
+    for variable in re.findall(r"\$\{(\w+)\}", script):
+        assert variable in seed["environment"], f"churn-seed uses ${{{variable}}} but does not set it"

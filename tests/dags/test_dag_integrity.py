@@ -61,42 +61,68 @@ def test_every_dag_file_parses_without_heavy_imports():
 EMR_SCRIPT = """
 import json, sys
 from airflow.dag_processing.dagbag import DagBag
-dag = DagBag(dag_folder=sys.argv[1]).dags["churn_features"]
-build = dag.get_task("build_features")
+bag = DagBag(dag_folder=sys.argv[1])
+assert not bag.import_errors, bag.import_errors
+build = bag.dags["churn_features"].get_task("build_features")
 print("RESULT" + json.dumps({"type": type(build).__name__, "driver": build.job_driver,
-      "application_id": build.application_id, "role": build.execution_role_arn,
-      "upstream": sorted(build.upstream_task_ids)}))
+      "application_id": build.application_id, "role": build.execution_role_arn, "name": build.name,
+      "overrides": build.configuration_overrides, "config": build.config, "aws_conn_id": build.aws_conn_id,
+      "wait": [build.waiter_delay, build.waiter_max_attempts], "timeout": build.execution_timeout.total_seconds(),
+      "pre_execute": build.pre_execute is not None, "upstream": sorted(build.upstream_task_ids)}))
 """
+EMR_ENV = {
+    "CHURN_SPARK_RUNNER": "emr_serverless",
+    "CHURN_EMR_APPLICATION_ID": "app-1",
+    "CHURN_EMR_EXECUTION_ROLE_ARN": "arn:aws:iam::123456789012:role/churn-emr",
+    "CHURN_EMR_ENTRY_POINT": "s3://code-bucket/churn/build_features.py",
+    "CHURN_EMR_ARCHIVE": "s3://code-bucket/churn/churn-env.tar.gz",
+    "CHURN_EMR_LOG_URI": "s3://log-bucket/emr/",
+    "CHURN_EMR_SPARK_SUBMIT_PARAMETERS": "--conf spark.executor.memory=8g",
+    "CHURN_WAREHOUSE": "s3://data-bucket/churn",
+    "CHURN_LABEL_WINDOW_DAYS": "21",
+}
 
 
-def test_emr_serverless_runner_builds_an_emr_job_that_gets_the_settings():
-    env = {
-        **os.environ,
-        "CHURN_SPARK_RUNNER": "emr_serverless",
-        "CHURN_EMR_APPLICATION_ID": "app-1",
-        "CHURN_EMR_EXECUTION_ROLE_ARN": "arn:aws:iam::123456789012:role/churn-emr",
-        "CHURN_EMR_ENTRY_POINT": "s3://code-bucket/churn/build_features.py",
-        "CHURN_EMR_SPARK_SUBMIT_PARAMETERS": "--conf spark.archives=s3://code-bucket/churn.tar.gz#environment",
-        "CHURN_WAREHOUSE": "s3://data-bucket/churn",
-        "CHURN_LABEL_WINDOW_DAYS": "21",
-    }
-    result = subprocess.run([sys.executable, "-c", EMR_SCRIPT, str(DAGS_FOLDER)], env=env, capture_output=True,
-                            text=True, timeout=120)
+def _emr_task(extra_env: dict) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_")} | EMR_ENV | extra_env
+    return subprocess.run([sys.executable, "-c", EMR_SCRIPT, str(DAGS_FOLDER)], env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_emr_serverless_runner_submits_the_job_with_its_code_environment_settings_and_logs():
+    result = _emr_task({})
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(next(x for x in result.stdout.splitlines() if x.startswith("RESULT"))[len("RESULT"):])
     assert out["type"] == "EmrServerlessStartJobOperator"
     assert (out["application_id"], out["role"]) == ("app-1", "arn:aws:iam::123456789012:role/churn-emr")
+    assert out["name"] == "churn_features {{ run_id }}"
     submit = out["driver"]["sparkSubmit"]
     assert submit["entryPoint"] == "s3://code-bucket/churn/build_features.py"
     assert submit["entryPointArguments"][0::2] == ["--start", "--end"]
     assert "plan_range" in submit["entryPointArguments"][1] and "plan_range" in submit["entryPointArguments"][3]
-    parameters = submit["sparkSubmitParameters"]
-    assert parameters.startswith("--conf spark.archives=s3://code-bucket/churn.tar.gz#environment ")
+    confs = submit["sparkSubmitParameters"].split(" --conf ")
+    assert confs[0] == "--conf spark.archives=s3://code-bucket/churn/churn-env.tar.gz#environment"
+    for python in ("spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON", "spark.emr-serverless.driverEnv.PYSPARK_PYTHON",
+                   "spark.executorEnv.PYSPARK_PYTHON"):
+        assert f"{python}=./environment/bin/python" in confs
     for prefix in ("spark.emr-serverless.driverEnv", "spark.executorEnv"):
-        assert f"--conf {prefix}.CHURN_WAREHOUSE=s3://data-bucket/churn" in parameters
-        assert f"--conf {prefix}.CHURN_LABEL_WINDOW_DAYS=21" in parameters
-    assert "CHURN_EMR_APPLICATION_ID" not in parameters  # deployment settings stay with Airflow
-    assert out["upstream"] == ["plan_range"]
+        assert f"{prefix}.CHURN_WAREHOUSE=s3://data-bucket/churn" in confs
+        assert f"{prefix}.CHURN_LABEL_WINDOW_DAYS=21" in confs
+        assert f"{prefix}.CHURN_TRAINING_WINDOW_DAYS=90" in confs  # defaults too: the job never guesses
+    assert "CHURN_EMR_APPLICATION_ID" not in submit["sparkSubmitParameters"]  # deployment settings stay with Airflow
+    assert confs[-1] == "spark.executor.memory=8g"  # the user's parameters last: they win
+    assert out["overrides"] == {"monitoringConfiguration": {"s3MonitoringConfiguration": {"logUri": "s3://log-bucket/emr/"}}}
+    assert out["config"] == {"executionTimeoutMinutes": 240}  # EMR stops a runaway job by itself
+    assert out["aws_conn_id"] is None  # the worker's boto3 credentials, like S3 and Glue
+    assert out["wait"][0] * out["wait"][1] >= 240 * 60 and out["timeout"] > 240 * 60  # the task outwaits the job
+    assert out["pre_execute"] and out["upstream"] == ["plan_range"]
+
+
+def test_emr_serverless_runner_with_a_local_warehouse_is_an_import_error_that_says_the_fix():
+    result = _emr_task({"CHURN_WAREHOUSE": "/tmp/warehouse"})
+    assert result.returncode != 0
+    assert "CHURN_WAREHOUSE=/tmp/warehouse is a folder of the Airflow worker" in result.stderr
+    assert "set CHURN_WAREHOUSE=s3://bucket/prefix" in result.stderr
 
 
 def test_no_import_errors(dagbag):

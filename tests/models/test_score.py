@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from churn.core import storage
-from churn.core.settings import Settings, join
+from churn.core.settings import DEFAULT_FEATURE_CONFIG, Settings, join
 from churn.core.tables import table, table_location
 from churn.core.warehouse import (
     PartitionNotFound,
@@ -117,7 +117,7 @@ def test_rows_unlike_the_declaration_are_refused_at_write(local_copy, change, me
 def test_features_the_champion_does_not_know_are_a_clear_error_and_publish_nothing(local_copy, tmp_path):
     """A feature added to the configuration after training: the table gains the column, scoring refuses."""
     config = tmp_path / "features.yaml"
-    config.write_text(Path(local_copy.settings.feature_config).read_text().replace(
+    config.write_text(DEFAULT_FEATURE_CONFIG.read_text().replace(
         "count_features:\n", "count_features:\n  pages_published: [page_published]\n", 1))
     settings = local_copy.settings.model_copy(update={"feature_config": str(config)})
     frame = write_w1(local_copy.settings, SCORE_DAY, 40)

@@ -1,0 +1,364 @@
+"""`churn doctor`: a read-only check of a deployment, before the first schedule and whenever something fails.
+
+One line per check, ✓ or ✗ (– when the deployment does not use that part), each ✗ with the fix. The only
+write is a probe object in the warehouse, removed again. Exit code 1 when any check fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated
+
+import typer
+
+from churn.core.settings import Settings
+
+log = logging.getLogger(__name__)
+OK, FAILED, NOT_USED = "✓", "✗", "–"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # OK, FAILED or NOT_USED
+    detail: str
+
+    def line(self) -> str:
+        return f"{self.status} {self.name}: {self.detail}"
+
+
+class Fail(Exception):
+    """A failed check; the message says what is wrong and what to do."""
+
+
+def aws_problem(exc: Exception) -> str | None:
+    """One line for the AWS errors an operator meets (credentials, permissions, missing resources)."""
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError
+
+    if isinstance(exc, NoCredentialsError):
+        return ("no AWS credentials: boto3 found none (environment, ~/.aws, instance or execution role); "
+                "give the worker a role or set AWS_PROFILE / AWS_ACCESS_KEY_ID")
+    if isinstance(exc, NoRegionError):
+        return "no AWS region: set CHURN_AWS_REGION"
+    if isinstance(exc, EndpointConnectionError):
+        return f"cannot reach {exc.kwargs.get('endpoint_url', 'the endpoint')} (CHURN_S3_ENDPOINT_URL / CHURN_AWS_ENDPOINT_URL)"
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', 'error')}: {error.get('Message', str(exc))}"
+    cause = exc.__cause__ or exc.__context__
+    return aws_problem(cause) if cause is not None and cause is not exc else None
+
+
+# ---- the checks --------------------------------------------------------------------------------------
+
+def check_settings(settings: Settings) -> str:
+    """Combinations that validate field by field but cannot work together."""
+    problems = []
+    if settings.deployment == "aws" and not settings.is_remote:
+        problems.append("CHURN_DEPLOYMENT=aws with a local CHURN_WAREHOUSE: set CHURN_WAREHOUSE=s3://bucket/prefix")
+    if settings.table_catalog == "glue" and not settings.is_remote:
+        problems.append("CHURN_TABLE_CATALOG=glue needs an s3:// CHURN_WAREHOUSE (Athena reads S3 only)")
+    if settings.spark_runner == "emr_serverless":
+        from churn.jobs.emr import EmrSettingsError, emr_start_job_run_request
+
+        try:
+            emr_start_job_run_request(settings, "2000-01-01", "2000-01-01", "doctor")
+        except EmrSettingsError as exc:
+            problems.append(str(exc))
+    elif settings.feature_engine == "spark":
+        if not shutil.which("java"):
+            problems.append("CHURN_FEATURE_ENGINE=spark runs Spark in this process but there is no Java here (MWAA "
+                            "workers have none): install Java 17, or set CHURN_FEATURE_ENGINE=duckdb or "
+                            "CHURN_SPARK_RUNNER=emr_serverless")
+        elif settings.is_remote and not _has_s3a():
+            problems.append("this pyspark has no hadoop-aws jar, so local Spark cannot write s3://: set "
+                            "CHURN_FEATURE_ENGINE=duckdb, use the Docker image (it adds the jar) or "
+                            "CHURN_SPARK_RUNNER=emr_serverless")
+    if problems:
+        raise Fail("; ".join(problems))
+    runner = "EMR Serverless" if settings.spark_runner == "emr_serverless" else f"{settings.feature_engine} in this process"
+    return f"deployment {settings.deployment}, warehouse {settings.warehouse}, features on {runner}"
+
+
+def _has_s3a() -> bool:
+    from pathlib import Path
+
+    import pyspark
+
+    return any((Path(pyspark.__file__).parent / "jars").glob("hadoop-aws-*.jar"))
+
+
+def check_warehouse(settings: Settings) -> str:
+    """Reachable and writable: a probe object written, read back and removed."""
+    from churn.core import storage
+    from churn.core.settings import join
+
+    probe = join(settings.warehouse, "_doctor", f"probe-{uuid.uuid4().hex}")
+    payload = b"churn doctor probe\n"
+    try:
+        storage.write_bytes(probe, payload, settings)
+        if storage.read_bytes(probe, settings) != payload:
+            raise Fail(f"the probe object {probe} read back different bytes")
+    except Fail:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the reason is reported
+        raise Fail(f"cannot write {probe}: {aws_problem(exc) or exc}; check the path, the bucket and the "
+                   "worker's s3:PutObject/GetObject/DeleteObject permissions") from None
+    finally:
+        try:
+            storage.filesystem(probe, settings).rm(storage.strip_scheme(probe))
+        except Exception:  # noqa: BLE001 - absent after a failed write
+            pass
+    return f"{settings.warehouse} is writable (probe object written, read and removed)"
+
+
+def check_raw_tables(settings: Settings, days: list[date]) -> str:
+    """Raw tables present for the last days, each file's footer against the contract."""
+    from churn.core import contract, storage
+    from churn.core.settings import join
+    from churn.core.tables import EVALUATIONS, EVENTS
+
+    evaluations = EVALUATIONS.location(settings)
+    fs = storage.filesystem(evaluations, settings)
+    try:
+        files = contract.data_files(fs, storage.strip_scheme(evaluations))
+        if not files:
+            raise Fail(f"no Parquet files at {evaluations}: land the raw evaluations there (docs/data_contract.md) "
+                       "or set CHURN_RAW_EVALUATIONS")
+        contract.check_files("evaluations", fs, files, contract.EVALUATIONS_SCHEMA)
+        events = EVENTS.location(settings)
+        present = set(storage.list_dir(events, settings))
+        missing = [d.isoformat() for d in days if f"dt={d.isoformat()}" not in present]
+        if missing:
+            raise Fail(f"events: {len(missing)} of the last {len(days)} days have no partition under {events} "
+                       f"({', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}); a day without events must "
+                       "still be an empty dt= folder")
+        event_files = [f for d in days for f in contract.data_files(fs, storage.strip_scheme(join(events, f"dt={d}")))]
+        contract.check_files("events", fs, event_files, contract.EVENTS_SCHEMA, contract.EVENTS_OPTIONAL)
+    except contract.DataContractError as exc:
+        raise Fail(f"{exc} (docs/data_contract.md)") from None
+    except Fail:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise Fail(f"cannot read the raw tables: {aws_problem(exc) or exc}") from None
+    return (f"evaluations ({len(files)} files) and events {days[0]}..{days[-1]} ({len(event_files)} files) "
+            "match the contract")
+
+
+def check_feature_config(settings: Settings, days: list[date]) -> str:
+    """The configuration against the event types that actually arrived in the last days."""
+    import pyarrow.parquet as pq
+
+    from churn.core import contract, storage
+    from churn.core.feature_config import FeatureConfigError, load_feature_config
+    from churn.core.settings import join
+    from churn.core.tables import EVENTS
+
+    try:
+        config = load_feature_config(settings)
+    except FeatureConfigError as exc:
+        raise Fail(str(exc)) from None
+    events = EVENTS.location(settings)
+    fs = storage.filesystem(events, settings)
+    seen: Counter[str] = Counter()
+    try:
+        for day in days:
+            for path in contract.data_files(fs, storage.strip_scheme(join(events, f"dt={day}"))):
+                with fs.open(path, "rb") as handle:
+                    seen.update(pq.read_table(handle, columns=["event_type"]).column(0).to_pylist())
+    except Exception as exc:  # noqa: BLE001 - the raw-table check reports the details
+        raise Fail(f"cannot read event types from {events}: {aws_problem(exc) or exc}") from None
+    dead = [name for name, types in config.count_features.items() if not any(seen[t] for t in types)]
+    unknown = {t: n for t, n in seen.items() if t not in config.known_event_types}
+    where = f"{config.source}, last {len(days)} days"
+    if not seen:
+        raise Fail(f"no events in the {where} to compare the configuration with (see the raw tables check)")
+    if dead:
+        raise Fail(f"count feature(s) {', '.join(dead)} got no event in the {where}: their event types "
+                   f"({', '.join(t for n in dead for t in config.count_features[n])}) never arrived; fix the types "
+                   f"in the configuration (seen: {', '.join(t for t, _ in seen.most_common(8))})")
+    share = sum(unknown.values()) / max(sum(seen.values()), 1)
+    shown = ", ".join(f"{t}={n}" for t, n in Counter(unknown).most_common(3))
+    return (f"{len(config.count_features)} count features all fed ({where}); {len(unknown)} unknown event types, "
+            f"{share:.0%} of events, counted in w1_events only" + (f" ({shown})" if shown else ""))
+
+
+def check_champion(settings: Settings) -> str:
+    from models.registry import Registry, RegistryError
+
+    try:
+        _, metadata = Registry(settings).champion()
+    except RegistryError as exc:
+        raise Fail(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001
+        raise Fail(f"cannot read the registry: {aws_problem(exc) or exc}") from None
+    auc = metadata.get("metrics", {}).get("roc_auc")
+    return f"{metadata['version']} verified (checksums)" + (f", validation AUC {auc:.3f}" if auc else "")
+
+
+def check_catalog(settings: Settings) -> str:
+    """Glue database and tables in step with the DDL (glue), or the SQL catalog reachable (sql)."""
+    from churn.core.glue import _comparable, glue_client, table_input
+    from churn.core.tables import TABLES
+    from churn.core.warehouse import iceberg_schema, load_table
+
+    fix = "run `churn catalog apply`"
+    stale, missing = [], []
+    try:
+        if settings.table_catalog == "glue" or settings.deployment == "aws":
+            glue = glue_client(settings)
+            try:
+                glue.get_database(Name=settings.athena_database)
+            except glue.exceptions.EntityNotFoundException:
+                raise Fail(f"Glue database {settings.athena_database} does not exist: {fix}") from None
+            for name, t in TABLES.items():
+                if not t.glue or t.published:
+                    continue
+                try:
+                    existing = glue.get_table(DatabaseName=settings.athena_database, Name=name)["Table"]
+                except glue.exceptions.EntityNotFoundException:
+                    missing.append(name)
+                    continue
+                if _comparable(existing) != _comparable(table_input(t, settings)):
+                    stale.append(name)
+        for name, t in TABLES.items():
+            if not t.published or not t.glue:
+                continue
+            table = load_table(name, settings)
+            if table is None:
+                if settings.table_catalog == "glue":  # Athena cannot query it before the first run
+                    missing.append(name)
+                continue
+            wanted = {f.name for f in iceberg_schema(t, settings).fields}
+            if not wanted <= {f.name for f in table.schema().fields}:
+                stale.append(name)
+    except Fail:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise Fail(f"cannot read the {settings.table_catalog} catalog: {aws_problem(exc) or exc}") from None
+    if missing or stale:
+        parts = ([f"missing: {', '.join(missing)}"] if missing else []) + \
+                ([f"differ from the DDL: {', '.join(stale)}"] if stale else [])
+        raise Fail(f"{settings.athena_database}: {'; '.join(parts)}; {fix}")
+    if settings.table_catalog == "glue" or settings.deployment == "aws":
+        return f"Glue database {settings.athena_database}: every table matches the DDL"
+    return "SQL Iceberg catalog reachable; existing tables have every column (tables are created on first write)"
+
+
+def check_athena(settings: Settings) -> str:
+    from churn.core import storage
+    from churn.core.glue import athena_client
+
+    try:
+        group = athena_client(settings).get_work_group(WorkGroup=settings.athena_workgroup)["WorkGroup"]
+    except Exception as exc:  # noqa: BLE001
+        raise Fail(f"workgroup {settings.athena_workgroup}: {aws_problem(exc) or exc}; create it or set "
+                   "CHURN_ATHENA_WORKGROUP") from None
+    if group.get("State") != "ENABLED":
+        raise Fail(f"workgroup {settings.athena_workgroup} is {group.get('State')}: enable it")
+    output = settings.athena_output or group.get("Configuration", {}).get("ResultConfiguration", {}).get("OutputLocation")
+    if not output:
+        raise Fail(f"no query result location: set CHURN_ATHENA_OUTPUT=s3://… or one in workgroup "
+                   f"{settings.athena_workgroup}")
+    bucket = storage.strip_scheme(output).split("/", 1)[0]
+    try:
+        storage.filesystem(output, settings).ls(bucket)
+    except Exception as exc:  # noqa: BLE001
+        raise Fail(f"result location {output} is not reachable: {aws_problem(exc) or exc}") from None
+    return f"workgroup {settings.athena_workgroup} enabled, results to {output}"
+
+
+def check_emr(settings: Settings) -> str:
+    from churn.core import storage
+    from churn.jobs.emr import emr_client
+
+    try:
+        app = emr_client(settings).get_application(applicationId=settings.emr_application_id)["application"]
+    except Exception as exc:  # noqa: BLE001
+        raise Fail(f"application {settings.emr_application_id}: {aws_problem(exc) or exc}; check "
+                   "CHURN_EMR_APPLICATION_ID and CHURN_AWS_REGION") from None
+    if app.get("state") in ("TERMINATED", "STOPPING") or app.get("type", "SPARK").upper() != "SPARK":
+        raise Fail(f"application {settings.emr_application_id} is a {app.get('type')} application in state "
+                   f"{app.get('state')}: create a Spark application")
+    paths = settings.emr_code_paths
+    absent = [f"{key} {paths[key]}" for key in ("entry_point", "archive") if not storage.exists(paths[key], settings)]
+    if absent:
+        raise Fail(f"not uploaded: {', '.join(absent)}; run `make emr-bundle` and upload (dist/emr/upload.txt)")
+    return f"application {app.get('name', '')} ({app.get('releaseLabel')}, {app.get('state')}); code and archive uploaded"
+
+
+CHECK_NAMES = ("settings", "warehouse", "raw tables", "feature configuration", "champion", "catalog", "athena",
+               "emr serverless")
+
+
+def run_checks(settings: Settings, days: list[date], report: Callable[[Check], None] = lambda c: None,
+               only: set[str] | None = None) -> list[Check]:
+    uses_aws = settings.deployment == "aws" or settings.table_catalog == "glue"
+    checks: list[tuple[str, Callable[[], str] | str]] = [
+        ("settings", lambda: check_settings(settings)),
+        ("warehouse", lambda: check_warehouse(settings)),
+        ("raw tables", lambda: check_raw_tables(settings, days)),
+        ("feature configuration", lambda: check_feature_config(settings, days)),
+        ("champion", lambda: check_champion(settings)),
+        ("catalog", lambda: check_catalog(settings)),
+        ("athena", (lambda: check_athena(settings)) if uses_aws or settings.athena_output
+         else "not used (CHURN_DEPLOYMENT=local, no CHURN_ATHENA_OUTPUT)"),
+        ("emr serverless", (lambda: check_emr(settings)) if settings.spark_runner == "emr_serverless"
+         else f"not used (CHURN_SPARK_RUNNER={settings.spark_runner})"),
+    ]
+    assert [name for name, _ in checks] == list(CHECK_NAMES)
+    results = []
+    for name, check in checks:
+        if only and name not in only:
+            continue
+        if isinstance(check, str):
+            result = Check(name, NOT_USED, check)
+        else:
+            try:
+                result = Check(name, OK, check())
+            except Fail as exc:
+                result = Check(name, FAILED, str(exc))
+            except Exception as exc:  # noqa: BLE001 - a check never stops the others
+                log.debug("check %s", name, exc_info=True)
+                reason = aws_problem(exc) or f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                result = Check(name, FAILED, f"{reason} (run with --verbose for the traceback)")
+        results.append(result)
+        report(result)
+    return results
+
+
+def doctor_command(
+    ctx: typer.Context,
+    days: Annotated[int, typer.Option(min=1, help="how many recent days of raw events to check")] = 7,
+    ds: Annotated[str | None, typer.Option(help="the day a run would build (default today, UTC): events of the "
+                                              "days before it are checked")] = None,
+    check: Annotated[list[str] | None, typer.Option("--check", help=f"only this check (repeatable): "
+                                                    f"{', '.join(CHECK_NAMES)}")] = None,
+) -> None:
+    """Check a deployment read-only: settings, warehouse, raw data, feature configuration, champion, catalog,
+    Athena, EMR. One line per check; exit code 1 when any fails."""
+    from churn.core.dates import DateRangeError, as_date
+
+    settings = ctx.obj
+    if isinstance(settings, Exception):  # invalid settings: the first check fails, the others cannot run
+        typer.echo(f"{FAILED} settings: {settings} (see docs/configuration.md)")
+        typer.echo("1 check(s) failed; the other checks need valid settings")
+        raise typer.Exit(1)
+    try:
+        anchor = as_date(ds) if ds else datetime.now(UTC).date()
+    except (DateRangeError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    window = [anchor - timedelta(days=k) for k in range(days, 0, -1)]
+    unknown = sorted(set(check or []) - set(CHECK_NAMES))
+    if unknown:
+        raise typer.BadParameter(f"unknown check(s) {', '.join(unknown)}; known: {', '.join(CHECK_NAMES)}")
+    results = run_checks(settings, window, report=lambda c: typer.echo(c.line()), only=set(check or []))
+    failed = sum(c.status == FAILED for c in results)
+    typer.echo(f"{failed} check(s) failed" if failed else "all checks passed")
+    raise typer.Exit(1 if failed else 0)
