@@ -257,8 +257,9 @@ class Registry:
         return self.load(record["version"], record["metadata_sha256"])
 
     # -------------------------------------------------------- promotion
-    def promote(self, version: str, reason: str, event: str = "promote") -> dict:
+    def promote(self, version: str, reason: str, event: str = "promote", by: str | None = None) -> dict:
         """Make a (verified) version champion in one atomic append; promoting the champion changes nothing.
+        ``by`` records who (a person's user@host; absent for the weekly retrain's own decisions).
 
         Raises :class:`ConcurrentUpdate` when another event was appended since the history was read.
         """
@@ -269,7 +270,7 @@ class Registry:
             log.info("%s is already the champion: nothing to do", version)
             return {"event": "noop", "version": version, "reason": f"{version} is already the champion"}
         return self._append(event, version, state, reason=reason,
-                            previous_champion=current["version"] if current else None)
+                            previous_champion=current["version"] if current else None, **({"by": by} if by else {}))
 
     def mark_challenger(self, version: str, reason: str, attempts: int = 5) -> dict:
         self.verify(version)
@@ -281,8 +282,9 @@ class Registry:
                     raise
         raise AssertionError("unreachable")
 
-    def rollback(self, to_version: str | None = None) -> dict:
-        """Champion := ``to_version``, or the champion that preceded the current one."""
+    def rollback(self, to_version: str | None = None, reason: str | None = None, by: str | None = None) -> dict:
+        """Champion := ``to_version``, or the champion that preceded the current one; ``reason`` and ``by`` are
+        recorded with it."""
         state = self._state()
         current = state["champion"]
         if to_version is None:
@@ -299,8 +301,9 @@ class Registry:
         if current and to_version == current["version"] and not state["damaged"]:
             raise RegistryError(f"{to_version} is already the champion")
         self.verify(to_version)
-        return self._append("rollback", to_version, state, reason=f"rollback from {current['version'] if current else '?'}",
-                            previous_champion=current["version"] if current else None)
+        origin = f"rollback from {current['version'] if current else '?'}"
+        return self._append("rollback", to_version, state, reason=f"{reason} ({origin})" if reason else origin,
+                            previous_champion=current["version"] if current else None, **({"by": by} if by else {}))
 
     def repair(self) -> list[str]:
         """Move damaged history files to ``history/damaged/`` (kept for inspection); returns their names."""

@@ -7,6 +7,7 @@ what it runs when it runs, so ``churn --help`` answers at once.
 from __future__ import annotations
 
 import logging
+import sys
 
 import typer
 
@@ -35,7 +36,7 @@ def _main(ctx: typer.Context, verbose: bool = typer.Option(False, "--verbose", "
             ctx.obj = ValueError(f"invalid setting: {problems}")
             return
         typer.secho(f"error: invalid setting: {problems} (see docs/configuration.md)", fg="red", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(2) from None  # output.BAD_INPUT
 
 
 app.command("simulate")(simulator.simulate_command)
@@ -50,5 +51,36 @@ app.add_typer(catalog.app, name="catalog")
 app.command("doctor")(doctor.doctor_command)
 app.command("demo")(demo.demo_command)
 
+def main(argv: list[str] | None = None) -> None:
+    """The ``churn`` command: every error ends as one line on stderr and an exit code (see churn.cli.output);
+    ``--verbose`` (``-v``) before the command shows the traceback instead."""
+    from churn.cli.output import BAD_INPUT, FAILED_RUN, describe
+
+    # the click that typer runs on (typer >= 0.22 vendors its own): its UsageError is BadParameter's base
+    usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+    no_args_is_help = getattr(sys.modules[usage_error.__module__], "NoArgsIsHelpError", ())
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    verbose = bool({"-v", "--verbose"} & set(argv))
+    try:
+        code = app(args=argv, prog_name="churn", standalone_mode=False)
+    except no_args_is_help as exc:
+        exc.show()
+        code = BAD_INPUT
+    except usage_error as exc:  # one line, not click's box: which argument, and where the help is
+        command = exc.ctx.command_path if exc.ctx else "churn"
+        typer.secho(f"error: {exc.format_message()} (see `{command} --help`)", fg="red", err=True)
+        code = BAD_INPUT
+    except typer.Abort:
+        typer.secho("error: aborted", fg="red", err=True)
+        code = FAILED_RUN
+    except Exception as exc:
+        if verbose:
+            raise
+        code, message = describe(exc)
+        typer.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
 if __name__ == "__main__":
-    app()
+    main()

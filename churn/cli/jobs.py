@@ -25,7 +25,8 @@ def features_command(
     unknown = sorted(set(table) - set(FEATURE_TABLES))
     if unknown:
         raise typer.BadParameter(f"unknown feature table(s) {unknown}; choose from {list(FEATURE_TABLES)}")
-    emit(run_job(lambda days: jobs.build_features(settings, days[0], days[-1], tables=table), ds, start, end))
+    emit(run_job(lambda days: jobs.build_features(settings, days[0], days[-1], tables=table), ds, start, end,
+                 settings=settings))
 
 
 def train_command(
@@ -34,14 +35,10 @@ def train_command(
 ) -> None:
     """Weekly retrain: train, evaluate, register and (if not worse than the champion) promote a model."""
     from churn import jobs
-    from churn.core.dates import DateRangeError, as_date
+    from churn.core.dates import as_date
 
     settings = ctx.obj
-    try:
-        day = as_date(run_date)
-    except DateRangeError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    emit(run(lambda: jobs.retrain(settings, day)))
+    emit(run(lambda: jobs.retrain(settings, as_date(run_date)), settings=settings))
 
 
 def score_command(ctx: typer.Context, ds: Ds = None, start: Start = None, end: End = None) -> None:
@@ -49,7 +46,7 @@ def score_command(ctx: typer.Context, ds: Ds = None, start: Start = None, end: E
     from churn import jobs
 
     settings = ctx.obj
-    emit(run_job(lambda days: jobs.score(settings, days), ds, start, end))
+    emit(run_job(lambda days: jobs.score(settings, days), ds, start, end, settings=settings))
 
 
 def monitor_command(ctx: typer.Context, ds: Ds = None, start: Start = None, end: End = None) -> None:
@@ -57,7 +54,7 @@ def monitor_command(ctx: typer.Context, ds: Ds = None, start: Start = None, end:
     from churn import jobs
 
     settings = ctx.obj
-    emit(run_job(lambda days: jobs.monitor(settings, days, days), ds, start, end))
+    emit(run_job(lambda days: jobs.monitor(settings, days, days), ds, start, end, settings=settings))
 
 
 def maintain_command(ctx: typer.Context) -> None:
@@ -65,4 +62,4 @@ def maintain_command(ctx: typer.Context) -> None:
     (what the weekly DAG's maintain_tables task does)."""
     from churn import jobs
 
-    emit(run(lambda: jobs.maintain_tables(ctx.obj)))
+    emit(run(lambda: jobs.maintain_tables(ctx.obj), settings=ctx.obj))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import socket
+import sys
 
 import typer
 from rich import box
@@ -17,9 +20,32 @@ def console(stderr: bool = False) -> Console:
 
 
 def _registry(ctx: typer.Context):
+    from churn.core.storage import require_warehouse
     from models.registry import Registry
 
+    require_warehouse(ctx.obj)
     return Registry(ctx.obj)
+
+
+def _who() -> str:
+    """Who changes the champion by hand, as recorded in the history."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in some containers
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def _confirm(question: str, yes: bool) -> None:
+    """Ask before changing the champion; without a terminal, --yes is the only way to say yes."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        typer.secho(f"error: {question} not confirmed: add --yes to confirm without a prompt", fg="red", err=True)
+        raise typer.Exit(code=2)
+    if not typer.confirm(question, default=False):
+        console(stderr=True).print("nothing changed")
+        raise typer.Exit(code=1)
 
 
 def _registry_error() -> type[Exception]:
@@ -38,7 +64,7 @@ def _resolve(registry, version: str) -> str:
 
 
 def _fail(exc: Exception) -> None:
-    console(stderr=True).print(f"[red]error:[/red] {exc}")
+    typer.secho(f"error: {exc}", fg="red", err=True)  # one line, never wrapped
     raise typer.Exit(code=1)
 
 
@@ -103,12 +129,17 @@ def show_command(
 def promote_command(
     ctx: typer.Context,
     version: str = typer.Argument(..., help="version id (or 'challenger') to make champion"),
-    reason: str = typer.Option("manual promotion", help="recorded in the history"),
+    reason: str = typer.Option(..., "--reason", help="why, recorded in the history with who and when"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
 ) -> None:
-    """Make a version champion by hand (its artifacts are verified first)."""
+    """Make a version champion by hand (its artifacts are verified first); asks first, records who and why."""
     registry = _registry(ctx)
     try:
-        event = registry.promote(_resolve(registry, version), reason)
+        target = _resolve(registry, version)
+        current = (registry.alias("champion") or {}).get("version")
+        if current != target:
+            _confirm(f"make {target} the champion (now {current or 'none'})?", yes)
+        event = registry.promote(target, reason, by=_who())
     except _registry_error() as exc:
         _fail(exc)
     if event["event"] == "noop":
@@ -120,12 +151,16 @@ def promote_command(
 @app.command("rollback")
 def rollback_command(
     ctx: typer.Context,
+    reason: str = typer.Option(..., "--reason", help="why, recorded in the history with who and when"),
     to: str = typer.Option(None, "--to", help="version to restore; default: the champion before the current one"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
 ) -> None:
-    """Restore the previous champion (or a given version)."""
+    """Restore the previous champion (or a given version); asks first, records who and why."""
     registry = _registry(ctx)
     try:
-        event = registry.rollback(to)
+        current = (registry.alias("champion") or {}).get("version")
+        _confirm(f"roll the champion back from {current or 'none'} to {to or 'its predecessor'}?", yes)
+        event = registry.rollback(to, reason=reason, by=_who())
     except _registry_error() as exc:
         _fail(exc)
     console().print(f"champion is now {event['version']} (rolled back from {event['previous_champion']})")
@@ -135,8 +170,9 @@ def rollback_command(
 def history_command(ctx: typer.Context) -> None:
     """The append-only log of promotions, challengers and rollbacks."""
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("at", "event", "version", "previous", "reason"):
+    for column in ("at", "event", "version", "previous", "by", "reason"):
         table.add_column(column, no_wrap=column != "reason", overflow="fold")
     for e in _registry(ctx).history():
-        table.add_row(e["at"][:19], e["event"], e["version"], e.get("previous_champion") or "", e.get("reason", ""))
+        table.add_row(e["at"][:19], e["event"], e["version"], e.get("previous_champion") or "", e.get("by", ""),
+                      e.get("reason", ""))
     console().print(table)

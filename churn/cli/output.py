@@ -1,4 +1,9 @@
-"""How CLI commands run a job: one parser of days, one-line errors instead of tracebacks, JSON summaries."""
+"""How CLI commands run a job: one parser of days, one-line errors instead of tracebacks, JSON summaries.
+
+Exit codes: 0 done (or a rule-based skip), 1 the run failed (missing partition, no champion, broken raw
+data, AWS refused …), 2 bad input (arguments, dates, settings, the feature configuration, a warehouse that
+does not exist), 3 an unexpected error (a bug: the one line says so; ``--verbose`` shows the traceback).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,28 @@ import typer
 from churn.core.dates import DateRangeError, days, parse_range
 
 log = logging.getLogger("churn.cli")
+FAILED_RUN, BAD_INPUT, UNEXPECTED = 1, 2, 3
+
+
+def describe(exc: BaseException) -> tuple[int, str]:
+    """The exit code and the one line a person reads for an error."""
+    from pydantic import ValidationError
+
+    from churn.core.errors import WarehouseNotFound, describe_aws_error
+    from churn.core.feature_config import FeatureConfigError
+
+    if isinstance(exc, (DateRangeError, FeatureConfigError, WarehouseNotFound)):
+        return BAD_INPUT, str(exc)
+    if isinstance(exc, ValidationError):
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return BAD_INPUT, f"invalid value: {problems}"
+    if isinstance(exc, _known_errors()):
+        return FAILED_RUN, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    aws = describe_aws_error(exc)
+    if aws:
+        return FAILED_RUN, aws
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return UNEXPECTED, f"unexpected {type(exc).__name__}: {text} (a bug? run again with --verbose for the traceback)"
 
 
 def _known_errors() -> tuple[type[Exception], ...]:
@@ -28,28 +55,41 @@ def _known_errors() -> tuple[type[Exception], ...]:
             SchemaMismatch)
 
 
-def run_job(job: Callable[[list[date]], object], ds: str | None, start: str | None, end: str | None):
+def run_job(job: Callable[[list[date]], object], ds: str | None, start: str | None, end: str | None, settings=None):
     """Parse --ds / --start / --end once, run ``job(days)``; a rule-based skip exits 0 with a note."""
     from churn.jobs import Skipped
 
-    try:
-        first, last = parse_range(ds, start, end)
-    except DateRangeError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    return run(lambda: job(days(first, last)), Skipped)
+    def call():
+        from churn.core.storage import require_warehouse
+
+        chosen = days(*parse_range(ds, start, end))  # the arguments first, then the warehouse
+        if settings is not None:
+            require_warehouse(settings)
+        return job(chosen)
+
+    return run(call, Skipped)
 
 
-def run(call: Callable[[], object], skipped: type[Exception] | None = None):
-    try:
+def run(call: Callable[[], object], skipped: type[Exception] | None = None, settings=None):
+    """Run a job; expected errors end as one line and their exit code. With ``settings``, the warehouse must exist."""
+    from churn.core.storage import require_warehouse
+
+    def checked():
+        if settings is not None:
+            require_warehouse(settings)
         return call()
+
+    try:
+        return checked()
     except Exception as exc:
         if skipped is not None and isinstance(exc, skipped):
             typer.secho(f"skipped: {exc}", fg="yellow", err=True)
             raise typer.Exit(0) from None
-        if isinstance(exc, (DateRangeError, *_known_errors())):
-            typer.secho(f"error: {exc}", fg="red", err=True)
-            raise typer.Exit(1) from None
-        raise
+        code, message = describe(exc)
+        if code == UNEXPECTED:
+            raise  # main() reports it (and --verbose shows the traceback)
+        typer.secho(f"error: {message}", fg="red", err=True)
+        raise typer.Exit(code) from None
 
 
 def emit(summary) -> None:

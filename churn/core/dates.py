@@ -41,3 +41,21 @@ def parse_range(ds: str | date | None = None, start: str | date | None = None, e
     if last < first:
         raise DateRangeError(f"--end {last} is before --start {first}")
     return first, last
+
+
+def describe_days(values) -> str:
+    """Days as runs, for one log line instead of one per day: ``2026-01-01..2026-01-10, 2026-01-15 (11 days)``."""
+    ordered = sorted({as_date(v) for v in values})
+    if not ordered:
+        return "no days"
+    runs, first, last = [], ordered[0], ordered[0]
+    for day in ordered[1:]:
+        if day == last + timedelta(days=1):
+            last = day
+            continue
+        runs.append((first, last))
+        first = last = day
+    runs.append((first, last))
+    shown = [f"{a}..{b}" if a != b else str(a) for a, b in runs]
+    text = ", ".join(shown[:4]) + (f", … ({len(shown) - 4} more runs)" if len(shown) > 4 else "")
+    return text + (f" ({len(ordered)} days)" if len(ordered) > 1 else "")

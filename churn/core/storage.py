@@ -40,6 +40,15 @@ def exists(path: str, settings: Settings) -> bool:
     return filesystem(path, settings).exists(strip_scheme(path))
 
 
+def require_warehouse(settings: Settings) -> None:
+    """Reading a warehouse that does not exist would give empty answers that look like data: refuse."""
+    from churn.core.errors import WarehouseNotFound
+
+    if not exists(settings.warehouse, settings):
+        raise WarehouseNotFound(f"warehouse {settings.warehouse} does not exist: check CHURN_WAREHOUSE (it is created "
+                                "by the first job that writes, e.g. `churn simulate` or your producers' raw data)")
+
+
 def read_bytes(path: str, settings: Settings) -> bytes:
     return filesystem(path, settings).cat_file(strip_scheme(path))
 

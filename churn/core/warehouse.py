@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from churn.core.dates import describe_days
 from churn.core.settings import Settings, join
 from churn.core.tables import PARTITION_KEY, TABLES, Table, table
 
@@ -337,8 +338,9 @@ def read_snapshot(t: Table | str, dates: list[date], settings: Settings, missing
     if missing and not missing_ok:
         raise PartitionNotFound(f"{t.name}: partition dt={missing[0]} is not published"
                                 + (f" (nor {len(missing) - 1} more)" if len(missing) > 1 else ""))
-    for day in missing:
-        log.warning("%s: no partition dt=%s, skipped", t.name, day)
+    if missing:  # one line, however many days: a 90-day window must not print 90 warnings
+        log.warning("%s: %d of %d partitions not published, skipped: dt=%s", t.name, len(missing), len(wanted),
+                    describe_days(missing))
     if not present:
         raise PartitionNotFound(f"{t.name}: none of {len(wanted)} partitions is published")
     snap_id = snapshot_id if snapshot_id is not None else (tbl.current_snapshot().snapshot_id

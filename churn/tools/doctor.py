@@ -17,6 +17,7 @@ from typing import Annotated
 
 import typer
 
+from churn.core.errors import describe_aws_error as aws_problem
 from churn.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,24 +36,6 @@ class Check:
 
 class Fail(Exception):
     """A failed check; the message says what is wrong and what to do."""
-
-
-def aws_problem(exc: Exception) -> str | None:
-    """One line for the AWS errors an operator meets (credentials, permissions, missing resources)."""
-    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError
-
-    if isinstance(exc, NoCredentialsError):
-        return ("no AWS credentials: boto3 found none (environment, ~/.aws, instance or execution role); "
-                "give the worker a role or set AWS_PROFILE / AWS_ACCESS_KEY_ID")
-    if isinstance(exc, NoRegionError):
-        return "no AWS region: set CHURN_AWS_REGION"
-    if isinstance(exc, EndpointConnectionError):
-        return f"cannot reach {exc.kwargs.get('endpoint_url', 'the endpoint')} (CHURN_S3_ENDPOINT_URL / CHURN_AWS_ENDPOINT_URL)"
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        return f"{error.get('Code', 'error')}: {error.get('Message', str(exc))}"
-    cause = exc.__cause__ or exc.__context__
-    return aws_problem(cause) if cause is not None and cause is not exc else None
 
 
 # ---- the checks --------------------------------------------------------------------------------------

@@ -308,9 +308,12 @@ def query_command(
 ) -> None:
     """Run Athena SQL on the warehouse with DuckDB (tables: instances_w1, instances_modeling,
     instances_w1_scored, evaluations, events; also as <athena_database>.<table>)."""
+    from churn.core.storage import require_warehouse
+
+    require_warehouse(ctx.obj)
     try:
         frame = run_query(sql, ctx.obj)
-    except QueryError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
+    except QueryError as error:  # the SQL is at fault: bad input
+        typer.secho(f"error: {error}", fg="red", err=True)
+        raise typer.Exit(2) from None
     print_frame(frame, max_rows, fmt)

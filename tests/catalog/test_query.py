@@ -176,7 +176,7 @@ def test_cli_table_csv_json_and_errors(local):
                                    "--format", "json"])
     assert json.loads(result.output) == [{"instance_id": "i0301-0", "eval_start_date": "2024-02-23"}]
     result = runner.invoke(cli(), ["query", "SELECT * FROM nope"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # the SQL is at fault: bad input
     assert result.output.startswith("error: unknown table nope") and "Traceback" not in result.output
 
 

@@ -66,6 +66,7 @@ def test_train_registers_a_version_and_explains_missing_data(warehouse_with_cham
     assert code == 0, err
     result = json.loads(out)
     assert result["reused"] is True and result["version"].startswith(FIRST_RETRAIN.isoformat())  # same data: same version
+    (tmp_path / "empty").mkdir()  # exists, holds nothing
     monkeypatch.setenv("CHURN_WAREHOUSE", str(tmp_path / "empty"))
     code, _, err = _churn("train", "--run-date", FIRST_RETRAIN.isoformat())
     assert code == 1 and _one_line_error(err).startswith("error: no training data for run date")
@@ -79,6 +80,7 @@ def test_score_a_range_and_fail_clearly_without_a_champion(warehouse_with_champi
     summary = json.loads(out)
     assert summary["days"] == [(last - timedelta(days=1)).isoformat(), last.isoformat()]
     assert list_partitions(PREDICTIONS, settings) == [last - timedelta(days=1), last]
+    (tmp_path / "empty").mkdir()  # exists, holds nothing
     monkeypatch.setenv("CHURN_WAREHOUSE", str(tmp_path / "empty"))
     code, _, err = _churn("score", "--ds", last.isoformat())
     assert code == 1 and _one_line_error(err).startswith("error: no champion model")

@@ -116,6 +116,7 @@ def local_copy(local_trained, tmp_path, monkeypatch):
 @pytest.fixture()
 def empty_local(tmp_path, monkeypatch):
     root = tmp_path / "empty"
+    root.mkdir()  # exists, holds nothing (a warehouse that does not exist is another error)
     monkeypatch.setenv("CHURN_WAREHOUSE", str(root))
     monkeypatch.delenv("CHURN_S3_ENDPOINT_URL", raising=False)
     return Settings(warehouse=str(root), s3_endpoint_url=None)

@@ -40,17 +40,17 @@ def test_list_show_promote_rollback(two_versions):
     assert code == 0 and shown["version"] == champion and shown["verified"]
     assert shown["artifacts"] == {k: v["sha256"] for k, v in registry.metadata(champion)["artifacts"].items()}
 
-    code, out = _run("promote", "challenger", "--reason", "incident drill")
+    code, out = _run("promote", "challenger", "--reason", "incident drill", "--yes")
     assert code == 0, out
     assert registry.alias("champion")["version"] == challenger and registry.alias("challenger") is None
 
-    code, out = _run("rollback")
+    code, out = _run("rollback", "--reason", "drill over", "--yes")
     assert code == 0, out
     assert registry.alias("champion")["version"] == champion
     events = [(e["event"], e["version"], e.get("previous_champion")) for e in registry.history()]
     assert events == [("promote", champion, None), ("challenger", challenger, None),
                       ("promote", challenger, champion), ("rollback", champion, challenger)]
-    code, out = _run("rollback")  # the first champion has no predecessor
+    code, out = _run("rollback", "--reason", "again", "--yes")  # the first champion has no predecessor
     assert code == 1 and "no recorded predecessor" in out
     code, out = _run("history")
     assert code == 0 and "rollback" in out
@@ -58,12 +58,12 @@ def test_list_show_promote_rollback(two_versions):
 
 def test_promoting_a_damaged_or_unknown_version_is_refused(two_versions):
     champion, challenger, registry = two_versions
-    code, out = _run("promote", "2020-01-01-deadbeef")
+    code, out = _run("promote", "2020-01-01-deadbeef", "--reason", "test", "--yes")
     assert code == 1 and "does not exist" in out
     path = registry.artifact_path(challenger, "transform.json")
     with open(path, "a") as handle:
         handle.write(" ")
-    code, out = _run("promote", challenger)
+    code, out = _run("promote", challenger, "--reason", "test", "--yes")
     assert code == 1 and "altered" in out
     assert registry.alias("champion")["version"] == champion
     code, out = _run("show", challenger)

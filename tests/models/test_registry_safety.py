@@ -122,7 +122,7 @@ def test_a_damaged_history_file_is_reported_with_its_repair(local_copy):
     runner = CliRunner()
     listed = runner.invoke(app, ["models", "list"], env={"CHURN_WAREHOUSE": settings.warehouse})
     assert listed.exit_code == 0 and "churn models repair" in listed.output
-    rolled = runner.invoke(app, ["models", "rollback", "--to", champion], env={"CHURN_WAREHOUSE": settings.warehouse})
+    rolled = runner.invoke(app, ["models", "rollback", "--to", champion, "--reason", "settle it", "--yes"], env={"CHURN_WAREHOUSE": settings.warehouse})
     assert rolled.exit_code == 0, rolled.output
     assert registry.champion()[0].version == champion  # a new event settles it
     repaired = runner.invoke(app, ["models", "repair"], env={"CHURN_WAREHOUSE": settings.warehouse})
