@@ -55,8 +55,11 @@ def runtime_requirements(wheel: Path) -> list[str]:
     return requirements
 
 
-def build_bundle(out: Path, python: str = sys.executable, pack: bool = True) -> dict[str, Path]:
-    """Build the wheel, the environment and (``pack``) the archive under ``out``; returns their paths."""
+def build_bundle(out: Path, python: str = sys.executable, pack: bool = True, compile_bytecode: bool = True) -> dict[str, Path]:
+    """Build the wheel, the environment and (``pack``) the archive under ``out``; returns their paths.
+
+    ``compile_bytecode=False`` skips writing .pyc files (faster to build; the job then compiles on import).
+    """
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     wheels, venv = out / "wheel", out / "build" / "environment"
@@ -74,8 +77,9 @@ def build_bundle(out: Path, python: str = sys.executable, pack: bool = True) -> 
     shutil.copytree(stdlib, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("site-packages", "__pycache__",
                                                                                       "test", "idlelib", "tkinter"))
     env_python = str(venv / "bin" / "python")
-    _run([env_python, "-m", "pip", "install", "--quiet", *runtime_requirements(wheel)])
-    _run([env_python, "-m", "pip", "install", "--quiet", "--no-deps", str(wheel)])
+    no_compile = [] if compile_bytecode else ["--no-compile"]
+    _run([env_python, "-m", "pip", "install", "--quiet", *no_compile, *runtime_requirements(wheel)])
+    _run([env_python, "-m", "pip", "install", "--quiet", *no_compile, "--no-deps", str(wheel)])
     entry_point = out / "build_features.py"
     shutil.copyfile(PROJECT_ROOT / "etl_jobs" / "build_features.py", entry_point)
     result = {"environment": venv, "entry_point": entry_point, "wheel": wheel}
