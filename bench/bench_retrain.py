@@ -75,13 +75,13 @@ def fit_times(settings, run_date, repeats: int = 3) -> tuple[float, float, int, 
     import xgboost as xgb
 
     from churn.core.feature_config import load_feature_config
-    from models.candidates import SEED_PARAMS, SEED_ROUNDS, Candidate, fit_candidate, monotone_features, xgb_params
+    from models.candidates import SEED_PARAMS, SEED_ROUNDS, Candidate, feature_directions, fit_candidate, xgb_params
     from models.train import load_window
     from models.transform import feature_columns
 
     frame, _ = load_window(run_date, settings)
     features = feature_columns(frame)
-    monotone = monotone_features(features, list(load_feature_config(settings).count_features))
+    monotone = feature_directions(features, load_feature_config(settings))
     candidate = Candidate("xgb_seed", "xgboost", dict(SEED_PARAMS), rounds=SEED_ROUNDS)
     params = xgb_params(SEED_PARAMS, features, monotone, settings.seed)
     x_raw = np.column_stack([frame[f].to_numpy(dtype=np.float32) for f in features])

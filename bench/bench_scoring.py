@@ -51,7 +51,7 @@ def main() -> None:
     from churn.core.settings import Settings
     from churn.core.warehouse import write_partition
     from churn.tools.synthetic import make_frame
-    from models.candidates import SEED_PARAMS, SEED_ROUNDS, Candidate, fit_candidate, monotone_features
+    from models.candidates import SEED_PARAMS, SEED_ROUNDS, Candidate, feature_directions, fit_candidate
     from models.registry import Registry
     from models.score import score_frame
     from models.transform import feature_columns
@@ -60,7 +60,7 @@ def main() -> None:
     start = date(2025, 1, 1)
     train = pd.concat([make_frame(start + timedelta(days=d), 641, rng)[0] for d in range(90)], ignore_index=True)
     features = feature_columns(train)
-    monotone = monotone_features(features, list(load_feature_config(Settings(_env_file=None)).count_features))
+    monotone = feature_directions(features, load_feature_config(Settings(_env_file=None)))
     model = fit_candidate(Candidate("xgb_seed", "xgboost", dict(SEED_PARAMS), rounds=SEED_ROUNDS), train, features,
                           monotone, seed=27)
     model.version, model.threshold = "bench", 0.3

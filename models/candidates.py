@@ -43,7 +43,6 @@ LINEAR_L2_GRID = [0.1, 1.0, 10.0, 100.0]
 # stay free: at equal activity, more users means less engagement per user, and constraining them
 # cost 0.004 validation AUC on the simulator; so do volume/mix/timing features (w1_events,
 # mobile_usage, w1_activity_trend, hours_to_first_key_action).
-MONOTONE_DERIVED = ("w1_active_days",)
 
 
 @dataclass
@@ -59,9 +58,10 @@ class Candidate:
                 "tuning": self.tuning}
 
 
-def monotone_features(features: list[str], count_features: list[str]) -> list[str]:
-    wanted = set(count_features) | set(MONOTONE_DERIVED)
-    return [f for f in features if f in wanted]
+def feature_directions(features: list[str], config) -> dict[str, int]:
+    """{feature: +1 up / -1 down} for the features the configuration (or the built-ins) give a direction;
+    the rest are free. A count that signals trouble (an error shown, a cancel click) is declared ``down``."""
+    return {f: config.direction(f) for f in features if config.direction(f)}
 
 
 def time_folds(dates: pd.Series, n_folds: int = N_TIME_FOLDS) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -79,11 +79,11 @@ def time_folds(dates: pd.Series, n_folds: int = N_TIME_FOLDS) -> list[tuple[np.n
     return folds
 
 
-def xgb_params(params: dict, features: list[str], monotone: list[str], seed: int) -> dict:
+def xgb_params(params: dict, features: list[str], directions: dict[str, int], seed: int) -> dict:
     out = {"objective": "binary:logistic", "eval_metric": "logloss", "tree_method": "hist", "nthread": NTHREAD,
            "seed": seed, "verbosity": 0}
     out.update(params)
-    out["monotone_constraints"] = "(" + ",".join("1" if f in monotone else "0" for f in features) + ")"
+    out["monotone_constraints"] = "(" + ",".join(str(directions.get(f, 0)) for f in features) + ")"
     return out
 
 
@@ -92,12 +92,12 @@ def fit_booster(x: np.ndarray, y: np.ndarray, features: list[str], params: dict,
     return xgb.train(params, dtrain, num_boost_round=rounds)
 
 
-def tune_xgboost(x, y, dates, features, monotone, seed) -> Candidate:
+def tune_xgboost(x, y, dates, features, directions, seed) -> Candidate:
     """Pick the grid config with the lowest mean time-fold log-loss; rounds = mean early-stopping round."""
     folds = time_folds(dates)
     results = []
     for config in TUNING_GRID:
-        params = xgb_params(config, features, monotone, seed)
+        params = xgb_params(config, features, directions, seed)
         losses, rounds = [], []
         for train_idx, valid_idx in folds:
             dtrain = xgb.DMatrix(x[train_idx], label=y[train_idx], feature_names=features, nthread=NTHREAD)
@@ -112,13 +112,13 @@ def tune_xgboost(x, y, dates, features, monotone, seed) -> Candidate:
     return Candidate("xgb_tuned", "xgboost", best["params"], rounds=max(best["rounds"], 10), tuning=results)
 
 
-def tune_logistic(x, y, dates, nonnegative) -> Candidate:
+def tune_logistic(x, y, dates, signs) -> Candidate:
     folds = time_folds(dates)
     results = []
     for l2 in LINEAR_L2_GRID:
         losses = []
         for train_idx, valid_idx in folds:
-            model = LogisticModel.fit(x[train_idx], y[train_idx], l2=l2, nonnegative=nonnegative)
+            model = LogisticModel.fit(x[train_idx], y[train_idx], l2=l2, signs=signs)
             p = 1 / (1 + np.exp(-model.margin(x[valid_idx])))
             losses.append(float(log_loss(y[valid_idx], np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1])))
         results.append({"params": {"l2": l2}, "fold_log_loss": losses, "mean_log_loss": float(np.mean(losses))})
@@ -126,7 +126,7 @@ def tune_logistic(x, y, dates, nonnegative) -> Candidate:
     return Candidate("logistic_log_counts", "logistic", best["params"], tuning=results)
 
 
-def candidate_list(train: pd.DataFrame, features: list[str], monotone: list[str], seed: int) -> list[Candidate]:
+def candidate_list(train: pd.DataFrame, features: list[str], directions: dict[str, int], seed: int) -> list[Candidate]:
     """The seed's configuration, a tuned XGBoost and a tuned logistic regression (tuned on ``train`` only)."""
     y = train["retained"].to_numpy().astype(int)
     dates = train["eval_start_date"]
@@ -134,23 +134,23 @@ def candidate_list(train: pd.DataFrame, features: list[str], monotone: list[str]
     lin_t = FeatureTransform.fit(train, features, "log_standard")
     lin_x = lin_t.apply(train)
     seed_candidate = Candidate("xgb_seed", "xgboost", dict(SEED_PARAMS), rounds=SEED_ROUNDS)
-    tuned = tune_xgboost(tree_x, y, dates, features, monotone, seed)
-    linear = tune_logistic(lin_x, y, dates, [f in monotone for f in features])
+    tuned = tune_xgboost(tree_x, y, dates, features, directions, seed)
+    linear = tune_logistic(lin_x, y, dates, [directions.get(f, 0) for f in features])
     return [seed_candidate, tuned, linear]
 
 
-def fit_candidate(candidate: Candidate, frame: pd.DataFrame, features: list[str], monotone: list[str],
+def fit_candidate(candidate: Candidate, frame: pd.DataFrame, features: list[str], directions: dict[str, int],
                   seed: int) -> ChurnModel:
     """Fit the transform and the estimator of a candidate on ``frame`` (uncalibrated, threshold 0.5)."""
     y = frame["retained"].to_numpy().astype(int)
     if candidate.kind == "xgboost":
         transform = FeatureTransform.fit(frame, features, "maxabs")
         x = transform.apply(frame)
-        booster = fit_booster(x, y, features, xgb_params(candidate.params, features, monotone, seed), candidate.rounds)
+        booster = fit_booster(x, y, features, xgb_params(candidate.params, features, directions, seed), candidate.rounds)
         return ChurnModel("xgboost", transform, booster=booster)
     transform = FeatureTransform.fit(frame, features, "log_standard")
     x = transform.apply(frame)
-    linear = LogisticModel.fit(x, y, l2=candidate.params["l2"], nonnegative=[f in monotone for f in features])
+    linear = LogisticModel.fit(x, y, l2=candidate.params["l2"], signs=[directions.get(f, 0) for f in features])
     return ChurnModel("logistic", transform, linear=linear)
 
 

@@ -26,14 +26,14 @@ TRANSFORM_FILE = "transform.json"
 
 @dataclass
 class LogisticModel:
-    """L2-regularised logistic regression; coefficients may be bounded to >= 0 (monotone features)."""
+    """L2-regularised logistic regression; coefficients may be sign-bounded (features with a direction)."""
 
     coef: np.ndarray
     intercept: float
     l2: float = 1.0
 
     @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray, l2: float, nonnegative: list[bool] | None = None) -> LogisticModel:
+    def fit(cls, x: np.ndarray, y: np.ndarray, l2: float, signs: list[int] | None = None) -> LogisticModel:
         """Minimise mean log-loss + l2/2n * |w|^2 with L-BFGS-B (deterministic; bounds give monotonicity)."""
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
@@ -49,7 +49,8 @@ class LogisticModel:
 
         prior = np.clip(y.mean(), 1e-6, 1 - 1e-6)
         theta0 = np.append(np.zeros(k), np.log(prior / (1 - prior)))
-        bounds = [(0.0, None) if (nonnegative and nonnegative[j]) else (None, None) for j in range(k)] + [(None, None)]
+        limits = {1: (0.0, None), -1: (None, 0.0), 0: (None, None)}  # up: w >= 0, down: w <= 0
+        bounds = [limits[signs[j] if signs else 0] for j in range(k)] + [(None, None)]
         result = minimize(objective, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
                           options={"maxiter": 500, "ftol": 1e-10, "gtol": 1e-7})
         return cls(coef=result.x[:k].copy(), intercept=float(result.x[k]), l2=l2)

@@ -28,7 +28,7 @@ from churn.core.settings import PROJECT_ROOT, Settings
 from churn.core.tables import INSTANCES_MODELING
 from churn.core.warehouse import read_snapshot
 from models import evaluate, report
-from models.candidates import Candidate, candidate_list, fit_candidate, monotone_features, score_summary
+from models.candidates import Candidate, candidate_list, feature_directions, fit_candidate, score_summary
 from models.model import ChurnModel
 from models.profile import PROFILE_FILE, build_profile
 from models.registry import Registry, RegistryError, version_id
@@ -117,6 +117,11 @@ def library_versions() -> dict:
             "scipy": scipy.__version__, "matplotlib": matplotlib.__version__}
 
 
+def _median(values: pd.Series) -> float | None:
+    finite = pd.to_numeric(values, errors="coerce").dropna()
+    return float(finite.median()) if len(finite) else None
+
+
 # ------------------------------------------------------------------------------------------ retrain
 def retrain(run_date: date, settings: Settings) -> dict:
     """Train, evaluate, register and (maybe) promote the model for ``run_date``; JSON-serialisable result."""
@@ -126,8 +131,11 @@ def retrain(run_date: date, settings: Settings) -> dict:
     check_rows(frame, MIN_ROWS, MIN_CLASS_ROWS, f"training window {window['start']}..{run_date}")
     features = feature_columns(frame)
     fingerprint = data_fingerprint(frame)
+    feature_config = load_feature_config(settings)
+    directions = feature_directions(features, feature_config)
     config = {"seed": settings.seed, "validation_days": settings.validation_days,
-              "threshold_objective": settings.threshold_objective, "window": window, "code": code_version()}
+              "threshold_objective": settings.threshold_objective, "window": window, "code": code_version(),
+              "directions": directions}  # a changed direction is another model, not a reused version
     key = hashlib.sha256((fingerprint + json.dumps(config, sort_keys=True)).encode()).hexdigest()
     version = version_id(run_date, key)
     registry = Registry(settings)
@@ -138,15 +146,14 @@ def retrain(run_date: date, settings: Settings) -> dict:
     check_rows(train, MIN_ROWS // 2, MIN_CLASS_ROWS // 2, "training part (older cohorts)")
     check_rows(valid, MIN_VALIDATION_ROWS, MIN_VALIDATION_CLASS_ROWS,
                f"validation part (last {settings.validation_days} days of cohorts)")
-    monotone = monotone_features(features, list(load_feature_config(settings).count_features))
     y_val = valid["retained"].to_numpy()
 
     # 1. candidates, tuned on the older cohorts only, judged on the validation cohorts
-    candidates = candidate_list(train, features, monotone, settings.seed)
+    candidates = candidate_list(train, features, directions, settings.seed)
     fitted: dict[str, ChurnModel] = {}
     rows = []
     for cand in candidates:
-        model = fit_candidate(cand, train, features, monotone, settings.seed)
+        model = fit_candidate(cand, train, features, directions, settings.seed)
         fitted[cand.name] = model
         p = model.predict_proba(valid)
         rows.append(cand.describe() | {"validation": evaluate.probability_metrics(y_val, p)})
@@ -168,7 +175,7 @@ def retrain(run_date: date, settings: Settings) -> dict:
     metrics = evaluate.full_metrics(y_val, p_oot, threshold)
 
     # 3. refit the winner on the whole window; bands from the training distribution
-    final = fit_candidate(winner, frame, features, monotone, settings.seed)
+    final = fit_candidate(winner, frame, features, directions, settings.seed)
     final.calibration, final.threshold, final.version = calibration, threshold, version
     p_window = final.predict_proba(frame)
     final.band_edges = [float(v) for v in np.quantile(p_window, np.linspace(0.1, 0.9, 9))]
@@ -207,7 +214,9 @@ def retrain(run_date: date, settings: Settings) -> dict:
         "rows": {"total": len(frame), "train": len(train), "validation": len(valid)},
         "label_rate": {"total": float(frame["retained"].mean()), "train": float(train["retained"].mean()),
                        "validation": float(y_val.mean())},
-        "features": [{"name": f, "dtype": d, "kind": k, "monotone": f in monotone}
+        # what scoring needs to explain a reason to a person: the label and what converting trials did
+        "features": [{"name": f, "dtype": d, "kind": k, "direction": directions.get(f, 0),
+                      "label": feature_config.label(f), "converted_median": _median(frame.loc[frame["retained"] == 1, f])}
                      for f, d, k in zip(final.transform.features, final.transform.dtypes, final.transform.kinds,
                                         strict=True)],
         "data_fingerprint": fingerprint, "training_key": key, "config": config,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -31,7 +31,17 @@ KEY_COLUMNS: list[tuple[str, str]] = [("instance_id", "string"), ("eval_start_da
 LABEL_COLUMN = ("retained", "int")
 FEATURE_TABLES = ("instances_w1", "instances_modeling")
 TOP_LEVEL_KEYS = ("count_features", "mobile_platforms", "key_event_types", "attribute_features")
-ATTRIBUTE_KEYS = ("column", "ranks")
+ATTRIBUTE_KEYS = ("column", "ranks", "label", "direction")
+COUNT_KEYS = ("event_types", "direction", "label")
+DIRECTIONS = {"up": 1, "down": -1, "none": 0}
+# What the built-in features mean to a person, and which way they point (up: more never lowers p_retained).
+BUILTIN_LABELS = {
+    "w1_active_users": "active users", "w1_agg_active_users": "user-days of activity",
+    "w1_max_active_users": "users active on the busiest day", "mobile_usage": "events on mobile",
+    "w1_events": "events", "w1_active_days": "active days", "w1_activity_trend": "activity trend (2nd half vs 1st)",
+    "hours_to_first_key_action": "hours to the first key action", "eval_start_weekday": "start weekday (1 = Monday)",
+}
+BUILTIN_DIRECTIONS = {"w1_active_days": "up"}
 
 
 class FeatureConfigError(ValueError):
@@ -58,6 +68,17 @@ class FeatureConfig:
     key_event_types: list[str]
     source: str = "<memory>"
     attribute_features: tuple[AttributeFeature, ...] = ()
+    # declared per feature in the configuration; features not named have no direction and their own name
+    directions: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def direction(self, feature: str) -> int:
+        """+1 (more never lowers p_retained), -1 (more never raises it) or 0 (the model learns the shape)."""
+        return DIRECTIONS[self.directions.get(feature) or BUILTIN_DIRECTIONS.get(feature, "none")]
+
+    def label(self, feature: str) -> str:
+        """What a feature means to a person (``issues completed``), for reasons and reports."""
+        return self.labels.get(feature) or BUILTIN_LABELS.get(feature) or feature.replace("_", " ")
 
     @property
     def known_event_types(self) -> set[str]:
@@ -101,17 +122,26 @@ def load_feature_config(settings: Settings | None = None, path: str | Path | Non
     if not isinstance(raw, dict):
         raise FeatureConfigError(f"{path}: expected a mapping with keys {', '.join(TOP_LEVEL_KEYS)}")
     _no_unknown_keys(raw, TOP_LEVEL_KEYS, f"{path}")
-    counts = raw.get("count_features")
-    if not isinstance(counts, dict) or not counts:
+    raw_counts = raw.get("count_features")
+    if not isinstance(raw_counts, dict) or not raw_counts:
         raise FeatureConfigError(f"{path}: 'count_features' must map feature names to lists of event types")
     reserved = {name for name, _ in DERIVED_FEATURES + SIGNUP_FEATURES + KEY_COLUMNS} | {LABEL_COLUMN[0], "dt"}
-    for name, types in counts.items():
+    counts, directions, labels = {}, {}, {}
+    for name, spec in raw_counts.items():
         if not _IDENTIFIER.match(str(name)):
             raise FeatureConfigError(f"{path}: feature name {name!r} must match {_IDENTIFIER.pattern}")
         if name in reserved:
             raise FeatureConfigError(f"{path}: feature name {name!r} is reserved for a built-in column")
+        if isinstance(spec, dict):  # {event_types: [...], direction: up|down|none, label: "..."}
+            _no_unknown_keys(spec, COUNT_KEYS, f"{path}: feature {name!r}")
+            _described(spec, f"{path}: feature {name!r}", str(name), directions, labels)
+            types = spec.get("event_types")
+        else:
+            types = spec
         if not isinstance(types, list) or not types or not all(isinstance(t, str) and t for t in types):
-            raise FeatureConfigError(f"{path}: feature {name!r} needs a non-empty list of event type strings")
+            raise FeatureConfigError(f"{path}: feature {name!r} needs a non-empty list of event type strings "
+                                     "(a list, or 'event_types:' in a mapping)")
+        counts[str(name)] = list(types)
     attributes = []
     for name, spec in (raw.get("attribute_features") or {}).items():
         if not _IDENTIFIER.match(str(name)) or name in reserved or name in counts:
@@ -119,6 +149,7 @@ def load_feature_config(settings: Settings | None = None, path: str | Path | Non
         if not isinstance(spec, dict):
             raise FeatureConfigError(f"{path}: attribute feature {name!r} needs 'column' and 'ranks'")
         _no_unknown_keys(spec, ATTRIBUTE_KEYS, f"{path}: attribute feature {name!r}")
+        _described(spec, f"{path}: attribute feature {name!r}", str(name), directions, labels)
         column, ranks = spec.get("column"), spec.get("ranks")
         if not isinstance(column, str) or not _IDENTIFIER.match(column):
             raise FeatureConfigError(f"{path}: attribute feature {name!r} needs 'column', an evaluations column name")
@@ -134,12 +165,29 @@ def load_feature_config(settings: Settings | None = None, path: str | Path | Non
     if bad:
         raise FeatureConfigError(f"{path}: values may not contain control characters (newline, tab …): {bad[:3]!r}")
     return FeatureConfig(
-        count_features={str(k): list(v) for k, v in counts.items()},
+        count_features=counts,
         mobile_platforms=list(platforms),
         key_event_types=list(key_types),
         source=str(path),
         attribute_features=tuple(attributes),
+        directions=directions,
+        labels=labels,
     )
+
+
+def _described(spec: dict, where: str, name: str, directions: dict, labels: dict) -> None:
+    """The optional ``direction`` and ``label`` of a feature entry, checked."""
+    direction = spec.get("direction")
+    if direction is not None:
+        if direction not in DIRECTIONS:
+            raise FeatureConfigError(f"{where}: direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+        if direction != "none":
+            directions[name] = direction
+    label = spec.get("label")
+    if label is not None:
+        if not isinstance(label, str) or not label.strip() or any(ord(ch) < 32 for ch in label):
+            raise FeatureConfigError(f"{where}: label must be a one-line text, got {label!r}")
+        labels[name] = label.strip()
 
 
 def _no_unknown_keys(mapping: dict, allowed: tuple[str, ...], where: str) -> None:

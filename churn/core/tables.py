@@ -33,6 +33,8 @@ PREDICTIONS_COLUMNS = [
     ("model_version", "string"),
     ("run_date", "date"),
     ("features_snapshot_id", "bigint"),  # the instances_w1 snapshot that wrote the scored features
+    # each reason as a person reads it: "no issues completed in week 1 (converting trials: median 2)"
+    *[(f"reason_{k}_text", "string") for k in range(1, N_REASONS + 1)],
 ]
 PERFORMANCE_COLUMNS = [
     ("model_version", "string"),

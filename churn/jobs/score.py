@@ -17,7 +17,7 @@ def score(settings: Settings, days: Iterable[date]) -> ScoreSummary:
     days = sorted(set(days))
     if not days:
         raise Skipped("no day to score")
-    model, _ = Registry(settings).champion()
-    scored = [score_partition(model, day, settings) for day in days]
+    model, metadata = Registry(settings).champion()
+    scored = [score_partition(model, day, settings, metadata=metadata) for day in days]
     return ScoreSummary(model_version=model.version,
                         scored=[{k: s[k] for k in ("dt", "table", "rows", "features_snapshot_id")} for s in scored])

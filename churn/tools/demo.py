@@ -318,11 +318,13 @@ def print_summary(summary: dict) -> None:
         f"\n=== most at-risk trials that started a week before {summary['latest_dt']} "
         f"({summary['scored_latest']} scored) ==="
     )
-    print(f"{'instance_id':<22} {'started':<10}  {'p_retained':>10}  why (features pulling the probability down most)")
+    print(f"{'instance_id':<22} {'started':<10}  {'p_retained':>10}  why (what pulls the probability down most)")
     for row in summary["at_risk"].itertuples():
-        reasons = [getattr(row, f"reason_{k}_feature") for k in (1, 2, 3)]
-        reasons = ", ".join(r for r in reasons if isinstance(r, str)) or "-"
-        print(f"{row.instance_id:<22} {str(row.eval_start_date):<10}  {row.p_retained:>10.3f}  {reasons}")
+        texts = [t for t in (getattr(row, f"reason_{k}_text", None) or getattr(row, f"reason_{k}_feature")
+                             for k in (1, 2, 3)) if isinstance(t, str)]
+        print(f"{row.instance_id:<22} {str(row.eval_start_date):<10}  {row.p_retained:>10.3f}  {texts[0] if texts else '-'}")
+        for text in texts[1:]:
+            print(f"{'':<48}  {text}")
     drift = summary["drift"]
     shifts = ", ".join(f"{r.feature} {r.psi:.3f}" for r in drift.itertuples())
     alerts = int(drift["alert"].notna().sum())

@@ -18,6 +18,9 @@ CREATE TABLE IF NOT EXISTS `${database}`.`instances_w1_scored` (
   `model_version`         string,
   `run_date`              date,
   `features_snapshot_id`  bigint,
+  `reason_1_text`         string,
+  `reason_2_text`         string,
+  `reason_3_text`         string,
   `dt`                    date
 )
 PARTITIONED BY (`dt`)

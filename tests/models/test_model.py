@@ -11,7 +11,7 @@ import pytest
 from churn.core.feature_config import load_feature_config
 from churn.core.settings import Settings
 from churn.tools.synthetic import make_frame
-from models.candidates import SEED_PARAMS, Candidate, fit_candidate, monotone_features
+from models.candidates import SEED_PARAMS, Candidate, feature_directions, fit_candidate
 from models.model import ChurnModel
 from models.score import score_frame
 from models.transform import feature_columns
@@ -30,7 +30,7 @@ def frame():
 @pytest.fixture(scope="module", params=CANDIDATES, ids=lambda c: c.kind)
 def fitted(request, frame):
     features = feature_columns(frame)
-    monotone = monotone_features(features, list(load_feature_config(Settings(_env_file=None)).count_features))
+    monotone = feature_directions(features, load_feature_config(Settings(_env_file=None)))
     model = fit_candidate(request.param, frame, features, monotone, seed=27)
     model.version, model.threshold = "test", 0.4
     model.band_edges = [float(v) for v in np.quantile(model.predict_proba(frame), np.linspace(0.1, 0.9, 9))]

@@ -78,7 +78,8 @@ def test_output_columns_bands_and_threshold(s3):
     assert list(out.columns[:-1]) == [
         "instance_id", "eval_start_date", "p_retained", "prediction_retained", "risk_band",
         "reason_1_feature", "reason_1_contribution", "reason_2_feature", "reason_2_contribution",
-        "reason_3_feature", "reason_3_contribution", "model_version", "run_date", "features_snapshot_id"]
+        "reason_3_feature", "reason_3_contribution", "model_version", "run_date", "features_snapshot_id",
+        "reason_1_text", "reason_2_text", "reason_3_text"]
     model, meta = Registry(settings).champion()
     written = partition_snapshot("instances_w1", day, settings)["snapshot_id"]
     assert (out["features_snapshot_id"] == written).all()  # which features were scored, exactly
@@ -94,6 +95,16 @@ def test_output_columns_bands_and_threshold(s3):
     assert len(reasons) > 0.9 * len(out) and set(reasons) <= names
     assert (out["reason_1_contribution"].dropna() < 0).all()
     assert (out["reason_1_contribution"] <= out["reason_2_contribution"]).where(out["reason_2_feature"].notna(), True).all()
+    # each reason also reads like a sentence: the feature's label, the trial's own value, what converters did
+    facts = {f["name"]: f for f in meta["features"]}
+    for _, row in out.dropna(subset=["reason_1_feature"]).head(50).iterrows():
+        fact, value = facts[row["reason_1_feature"]], frame.set_index("instance_id").loc[row["instance_id"],
+                                                                                         row["reason_1_feature"]]
+        assert fact["label"] in row["reason_1_text"], row["reason_1_text"]
+        assert row["reason_1_text"].endswith(f"(converting trials: median {fact['converted_median']:.{0 if float(fact['converted_median']).is_integer() else 1}f})")
+        if fact["dtype"] == "int64" and value == 0:
+            assert row["reason_1_text"].startswith(f"no {fact['label']} in week 1")
+    assert out["reason_1_text"].isna().equals(out["reason_1_feature"].isna())
 
 
 @pytest.mark.parametrize(
