@@ -11,14 +11,24 @@ import numpy as np
 from scipy.special import expit, logit
 from sklearn import metrics as skm
 
+from churn.core.settings import parse_objective
+
 EPS = 1e-7
 
 
 def threshold_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
+    """Metrics of the decision "at risk" (p_retained < threshold) — the trials someone acts on — and, for
+    completeness, of its complement "predicted retained"; every name says which class it is about."""
     pred = (p >= threshold).astype(int)
     cm = skm.confusion_matrix(y, pred, labels=[0, 1])
+    at_risk, churned = 1 - pred, 1 - np.asarray(y).astype(int)
     return {
         "threshold": float(threshold),
+        "flagged_share": float(at_risk.mean()) if len(at_risk) else float("nan"),
+        "at_risk_precision": float(skm.precision_score(churned, at_risk, zero_division=0)),
+        "at_risk_recall": float(skm.recall_score(churned, at_risk, zero_division=0)),
+        "at_risk_f1": float(skm.fbeta_score(churned, at_risk, beta=1, zero_division=0)),
+        "at_risk_f2": float(skm.fbeta_score(churned, at_risk, beta=2, zero_division=0)),
         "accuracy": float(skm.accuracy_score(y, pred)),
         "precision": float(skm.precision_score(y, pred, zero_division=0)),
         "recall": float(skm.recall_score(y, pred, zero_division=0)),
@@ -87,42 +97,42 @@ def lift_by_decile(y: np.ndarray, p: np.ndarray) -> list[dict]:
     return out
 
 
-def choose_threshold(y: np.ndarray, p: np.ndarray, objective: str = "f2") -> float:
-    """The p_retained cut (predict retained when p >= t) that is best on these rows for the objective.
+def choose_threshold(y: np.ndarray, p: np.ndarray, objective: str = "f2", days: np.ndarray | None = None) -> float:
+    """The cut on p_retained below which a trial is flagged ``at_risk``, best on these rows for the objective.
 
-    ``f1`` / ``f2``: maximise F-beta of the retained class; ``cost:<r>``: minimise r * FN + FP
-    (a missed retained instance costs r times a false alarm). Ties go to the higher threshold.
+    The decision is about the at-risk (churned) class, whatever the base rate: ``f1`` / ``f2`` / ``fbeta:b``
+    maximise F-beta of at-risk (beta > 1 weighs missing an at-risk trial more than contacting a safe one);
+    ``cost:<r>`` minimises r * missed at-risk + flagged safe trials. Capacity objectives flag the riskiest
+    ``top:N`` trials of each day (``days``: the cohort day of each row) or a ``top:0.1`` fraction; the
+    threshold returned for them is the cut that flags that many on these rows (for the report; scoring
+    ranks each day). Ties go to the lower threshold (fewer flags).
     """
     y = np.asarray(y).astype(int)
     p = np.asarray(p, dtype=np.float64)
-    kind, _, arg = objective.partition(":")
-    if kind not in ("f1", "f2", "cost"):
-        raise ValueError(f"threshold objective {objective!r}: use f1, f2 or cost:<fn/fp ratio>")
-    if kind == "cost":
-        try:
-            ratio = float(arg)
-        except ValueError:
-            raise ValueError(f"threshold objective {objective!r}: cost needs a number, e.g. cost:5") from None
-        if ratio <= 0:
-            raise ValueError(f"threshold objective {objective!r}: the ratio must be positive")
-    order = np.argsort(-p, kind="stable")
-    ps, ys = p[order], y[order]
-    # candidate thresholds: every distinct p; predicting retained for the first k rows
+    kind, value = parse_objective(objective)
+    if kind in ("top", "share"):
+        if kind == "top":
+            per_day = np.bincount(np.unique(days, return_inverse=True)[1]) if days is not None else np.array([len(p)])
+            share = min(1.0, value / max(float(per_day.mean()), 1.0))
+        else:
+            share = value
+        return float(np.quantile(p, share)) if len(p) else 0.5
+    order = np.argsort(p, kind="stable")  # riskiest first: flagging the first k rows
+    ps, churned = p[order], 1 - y[order]
     last_of_value = np.r_[ps[1:] != ps[:-1], True]
-    tp = np.cumsum(ys)[last_of_value]
-    fp = np.cumsum(1 - ys)[last_of_value]
-    cuts = ps[last_of_value]
-    positives = ys.sum()
+    tp = np.cumsum(churned)[last_of_value]  # at-risk flagged and churned
+    fp = np.cumsum(1 - churned)[last_of_value]  # flagged but converted
+    cuts = np.nextafter(ps[last_of_value], np.inf)  # flag p < cut, i.e. up to and including this value
+    positives = churned.sum()
     fn = positives - tp
     if kind == "cost":
-        score = -(ratio * fn + fp)
-        # also allow predicting nobody retained
-        cuts, score = np.r_[np.nextafter(ps[0], np.inf), cuts], np.r_[-(ratio * positives), score]
+        score = -(value * fn + fp)
+        cuts, score = np.r_[ps[0], cuts], np.r_[-(value * positives), score]  # also: flag nobody
     else:
-        beta2 = 1.0 if kind == "f1" else 4.0
+        beta2 = value * value
         score = (1 + beta2) * tp / np.maximum((1 + beta2) * tp + beta2 * fn + fp, 1)
     best = np.flatnonzero(score == score.max())
-    return float(cuts[best[0]])  # cuts descend, so the first best is the highest threshold
+    return float(cuts[best[0]])  # cuts ascend, so the first best flags the fewest
 
 
 def fit_platt(margin: np.ndarray, y: np.ndarray) -> dict:

@@ -84,9 +84,28 @@ class ChurnModel:
     booster: xgb.Booster | None = None
     linear: LogisticModel | None = None
     calibration: dict | None = None  # {"a": float, "b": float} or None
-    threshold: float = 0.5
+    threshold: float = 0.5  # at_risk when p_retained < threshold (threshold objectives)
     band_edges: list[float] = field(default_factory=list)  # 9 increasing p_retained cut points
     version: str = ""
+    objective: str = "f2"  # the decision rule it was trained for (setting threshold_objective at training)
+
+    def at_risk(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(at_risk 0/1, risk_rank 1 = riskiest) of one day's trials: below the threshold, or — capacity
+        objectives ``top:N`` / ``top:fraction`` — the N (or the fraction) riskiest of the day."""
+        from churn.core.settings import parse_objective
+
+        p = np.asarray(p, dtype=np.float64)
+        order = np.argsort(p, kind="stable")
+        rank = np.empty(len(p), dtype=np.int32)
+        rank[order] = np.arange(1, len(p) + 1, dtype=np.int32)
+        kind, value = parse_objective(self.objective)
+        if kind == "top":
+            flagged = rank <= int(value)
+        elif kind == "share":
+            flagged = rank <= int(np.ceil(value * len(p)))
+        else:
+            flagged = p < self.threshold
+        return flagged.astype(np.int32), rank
 
     @property
     def features(self) -> list[str]:
@@ -151,7 +170,7 @@ class ChurnModel:
         return {
             "kind": self.kind, "version": self.version, "transform_file": TRANSFORM_FILE,
             "calibration": self.calibration, "threshold": self.threshold, "band_edges": self.band_edges,
-            "estimator_file": XGB_FILE if self.kind == "xgboost" else LINEAR_FILE,
+            "objective": self.objective, "estimator_file": XGB_FILE if self.kind == "xgboost" else LINEAR_FILE,
         }
 
     @classmethod
@@ -159,7 +178,8 @@ class ChurnModel:
         spec = json.loads(files[PIPELINE_FILE])
         transform = FeatureTransform.from_dict(json.loads(files[TRANSFORM_FILE]))
         model = cls(kind=spec["kind"], transform=transform, calibration=spec["calibration"],
-                    threshold=float(spec["threshold"]), band_edges=list(spec["band_edges"]), version=spec["version"])
+                    threshold=float(spec["threshold"]), band_edges=list(spec["band_edges"]), version=spec["version"],
+                    objective=spec.get("objective", "f2"))
         if model.kind == "xgboost":
             booster = xgb.Booster()
             booster.load_model(bytearray(files[XGB_FILE]))

@@ -12,11 +12,15 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-HEADLINE = [("roc_auc", "ROC AUC"), ("pr_auc", "PR AUC"), ("log_loss", "log-loss"), ("brier", "Brier"),
-            ("ece", "expected calibration error"), ("threshold", "threshold (p_retained ≥)"),
-            ("accuracy", "accuracy"), ("precision", "precision (retained)"), ("recall", "recall (retained)"),
-            ("f1", "F1"), ("f2", "F2"), ("top_decile_churn_lift", "top-decile churn lift"), ("rows", "rows"),
-            ("label_rate", "retained rate")]
+HEADLINE = [("roc_auc", "ROC AUC"), ("pr_auc", "PR AUC (of retained)"), ("log_loss", "log-loss"), ("brier", "Brier"),
+            ("ece", "expected calibration error"), ("threshold", "at-risk cut: flagged when p_retained <"),
+            ("flagged_share", "share of trials flagged at_risk"),
+            ("at_risk_precision", "precision of at_risk (flagged trials that churned)"),
+            ("at_risk_recall", "recall of at_risk (churned trials that were flagged)"),
+            ("at_risk_f1", "F1 of at_risk"), ("at_risk_f2", "F2 of at_risk"),
+            ("precision", "precision of predicted retained (not flagged trials that converted)"),
+            ("recall", "recall of retained (converted trials not flagged)"), ("accuracy", "accuracy"),
+            ("top_decile_churn_lift", "top-decile churn lift"), ("rows", "rows"), ("label_rate", "retained rate")]
 
 
 def build_report(metadata: dict, doc: dict, y: np.ndarray, p: np.ndarray, fitted: dict, valid: pd.DataFrame) -> str:

@@ -75,12 +75,13 @@ def score_frame(model: ChurnModel, frame: pd.DataFrame, run_date: date, reasons:
     x = model.matrix(frame)  # schema check: missing / extra / retyped features raise SchemaMismatch
     p = model.predict_proba_matrix(x)
     n = len(frame)
+    flagged, rank = model.at_risk(p)  # one day's frame: capacity objectives rank within it
     columns = {
         "instance_id": pa.array(frame["instance_id"].astype(str).to_numpy(), pa.string()),
         "eval_start_date": pa.array(pd.to_datetime(frame["eval_start_date"]).to_numpy().astype("datetime64[D]"),
                                     pa.date32()),
         "p_retained": pa.array(p, pa.float64()),
-        "prediction_retained": pa.array((p >= model.threshold).astype(np.int32)),
+        "prediction_retained": pa.array((1 - flagged).astype(np.int32)),
         "risk_band": pa.array(model.risk_band(p)),
     }
     names, values = top_reasons(model, x, approx_reasons) if reasons and n else (None, None)
@@ -97,6 +98,8 @@ def score_frame(model: ChurnModel, frame: pd.DataFrame, run_date: date, reasons:
     texts = reason_texts(frame, names, facts or {}) if names is not None else [pa.nulls(n, pa.string())] * N_REASONS
     for k in range(N_REASONS):
         columns[f"reason_{k + 1}_text"] = texts[k]
+    columns["at_risk"] = pa.array(flagged, pa.int32())
+    columns["risk_rank"] = pa.array(rank, pa.int32())
     return pa.table(columns, schema=OUTPUT_SCHEMA)
 
 

@@ -171,12 +171,14 @@ def retrain(run_date: date, settings: Settings) -> dict:
         if calibration["a"] <= 0:  # a non-increasing calibration would break monotonicity and reasons
             calibration = None
     p_oot = p_cal if calibration else p_raw
-    threshold = evaluate.choose_threshold(y_val, p_oot, settings.threshold_objective)
+    threshold = evaluate.choose_threshold(y_val, p_oot, settings.threshold_objective,
+                                          days=valid["eval_start_date"].to_numpy())
     metrics = evaluate.full_metrics(y_val, p_oot, threshold)
 
     # 3. refit the winner on the whole window; bands from the training distribution
     final = fit_candidate(winner, frame, features, directions, settings.seed)
     final.calibration, final.threshold, final.version = calibration, threshold, version
+    final.objective = settings.threshold_objective
     p_window = final.predict_proba(frame)
     final.band_edges = [float(v) for v in np.quantile(p_window, np.linspace(0.1, 0.9, 9))]
     p_served_val = final.predict_proba(valid)
@@ -387,7 +389,8 @@ def feature_importance(model: ChurnModel, x_valid: np.ndarray) -> list[dict]:
 
 
 HEADLINE = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "accuracy", "precision", "recall", "f1", "f2",
-            "threshold", "top_decile_churn_lift", "rows", "label_rate")
+            "threshold", "flagged_share", "at_risk_precision", "at_risk_recall", "at_risk_f2",
+            "top_decile_churn_lift", "rows", "label_rate")
 
 
 def _subset(metrics: dict) -> dict:

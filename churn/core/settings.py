@@ -47,7 +47,10 @@ class Settings(BaseSettings):
     label_window_days: int = Field(30, ge=1, description="days after eval start within which a conversion counts as retained")
     training_window_days: int = Field(90, ge=7, description="days of instances_modeling partitions per retrain")
     validation_days: int = Field(14, ge=1, description="most recent cohorts (by eval_start_date) held out for validation")
-    threshold_objective: str = Field("f2", description="f1, f2, or cost:<fn/fp ratio> e.g. cost:5")
+    threshold_objective: str = Field(
+        "f2", description="which trials are flagged at_risk: f1, f2 or fbeta:<b> (F-beta of at-risk), cost:<r> (a "
+        "missed at-risk trial costs r contacts), top:<N> (the N riskiest per day) or top:<fraction> (e.g. top:0.1)",
+    )
     promotion_auc_tolerance: float = Field(0.005, ge=0, description="a challenger may be this much AUC below the champion")
     promotion_auc_floor: float = Field(0.60, description="absolute AUC a model must clear to become champion")
     label_rate_tolerance: float = Field(
@@ -117,6 +120,12 @@ class Settings(BaseSettings):
     )
     airflow_port: int = Field(8080, ge=1, le=65535, description="port of the local Airflow UI (make airflow, make demo)")
 
+    @field_validator("threshold_objective")
+    @classmethod
+    def _objective(cls, value: str) -> str:
+        parse_objective(value)
+        return value
+
     @field_validator("label_rate_range")
     @classmethod
     def _rate_range(cls, value: str) -> str:
@@ -161,6 +170,31 @@ class Settings(BaseSettings):
     def truth_path(self) -> str:
         """Simulator ground truth (true conversion probabilities); never a feature."""
         return join(self.warehouse, "simulation", "truth")
+
+
+OBJECTIVE_FORMS = "f1, f2, fbeta:<beta>, cost:<r>, top:<N per day> or top:<fraction>"
+
+
+def parse_objective(objective: str) -> tuple[str, float]:
+    """The decision rule of setting ``threshold_objective``: ("fbeta", beta) | ("cost", r) | ("top", N per day)
+    | ("share", fraction); a ValueError that shows the accepted forms otherwise."""
+    kind, _, arg = str(objective).strip().partition(":")
+    try:
+        if kind in ("f1", "f2") and not arg:
+            return "fbeta", 1.0 if kind == "f1" else 2.0
+        value = float(arg)
+    except ValueError:
+        raise ValueError(f"threshold objective {objective!r}: use {OBJECTIVE_FORMS}") from None
+    if kind == "fbeta" and value > 0:
+        return "fbeta", value
+    if kind == "cost" and value > 0:
+        return "cost", value
+    if kind == "top" and value >= 1 and value.is_integer():
+        return "top", value
+    if kind == "top" and 0 < value < 1:
+        return "share", value
+    raise ValueError(f"threshold objective {objective!r}: use {OBJECTIVE_FORMS} (positive numbers; a top count is "
+                     "a whole number, a top fraction is below 1)")
 
 
 def join(root: str, *parts: str) -> str:

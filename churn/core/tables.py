@@ -35,6 +35,9 @@ PREDICTIONS_COLUMNS = [
     ("features_snapshot_id", "bigint"),  # the instances_w1 snapshot that wrote the scored features
     # each reason as a person reads it: "no issues completed in week 1 (converting trials: median 2)"
     *[(f"reason_{k}_text", "string") for k in range(1, N_REASONS + 1)],
+    # the decision the people who act on it use: flagged (setting threshold_objective), and rank within the day
+    ("at_risk", "int"),
+    ("risk_rank", "int"),
 ]
 PERFORMANCE_COLUMNS = [
     ("model_version", "string"),

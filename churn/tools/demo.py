@@ -35,7 +35,7 @@ DAG_IDS = ("churn_features", "churn_retrain", "churn_scoring", "churn_monitoring
 DEMO_TABLE_FOLDERS = ("raw", "features", "predictions", "models", "simulation", "monitoring")
 QUERY_EXAMPLE = (
     "SELECT dt, count(*) AS trials, round(avg(p_retained), 3) AS mean_p_retained, "
-    "sum(prediction_retained) AS predicted_to_convert FROM churn.instances_w1_scored "
+    "sum(at_risk) AS flagged_at_risk FROM churn.instances_w1_scored "
     "GROUP BY dt ORDER BY dt DESC LIMIT 3"
 )
 
@@ -311,7 +311,10 @@ def print_summary(summary: dict) -> None:
     print(
         f"validation (out of time, {summary['validation_rows']} trials):  AUC {m.get('roc_auc', float('nan')):.3f}   "
         f"PR-AUC {m.get('pr_auc', float('nan')):.3f}   log-loss {m.get('log_loss', float('nan')):.3f}   "
-        f"F2 {m.get('f2', float('nan')):.3f} at threshold {m.get('threshold', float('nan')):.3f}"
+        f"\nflagged at_risk when p_retained < {m.get('threshold', float('nan')):.3f}: "
+        f"{m.get('flagged_share', float('nan')):.0%} of trials; precision of at_risk "
+        f"{m.get('at_risk_precision', float('nan')):.2f} (flagged trials that churned), recall of at_risk "
+        f"{m.get('at_risk_recall', float('nan')):.2f} (churned trials that were flagged)"
     )
     print(f"best possible AUC on the same trials (simulator's true p_convert): {summary['best_possible_auc']:.3f}")
     print(

@@ -21,6 +21,8 @@ CREATE TABLE IF NOT EXISTS `${database}`.`instances_w1_scored` (
   `reason_1_text`         string,
   `reason_2_text`         string,
   `reason_3_text`         string,
+  `at_risk`               int,
+  `risk_rank`             int,
   `dt`                    date
 )
 PARTITIONED BY (`dt`)

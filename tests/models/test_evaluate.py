@@ -17,31 +17,67 @@ def forecast():
     return y, p
 
 
-@pytest.mark.parametrize("objective,beta", [("f1", 1), ("f2", 2)])
-def test_threshold_maximises_fbeta(forecast, objective, beta):
+@pytest.mark.parametrize("objective,beta", [("f1", 1), ("f2", 2), ("fbeta:0.5", 0.5)])
+def test_threshold_maximises_fbeta_of_the_at_risk_decision(forecast, objective, beta):
     y, p = forecast
     chosen = evaluate.choose_threshold(y, p, objective)
-    best = max(fbeta_score(y, (p >= t).astype(int), beta=beta) for t in np.unique(p))
-    assert fbeta_score(y, (p >= chosen).astype(int), beta=beta) == pytest.approx(best, abs=1e-12)
+    churned = 1 - y
+
+    def f(t):
+        return fbeta_score(churned, (p < t).astype(int), beta=beta)
+
+    best = max(f(t) for t in [*np.nextafter(np.unique(p), 2), 0.0])
+    assert f(chosen) == pytest.approx(best, abs=1e-12)
 
 
 def test_cost_threshold_minimises_cost(forecast):
     y, p = forecast
 
     def cost(t):
-        pred = p >= t
-        return 5 * np.sum((y == 1) & ~pred) + np.sum((y == 0) & pred)
+        flagged = p < t
+        return 5 * np.sum((y == 0) & ~flagged) + np.sum((y == 1) & flagged)  # missed at-risk cost 5 contacts
 
     chosen = evaluate.choose_threshold(y, p, "cost:5")
-    assert cost(chosen) == min(cost(t) for t in [*np.unique(p), 1.1])
-    # a higher cost of missed retained instances never raises the threshold
-    assert evaluate.choose_threshold(y, p, "cost:20") <= chosen <= evaluate.choose_threshold(y, p, "cost:0.5")
+    assert cost(chosen) == min(cost(t) for t in [*np.nextafter(np.unique(p), 2), 0.0])
+    # a higher cost of a missed at-risk trial never flags fewer trials
+    assert evaluate.choose_threshold(y, p, "cost:0.5") <= chosen <= evaluate.choose_threshold(y, p, "cost:20")
 
 
-@pytest.mark.parametrize("objective", ["f3", "cost:", "cost:abc", "cost:-1"])
+def test_capacity_objectives_flag_the_riskiest_up_to_capacity(forecast):
+    y, p = forecast
+    days = np.repeat(np.arange(6), 100)  # six days of 100 trials
+    cut = evaluate.choose_threshold(y, p, "top:10", days=days)
+    assert np.mean(p < cut) == pytest.approx(0.10, abs=0.02)
+    cut = evaluate.choose_threshold(y, p, "top:0.25")
+    assert np.mean(p < cut) == pytest.approx(0.25, abs=0.02)
+
+
+@pytest.mark.parametrize("objective", ["f3", "cost:", "cost:abc", "cost:-1", "top:0", "top:2.5", "fbeta:x"])
 def test_bad_objective_is_a_clear_error(forecast, objective):
     with pytest.raises(ValueError, match="threshold objective"):
         evaluate.choose_threshold(*forecast, objective)
+
+
+@pytest.mark.parametrize("churn_rate", [0.06, 0.80])
+def test_the_default_rule_flags_a_sensible_set_at_any_base_rate(churn_rate):
+    """Near 6% churn the old rule (F2 of *retained*) flagged nobody; the at-risk rule must flag a useful few,
+    and near 80% churn it must not flag everyone."""
+    rng = np.random.default_rng(5)
+    n = 20000
+    score = rng.normal(size=n)
+    intercept = np.log((1 - churn_rate) / churn_rate)
+    p_true = 1 / (1 + np.exp(-(intercept + 1.6 * score)))  # a model with AUC ~0.85
+    y = (rng.uniform(size=n) < p_true).astype(int)
+    cut = evaluate.choose_threshold(y, p_true, "f2")
+    m = evaluate.threshold_metrics(y, p_true, cut)
+    assert 0 < m["flagged_share"] < 0.99, m["flagged_share"]
+    assert m["at_risk_recall"] >= 0.5 and m["at_risk_precision"] > 1 - y.mean()  # better than flagging at random
+    if churn_rate < 0.5:
+        assert m["flagged_share"] < 0.5
+        # the rule this replaces, F2 of the *retained* class, flags (almost) nobody at this base rate
+        cuts = np.quantile(p_true, np.linspace(0, 0.5, 51))
+        old = max(cuts, key=lambda t: fbeta_score(y, (p_true >= t).astype(int), beta=2))
+        assert np.mean(p_true < old) < 0.02 < m["flagged_share"]
 
 
 def test_ece_is_zero_for_a_perfectly_calibrated_binned_forecast():

@@ -27,7 +27,7 @@ from churn.core.warehouse import (
 from churn.jobs import score
 from churn.tools.synthetic import write_w1
 from models.registry import IntegrityError, NoChampion, Registry
-from models.score import N_REASONS
+from models.score import N_REASONS, score_frame
 from models.transform import SchemaMismatch
 from tests.models.conftest import RUN_DATE
 
@@ -79,13 +79,17 @@ def test_output_columns_bands_and_threshold(s3):
         "instance_id", "eval_start_date", "p_retained", "prediction_retained", "risk_band",
         "reason_1_feature", "reason_1_contribution", "reason_2_feature", "reason_2_contribution",
         "reason_3_feature", "reason_3_contribution", "model_version", "run_date", "features_snapshot_id",
-        "reason_1_text", "reason_2_text", "reason_3_text"]
+        "reason_1_text", "reason_2_text", "reason_3_text", "at_risk", "risk_rank"]
     model, meta = Registry(settings).champion()
     written = partition_snapshot("instances_w1", day, settings)["snapshot_id"]
     assert (out["features_snapshot_id"] == written).all()  # which features were scored, exactly
     assert (out["eval_start_date"] == frame["eval_start_date"]).all()
     assert (out["run_date"] == day).all() and (out["model_version"] == meta["version"]).all()
     assert ((out["p_retained"] >= meta["threshold"]) == (out["prediction_retained"] == 1)).all()
+    assert ((out["p_retained"] < meta["threshold"]) == (out["at_risk"] == 1)).all()  # the default objective: f2
+    assert (out["prediction_retained"] == 1 - out["at_risk"]).all()
+    assert sorted(out["risk_rank"]) == list(range(1, len(out) + 1))
+    assert out.loc[out["risk_rank"] == 1, "p_retained"].iloc[0] == out["p_retained"].min()
     edges = np.asarray(meta["band_edges"])
     assert (out["risk_band"] == 1 + np.searchsorted(edges, out["p_retained"], side="right")).all()
     lowest, highest = out.nsmallest(30, "p_retained"), out.nlargest(30, "p_retained")
@@ -243,3 +247,18 @@ def test_duplicate_or_impossible_feature_rows_never_reach_a_prediction(local_cop
     with pytest.raises(FeatureRowsError, match=message):
         score(settings, [SCORE_DAY])
     assert list_partitions(table("instances_w1_scored"), settings) == []
+
+
+@pytest.mark.parametrize(("objective", "flagged"), [("top:7", 7), ("top:0.1", 30), ("f2", None)])
+def test_capacity_objectives_flag_the_riskiest_of_each_day(local_copy, objective, flagged):
+    """A sales team can call only so many: top:N flags exactly the N lowest p_retained of the day."""
+    model, _ = Registry(local_copy.settings).champion()
+    model.objective = objective
+    frame = write_w1(local_copy.settings, SCORE_DAY + timedelta(days=9), 300, seed=4)
+    out = score_frame(model, frame, SCORE_DAY, reasons=False).to_pandas()
+    if flagged is None:
+        assert (out["at_risk"] == (out["p_retained"] < model.threshold)).all()
+        return
+    assert out["at_risk"].sum() == flagged
+    assert set(out.loc[out["at_risk"] == 1, "risk_rank"]) == set(range(1, flagged + 1))
+    assert out.loc[out["at_risk"] == 1, "p_retained"].max() <= out.loc[out["at_risk"] == 0, "p_retained"].min()
