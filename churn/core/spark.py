@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from importlib.resources import files
 
 from churn.core.settings import Settings
+
+# Spark's own log lines at WARN on stdout (package data, so an installed wheel has it too)
+LOG4J_CONFIG = str(files("churn.core") / "log4j2.properties")
 
 
 def spark_uri(path: str) -> str:
@@ -43,7 +48,8 @@ def get_spark(app_name: str, settings: Settings):
         "spark.hadoop.fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem",
         # driver-side JVM only: stop the Derby metastore / spark-warehouse litter in the CWD
         "spark.sql.warehouse.dir": _local_tmp("spark-warehouse") if not submitted else None,
-        "spark.driver.extraJavaOptions": "-Dderby.system.home=" + _local_tmp("derby") if not submitted else None,
+        "spark.driver.extraJavaOptions": (f"-Dderby.system.home={_local_tmp('derby')} "
+                                          f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}") if not submitted else None,
     }
     if settings.s3_endpoint_url:
         defaults["spark.hadoop.fs.s3a.endpoint"] = settings.s3_endpoint_url
@@ -61,6 +67,7 @@ def get_spark(app_name: str, settings: Settings):
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    logging.getLogger("py4j").setLevel(logging.WARNING)  # not one INFO line per gateway connection
     return spark
 
 

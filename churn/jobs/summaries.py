@@ -37,6 +37,22 @@ def json_safe(value, depth: int = 0):
 
 
 class Summary:
+    def headline(self) -> str:
+        """One line a task log ends with: which days, how many rows, what happened."""
+        from churn.core.dates import describe_days
+
+        parts = [describe_days(self.days)] if hasattr(type(self), "days") else []
+        rows = self.row_count()
+        if rows is not None:
+            parts.append(f"{rows:,} rows")
+        return ", ".join(parts + self.extra())
+
+    def row_count(self) -> int | None:
+        return None
+
+    def extra(self) -> list[str]:
+        return []
+
     def as_dict(self) -> dict:
         """JSON-safe fields, plus ``days`` (ISO dates) when the summary covers days: what downstream tasks read."""
         out = json_safe(self)
@@ -60,6 +76,12 @@ class FeaturesSummary(Summary):
 
         return days(self.start, self.end)
 
+    def row_count(self) -> int:
+        return sum(int(t.get("rows") or 0) for t in self.tables.values())
+
+    def extra(self) -> list[str]:
+        return [f"engine {self.engine}"]
+
 
 @dataclass(frozen=True)
 class RetrainSummary(Summary):
@@ -76,6 +98,12 @@ class RetrainSummary(Summary):
     held: bool = False  # labels looked wrong: a challenger only a person can promote (an alert was raised)
     seconds: float | None = None
 
+    def row_count(self) -> int:
+        return int(self.rows.get("total", 0))
+
+    def extra(self) -> list[str]:
+        return [f"version {self.version} {'promoted' if self.promoted else 'not promoted'}: {self.reason}"]
+
 
 @dataclass(frozen=True)
 class ScoreSummary(Summary):
@@ -90,6 +118,12 @@ class ScoreSummary(Summary):
     def rows(self) -> int:
         return sum(int(s["rows"]) for s in self.scored)
 
+    def row_count(self) -> int:
+        return self.rows
+
+    def extra(self) -> list[str]:
+        return [f"model {self.model_version}"]
+
 
 @dataclass(frozen=True)
 class MonitorSummary(Summary):
@@ -102,12 +136,20 @@ class MonitorSummary(Summary):
     def days(self) -> list[date]:
         return sorted({date.fromisoformat(d["dt"]) for d in self.performance + self.drift})
 
+    def extra(self) -> list[str]:
+        return [f"{len(self.performance)} performance and {len(self.drift)} drift days",
+                f"{len(self.skipped)} steps skipped", f"{len(self.alerts)} alerts"]
+
 
 @dataclass(frozen=True)
 class MaintenanceSummary(Summary):
     retention_days: int
     tables: list[dict]  # per table: expired_snapshots, deleted_files
     staging_removed: list[str]
+
+    def extra(self) -> list[str]:
+        expired = sum(int(t.get("expired_snapshots") or 0) for t in self.tables)
+        return [f"{expired} snapshots expired", f"{len(self.staging_removed)} staging folders removed"]
 
 
 class Skipped(Exception):

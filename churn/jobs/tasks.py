@@ -3,9 +3,13 @@ imported inside the functions (only DAG files call them)."""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 
 from churn.core.tables import Table
+
+log = logging.getLogger("churn.task")
 
 
 def asset(table: Table):
@@ -21,6 +25,7 @@ def run(job: Callable[[], object]) -> dict:
 
     from churn.jobs.summaries import Skipped
 
+    started = time.perf_counter()
     try:
         result = job()
     except Skipped as exc:
@@ -31,4 +36,6 @@ def run(job: Callable[[], object]) -> dict:
         if isinstance(exc, NoChampion):  # retrying cannot create a champion
             raise AirflowFailException(f"{exc} — then clear this task") from None
         raise
+    if hasattr(result, "headline"):  # every task log ends with one line: days, rows, seconds
+        log.info("done in %.1f s: %s", time.perf_counter() - started, result.headline())
     return result.as_dict() if hasattr(result, "as_dict") else result

@@ -32,7 +32,9 @@ from churn.core.settings import PROJECT_ROOT
 DEFAULT_HOME = PROJECT_ROOT / ".airflow"
 DEFAULT_DATABASE = "churn_airflow"
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
-COMPONENTS = ("scheduler", "dag-processor", "api-server")
+COMPONENTS = ("scheduler", "dag-processor", "api-server")  # what runs the DAGs (the demo, the tests)
+# what the UI needs to show a green health badge too: the triggerer (deferred tasks, e.g. sensors)
+UI_COMPONENTS = (*COMPONENTS, "triggerer")
 # Local only: every process must share the JWT secret, or tasks cannot call the execution API.
 LOCAL_JWT_SECRET = "churn-local-only-jwt-secret-not-for-production"
 LOCAL_FERNET_KEY = "Y2h1cm4tbG9jYWwtb25seS1mZXJuZXQta2V5LTMyYjE="  # base64 of 32 bytes, local only
@@ -227,7 +229,8 @@ class LocalAirflow:
         health = self.health()
         if not health:
             return False
-        keys = {"scheduler": "scheduler", "dag-processor": "dag_processor", "api-server": "metadatabase"}
+        keys = {"scheduler": "scheduler", "dag-processor": "dag_processor", "api-server": "metadatabase",
+                "triggerer": "triggerer"}
         return all((health.get(keys[c]) or {}).get("status") == "healthy" for c in components if c in keys)
 
     # ---- processes ------------------------------------------------------------------------------
@@ -370,13 +373,13 @@ def _port_option() -> int:
 
 @app.command()
 def serve(port: int = typer.Option(None, help="api-server port (default: setting CHURN_AIRFLOW_PORT, 8080)")) -> None:
-    """Start scheduler, dag-processor and api-server; print the URL and login; Ctrl-C stops them."""
+    """Start scheduler, dag-processor, api-server and triggerer; print the URL and login; Ctrl-C stops them."""
     local = LocalAirflow(port=port or _port_option())
     print(
         f"starting Airflow (AIRFLOW_HOME={local.home}, metadata DB postgresql://{PG_HOST}:{PG_PORT}/{local.database})"
     )
     try:
-        with local.running():
+        with local.running(UI_COMPONENTS):
             print(f"\nAirflow UI: {local.url}")
             print(f"log in as '{ADMIN_USER}' with password '{local.admin_password()}' (from {local.password_file})")
             print("DAGs: churn_features, churn_retrain, churn_scoring, churn_monitoring; process logs: .airflow/logs/*.out")
