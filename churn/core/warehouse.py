@@ -108,6 +108,18 @@ def identifier(t: Table, settings: Settings) -> tuple[str, str]:
     return (settings.athena_database, t.name)
 
 
+def forget_table(t: Table | str, settings: Settings) -> bool:
+    """Remove a table from the Iceberg catalog (its files are the caller's to remove); True if it was there.
+    Removing a table's folder alone would leave the catalog pointing at metadata that no longer exists."""
+    from pyiceberg.exceptions import NoSuchTableError
+
+    try:
+        catalog(settings).drop_table(identifier(_table(t), settings))
+    except NoSuchTableError:
+        return False
+    return True
+
+
 def iceberg_schema(t: Table, settings: Settings):
     """The Iceberg schema of a table: its registry columns, then the partition column ``dt`` (a date)."""
     from pyiceberg import types

@@ -57,12 +57,18 @@ def _midnight(day: date) -> str:
 
 
 def _clean_warehouse(settings, say) -> None:
-    """Remove only the folders the demo itself writes; anything else under the warehouse stays."""
+    """Remove only what the demo itself writes (its folders, its tables in the Iceberg catalog); anything else
+    under the warehouse stays. A rerun of the demo starts from the same empty state as the first run."""
+    from churn.core.tables import TABLES
+    from churn.core.warehouse import forget_table
+
     root = Path(settings.warehouse)
+    dropped = [name for name, t in TABLES.items() if t.published and forget_table(name, settings)]
     for name in DEMO_TABLE_FOLDERS:
         if (root / name).exists():
             shutil.rmtree(root / name)
-    say(f"warehouse {root}: cleared {', '.join(DEMO_TABLE_FOLDERS)}")
+    say(f"warehouse {root}: cleared {', '.join(DEMO_TABLE_FOLDERS)}"
+        + (f"; dropped {len(dropped)} tables from the Iceberg catalog" if dropped else ""))
 
 
 class DagRunner:
