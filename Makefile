@@ -43,6 +43,7 @@ bench: java install
 	$(BIN)/python bench/bench_features.py --instances-per-day 10000
 	$(BIN)/python bench/bench_monitoring.py --instances-per-day 300 --window 90
 	$(BIN)/python bench/bench_reliability.py --kills 52
+	$(BIN)/python bench/bench_alerts.py --days 2000 --changes 300
 
 # The EMR Serverless job's packed environment and entry point, in dist/emr/ (see docs/operations.md).
 emr-bundle: install

@@ -60,6 +60,17 @@ def probability_metrics(y: np.ndarray, p: np.ndarray) -> dict:
     }
 
 
+def auc_interval(auc: float, n_pos: int, n_neg: int, z: float = 1.96) -> tuple[float, float]:
+    """Approximate 95% interval of an AUC measured on ``n_pos`` positives and ``n_neg`` negatives (Hanley &
+    McNeil 1982): on a day with few outcomes it is wide, and a low AUC there is not yet evidence."""
+    if not (n_pos and n_neg) or auc is None or np.isnan(auc):
+        return float("nan"), float("nan")
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc * auc) + (n_neg - 1) * (q2 - auc * auc)) / (n_pos * n_neg)
+    se = float(np.sqrt(max(var, 0.0)))
+    return max(0.0, auc - z * se), min(1.0, auc + z * se)
+
+
 def full_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
     return probability_metrics(y, p) | threshold_metrics(y, p, threshold)
 

@@ -52,15 +52,25 @@ class NothingToMonitor(PartitionNotFound):
 
 
 # ---------------------------------------------------------------------------------- performance
-def performance_alert(auc: float, validation_auc: float | None, settings: Settings) -> str:
-    """Why a realised AUC is alarming ('' when it is not): under the floor, or far below validation."""
+def performance_alert(auc: float, validation_auc: float | None, settings: Settings,
+                      n_pos: int | None = None, n_neg: int | None = None) -> str:
+    """Why a realised AUC is alarming ('' when it is not): under the floor, or far below validation.
+
+    With the day's outcome counts, the rule accounts for sample size: it alerts only when even the upper end
+    of the AUC's 95% interval is below the bar (a day of 150 outcomes has an interval of about ±0.08, so a
+    point estimate alone raised an alarm on several stationary days in a month). Without counts: the point.
+    """
     if auc is None or np.isnan(auc):
         return ""
+    high, shown = auc, f"realised AUC {auc:.3f}"
+    if n_pos is not None and n_neg is not None:
+        low, high = evaluate.auc_interval(auc, n_pos, n_neg)
+        shown = f"realised AUC {auc:.3f} (95% interval {low:.3f}–{high:.3f}, {n_pos + n_neg} outcomes)"
     problems = []
-    if auc < settings.promotion_auc_floor:
-        problems.append(f"realised AUC {auc:.3f} < floor {settings.promotion_auc_floor}")
-    if validation_auc is not None and auc < validation_auc - settings.monitoring_auc_drop_alert:
-        problems.append(f"realised AUC {auc:.3f} is more than {settings.monitoring_auc_drop_alert} below "
+    if high < settings.promotion_auc_floor:
+        problems.append(f"{shown} is below the floor {settings.promotion_auc_floor}")
+    if validation_auc is not None and high < validation_auc - settings.monitoring_auc_drop_alert:
+        problems.append(f"{shown} is more than {settings.monitoring_auc_drop_alert} below "
                         f"the validation AUC {validation_auc:.3f}")
     return "; ".join(problems)
 
@@ -91,6 +101,8 @@ def realised_performance(ds: date, settings: Settings, metadata_of: Callable[[st
         at_threshold = {k: at_threshold.get(k, float("nan")) for k in ("precision", "recall", "f2")}
         validation_auc = (metadata_of(version).get("metrics") or {}).get("roc_auc") if version else None
         auc = metrics.get("roc_auc", float("nan")) if len(part) >= MIN_ROWS_FOR_AUC else float("nan")
+        n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
+        auc_low, auc_high = evaluate.auc_interval(auc, n_pos, n_neg)
         rows.append({
             "model_version": version,
             "cohort_eval_start_date": cohort_start,
@@ -104,7 +116,9 @@ def realised_performance(ds: date, settings: Settings, metadata_of: Callable[[st
             "brier": metrics.get("brier", float("nan")),
             **at_threshold,
             "validation_roc_auc": float(validation_auc) if validation_auc is not None else float("nan"),
-            "alert": performance_alert(auc, validation_auc, settings) or None,
+            "alert": performance_alert(auc, validation_auc, settings, n_pos, n_neg) or None,
+            "roc_auc_low": auc_low,
+            "roc_auc_high": auc_high,
         })
     return pd.DataFrame(rows)
 

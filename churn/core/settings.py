@@ -48,8 +48,9 @@ class Settings(BaseSettings):
     training_window_days: int = Field(90, ge=7, description="days of instances_modeling partitions per retrain")
     validation_days: int = Field(14, ge=1, description="most recent cohorts (by eval_start_date) held out for validation")
     threshold_objective: str = Field(
-        "f2", description="which trials are flagged at_risk: f1, f2 or fbeta:<b> (F-beta of at-risk), cost:<r> (a "
-        "missed at-risk trial costs r contacts), top:<N> (the N riskiest per day) or top:<fraction> (e.g. top:0.1)",
+        "top:0.2", description="which trials are flagged at_risk: top:<fraction> (the riskiest share of each day; "
+        "the default flags the riskiest 20% at any base rate), top:<N> (the N riskiest per day), f1, f2 or "
+        "fbeta:<b> (F-beta of at-risk), cost:<r> (a missed at-risk trial costs r contacts)",
     )
     promotion_auc_tolerance: float = Field(0.005, ge=0, description="a challenger may be this much AUC below the champion")
     promotion_auc_floor: float = Field(0.60, description="absolute AUC a model must clear to become champion")

@@ -55,6 +55,8 @@ PERFORMANCE_COLUMNS = [
     ("f2", "double"),
     ("validation_roc_auc", "double"),
     ("alert", "string"),
+    ("roc_auc_low", "double"),  # 95% interval of roc_auc (Hanley & McNeil): how much a day's AUC can say
+    ("roc_auc_high", "double"),
 ]
 DRIFT_COLUMNS = [
     ("feature", "string"),

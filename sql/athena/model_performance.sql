@@ -19,6 +19,8 @@ CREATE TABLE IF NOT EXISTS `${database}`.`model_performance` (
   `f2`                     double,
   `validation_roc_auc`     double,
   `alert`                  string,
+  `roc_auc_low`            double,
+  `roc_auc_high`           double,
   `dt`                     date
 )
 PARTITIONED BY (`dt`)

@@ -65,7 +65,7 @@ def test_the_auc_alert_rules():
     assert "below the validation AUC 0.850" in performance_alert(0.75, 0.85, settings)  # above the floor, far below
     assert "floor" not in performance_alert(0.75, 0.85, settings)
     assert performance_alert(0.82, 0.85, settings) == ""  # within the tolerated drop
-    assert "< floor 0.6" in performance_alert(0.55, None, settings)
+    assert "is below the floor 0.6" in performance_alert(0.55, None, settings)
     assert performance_alert(float("nan"), 0.85, settings) == ""  # too few outcomes to judge
 
 
@@ -113,7 +113,10 @@ def test_a_model_that_stopped_ranking_raises_an_alert(local_copy, caplog):
         result = monitor(settings, performance_days=[OUTCOME_DT])
     row = read_partition(table("model_performance"), OUTCOME_DT, settings).iloc[0]
     assert row["roc_auc"] < settings.promotion_auc_floor
-    assert "floor" in row["alert"] and any("floor" in a for a in result.alerts)
+    # 400 outcomes: the interval (about ±0.06) is stated, and even its upper end is far below validation
+    assert "95% interval" in row["alert"] and "below the validation AUC" in row["alert"]
+    assert row["roc_auc_low"] < row["roc_auc"] < row["roc_auc_high"] < row["validation_roc_auc"] - 0.05
+    assert any("realised AUC" in a for a in result.alerts)
     assert "realised AUC" in caplog.text  # the alert was raised, not only stored
 
 
@@ -189,3 +192,18 @@ def test_predictions_of_rebuilt_features_are_reported_stale(local_copy):
     assert len(stale) == 1 and f"churn score --ds {SCORED_DT}" in stale[0]
     score(settings, [SCORED_DT])  # rescoring clears it
     assert not [a for a in monitor(settings, drift_days=[SCORED_DT]).alerts if "stale" in a]
+
+
+def test_the_auc_alert_accounts_for_how_few_outcomes_a_day_has():
+    from churn.core.settings import Settings
+    from models.evaluate import auc_interval
+    from models.monitor import performance_alert
+
+    settings = Settings(_env_file=None)  # alert when more than 0.05 below validation
+    low, high = auc_interval(0.74, 35, 115)  # a demo-sized day: 150 outcomes
+    assert low < 0.74 < high and high - low > 0.12
+    assert performance_alert(0.74, 0.82, settings) != ""  # the point estimate alone: an alarm
+    assert performance_alert(0.74, 0.82, settings, 35, 115) == ""  # within what one day can tell
+    loud = performance_alert(0.74, 0.82, settings, 2000, 6000)  # the same AUC on 8,000 outcomes is evidence
+    assert loud.startswith("realised AUC 0.740 (95% interval 0.72") and "8000 outcomes" in loud
+    assert performance_alert(0.50, 0.82, settings, 35, 115) != ""  # a model that stops ranking: caught at once
