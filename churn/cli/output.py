@@ -74,13 +74,10 @@ def run(call: Callable[[], object], skipped: type[Exception] | None = None, sett
     """Run a job; expected errors end as one line and their exit code. With ``settings``, the warehouse must exist."""
     from churn.core.storage import require_warehouse
 
-    def checked():
+    try:
         if settings is not None:
             require_warehouse(settings)
         return call()
-
-    try:
-        return checked()
     except Exception as exc:
         if skipped is not None and isinstance(exc, skipped):
             typer.secho(f"skipped: {exc}", fg="yellow", err=True)

@@ -28,17 +28,13 @@ class CatalogError(RuntimeError):
     """A catalog call failed; the message says which table, which partition and what to do."""
 
 
-def glue_client(settings: Settings):
+def aws_client(service: str, settings: Settings):
+    """A boto3 client of an AWS API besides S3 (``glue``, ``athena``, ``emr-serverless``): the worker's credential
+    chain, region ``aws_region``, endpoint ``aws_endpoint_url`` (moto in tests). Not ``s3_endpoint_url``: an
+    S3-only server (MinIO) has none of these APIs."""
     import boto3
 
-    # aws_endpoint_url, not s3_endpoint_url: an S3-only server (MinIO) has no Glue
-    return boto3.client("glue", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url or None)
-
-
-def athena_client(settings: Settings):
-    import boto3
-
-    return boto3.client("athena", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url or None)
+    return boto3.client(service, region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url or None)
 
 
 def _storage_descriptor(columns: list[tuple[str, str]], location: str) -> dict:
@@ -65,6 +61,11 @@ def table_input(t: Table, settings: Settings) -> dict:
     }
 
 
+def matches_ddl(existing: dict, t: Table, settings: Settings) -> bool:
+    """Whether a Glue table definition is the one the table registry generates (columns, location, format …)."""
+    return _comparable(existing) == _comparable(table_input(t, settings))
+
+
 def _comparable(definition: dict) -> tuple:
     sd = definition.get("StorageDescriptor", {})
     return (
@@ -80,7 +81,7 @@ def _comparable(definition: dict) -> tuple:
 
 def apply_tables(settings: Settings, names: Iterable[str] | None = None, client: Any = None) -> dict[str, str]:
     """Create the database and the tables, update changed ones; returns {table: created|updated|unchanged}."""
-    glue = client or glue_client(settings)
+    glue = client or aws_client("glue", settings)
     database = settings.athena_database
     try:
         glue.create_database(DatabaseInput={"Name": database, "Description": "churn prediction for SaaS trials"})

@@ -46,11 +46,11 @@ def job_environment(settings: Settings) -> dict[str, str]:
         if name in NOT_FOR_THE_JOB or value is None:
             continue
         text = str(value)
-        if not text or any(c.isspace() for c in text):
-            if text:
-                raise EmrSettingsError(f"setting CHURN_{name.upper()}={text!r} contains whitespace and cannot travel "
-                                       "in sparkSubmitParameters")
+        if not text:
             continue
+        if any(c.isspace() for c in text):
+            raise EmrSettingsError(f"setting CHURN_{name.upper()}={text!r} contains whitespace and cannot travel "
+                                   "in sparkSubmitParameters")
         env[f"CHURN_{name.upper()}"] = text
     return env
 
@@ -98,13 +98,6 @@ def emr_start_job_run_request(settings: Settings, start: str, end: str, run_id: 
     }
 
 
-def emr_client(settings: Settings):
-    import boto3
-
-    return boto3.client("emr-serverless", region_name=settings.aws_region,
-                        endpoint_url=settings.aws_endpoint_url or None)
-
-
 def cancel_earlier_attempts(settings: Settings, name: str, client: Any = None, poll_seconds: float = 10.0,
                             timeout_seconds: float = 900.0) -> list[str]:
     """Cancel the application's unfinished job runs named ``name`` and wait until they stopped.
@@ -112,7 +105,9 @@ def cancel_earlier_attempts(settings: Settings, name: str, client: Any = None, p
     A task that timed out (or whose worker died) can leave its EMR job running; the retry calls this
     first, so two attempts never write the same partitions at once. Returns the cancelled run ids.
     """
-    client = client or emr_client(settings)
+    from churn.core.glue import aws_client
+
+    client = client or aws_client("emr-serverless", settings)
     runs, token = [], None
     while True:
         page = client.list_job_runs(applicationId=settings.emr_application_id, states=list(ACTIVE_STATES),

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from churn.core.glue import CatalogError, apply_tables, athena_client
+from churn.core.glue import CatalogError, apply_tables, aws_client
 from churn.core.settings import Settings
 from churn.core.tables import ATHENA_DIR, TABLES, ddl_statement, render_ddl
 
@@ -77,7 +77,7 @@ def apply_ddl_athena(settings: Settings, names: Iterable[str] | None = None, cli
     ``CREATE EXTERNAL TABLE IF NOT EXISTS`` never changes an existing table: after a feature-configuration
     change use ``churn catalog apply`` (Glue), which updates definitions.
     """
-    client = client or athena_client(settings)
+    client = client or aws_client("athena", settings)
     result_configuration = {"OutputLocation": settings.athena_output} if settings.athena_output else {}
     statements = {"<database>": f"CREATE DATABASE IF NOT EXISTS `{settings.athena_database}`"}
     statements.update({n: ddl_statement(TABLES[n], settings) for n in (names or TABLES)})

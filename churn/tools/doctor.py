@@ -11,6 +11,7 @@ import shutil
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
@@ -36,6 +37,18 @@ class Check:
 
 class Fail(Exception):
     """A failed check; the message says what is wrong and what to do."""
+
+
+@contextmanager
+def failing_as(what: str, fix: str = ""):
+    """Any error inside (an AWS refusal, a missing bucket, no credentials) fails the check as one line:
+    ``<what>: <reason>[; <fix>]``; a :class:`Fail` raised inside passes as it is."""
+    try:
+        yield
+    except Fail:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the reason is reported
+        raise Fail(f"{what}: {aws_problem(exc) or exc}" + (f"; {fix}" if fix else "")) from None
 
 
 # ---- the checks --------------------------------------------------------------------------------------
@@ -85,14 +98,11 @@ def check_warehouse(settings: Settings) -> str:
     probe = join(settings.warehouse, "_doctor", f"probe-{uuid.uuid4().hex}")
     payload = b"churn doctor probe\n"
     try:
-        storage.write_bytes(probe, payload, settings)
-        if storage.read_bytes(probe, settings) != payload:
-            raise Fail(f"the probe object {probe} read back different bytes")
-    except Fail:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the reason is reported
-        raise Fail(f"cannot write {probe}: {aws_problem(exc) or exc}; check the path, the bucket and the "
-                   "worker's s3:PutObject/GetObject/DeleteObject permissions") from None
+        with failing_as(f"cannot write {probe}", "check the path, the bucket and the worker's "
+                        "s3:PutObject/GetObject/DeleteObject permissions"):
+            storage.write_bytes(probe, payload, settings)
+            if storage.read_bytes(probe, settings) != payload:
+                raise Fail(f"the probe object {probe} read back different bytes")
     finally:
         try:
             storage.filesystem(probe, settings).rm(storage.strip_scheme(probe))
@@ -104,32 +114,29 @@ def check_warehouse(settings: Settings) -> str:
 def check_raw_tables(settings: Settings, days: list[date]) -> str:
     """Raw tables present for the last days, each file's footer against the contract."""
     from churn.core import contract, storage
+    from churn.core.dates import describe_days
     from churn.core.settings import join
     from churn.core.tables import EVALUATIONS, EVENTS
 
     evaluations = EVALUATIONS.location(settings)
     fs = storage.filesystem(evaluations, settings)
-    try:
-        files = contract.data_files(fs, storage.strip_scheme(evaluations))
-        if not files:
-            raise Fail(f"no Parquet files at {evaluations}: land the raw evaluations there (docs/data_contract.md) "
-                       "or set CHURN_RAW_EVALUATIONS")
-        contract.check_files("evaluations", fs, files, contract.EVALUATIONS_SCHEMA)
-        events = EVENTS.location(settings)
-        present = set(storage.list_dir(events, settings))
-        missing = [d.isoformat() for d in days if f"dt={d.isoformat()}" not in present]
-        if missing:
-            raise Fail(f"events: {len(missing)} of the last {len(days)} days have no partition under {events} "
-                       f"({', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}); a day without events must "
-                       "still be an empty dt= folder")
-        event_files = [f for d in days for f in contract.data_files(fs, storage.strip_scheme(join(events, f"dt={d}")))]
-        contract.check_files("events", fs, event_files, contract.EVENTS_SCHEMA, contract.EVENTS_OPTIONAL)
-    except contract.DataContractError as exc:
-        raise Fail(f"{exc} (docs/data_contract.md)") from None
-    except Fail:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise Fail(f"cannot read the raw tables: {aws_problem(exc) or exc}") from None
+    with failing_as("cannot read the raw tables"):
+        try:
+            files = contract.data_files(fs, storage.strip_scheme(evaluations))
+            if not files:
+                raise Fail(f"no Parquet files at {evaluations}: land the raw evaluations there (docs/data_contract.md) "
+                           "or set CHURN_RAW_EVALUATIONS")
+            contract.check_files("evaluations", fs, files, contract.EVALUATIONS_SCHEMA)
+            events = EVENTS.location(settings)
+            present = set(storage.list_dir(events, settings))
+            missing = [d for d in days if f"dt={d.isoformat()}" not in present]
+            if missing:
+                raise Fail(f"events: {len(missing)} of the last {len(days)} days have no partition under {events} "
+                           f"({describe_days(missing)}); a day without events must still be an empty dt= folder")
+            event_files = [f for d in days for f in contract.data_files(fs, storage.strip_scheme(join(events, f"dt={d}")))]
+            contract.check_files("events", fs, event_files, contract.EVENTS_SCHEMA, contract.EVENTS_OPTIONAL)
+        except contract.DataContractError as exc:
+            raise Fail(f"{exc} (docs/data_contract.md)") from None
     return (f"evaluations ({len(files)} files) and events {days[0]}..{days[-1]} ({len(event_files)} files) "
             "match the contract")
 
@@ -150,13 +157,11 @@ def check_feature_config(settings: Settings, days: list[date]) -> str:
     events = EVENTS.location(settings)
     fs = storage.filesystem(events, settings)
     seen: Counter[str] = Counter()
-    try:
+    with failing_as(f"cannot read event types from {events}"):  # the raw-table check reports the details
         for day in days:
             for path in contract.data_files(fs, storage.strip_scheme(join(events, f"dt={day}"))):
                 with fs.open(path, "rb") as handle:
                     seen.update(pq.read_table(handle, columns=["event_type"]).column(0).to_pylist())
-    except Exception as exc:  # noqa: BLE001 - the raw-table check reports the details
-        raise Fail(f"cannot read event types from {events}: {aws_problem(exc) or exc}") from None
     dead = [name for name, types in config.count_features.items() if not any(seen[t] for t in types)]
     unknown = {t: n for t, n in seen.items() if t not in config.known_event_types}
     where = f"{config.source}, last {len(days)} days"
@@ -175,27 +180,26 @@ def check_feature_config(settings: Settings, days: list[date]) -> str:
 def check_champion(settings: Settings) -> str:
     from models.registry import Registry, RegistryError
 
-    try:
-        _, metadata = Registry(settings).champion()
-    except RegistryError as exc:
-        raise Fail(str(exc)) from None
-    except Exception as exc:  # noqa: BLE001
-        raise Fail(f"cannot read the registry: {aws_problem(exc) or exc}") from None
+    with failing_as("cannot read the registry"):
+        try:
+            _, metadata = Registry(settings).champion()
+        except RegistryError as exc:
+            raise Fail(str(exc)) from None
     auc = metadata.get("metrics", {}).get("roc_auc")
     return f"{metadata['version']} verified (checksums)" + (f", validation AUC {auc:.3f}" if auc else "")
 
 
 def check_catalog(settings: Settings) -> str:
     """Glue database and tables in step with the DDL (glue), or the SQL catalog reachable (sql)."""
-    from churn.core.glue import _comparable, glue_client, table_input
+    from churn.core.glue import aws_client, matches_ddl
     from churn.core.tables import TABLES
     from churn.core.warehouse import iceberg_schema, load_table
 
     fix = "run `churn catalog apply`"
     stale, missing = [], []
-    try:
+    with failing_as(f"cannot read the {settings.table_catalog} catalog"):
         if settings.table_catalog == "glue" or settings.deployment == "aws":
-            glue = glue_client(settings)
+            glue = aws_client("glue", settings)
             try:
                 glue.get_database(Name=settings.athena_database)
             except glue.exceptions.EntityNotFoundException:
@@ -208,7 +212,7 @@ def check_catalog(settings: Settings) -> str:
                 except glue.exceptions.EntityNotFoundException:
                     missing.append(name)
                     continue
-                if _comparable(existing) != _comparable(table_input(t, settings)):
+                if not matches_ddl(existing, t, settings):
                     stale.append(name)
         for name, t in TABLES.items():
             if not t.published or not t.glue:
@@ -221,10 +225,6 @@ def check_catalog(settings: Settings) -> str:
             wanted = {f.name for f in iceberg_schema(t, settings).fields}
             if not wanted <= {f.name for f in table.schema().fields}:
                 stale.append(name)
-    except Fail:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise Fail(f"cannot read the {settings.table_catalog} catalog: {aws_problem(exc) or exc}") from None
     if missing or stale:
         parts = ([f"missing: {', '.join(missing)}"] if missing else []) + \
                 ([f"differ from the DDL: {', '.join(stale)}"] if stale else [])
@@ -236,13 +236,10 @@ def check_catalog(settings: Settings) -> str:
 
 def check_athena(settings: Settings) -> str:
     from churn.core import storage
-    from churn.core.glue import athena_client
+    from churn.core.glue import aws_client
 
-    try:
-        group = athena_client(settings).get_work_group(WorkGroup=settings.athena_workgroup)["WorkGroup"]
-    except Exception as exc:  # noqa: BLE001
-        raise Fail(f"workgroup {settings.athena_workgroup}: {aws_problem(exc) or exc}; create it or set "
-                   "CHURN_ATHENA_WORKGROUP") from None
+    with failing_as(f"workgroup {settings.athena_workgroup}", "create it or set CHURN_ATHENA_WORKGROUP"):
+        group = aws_client("athena", settings).get_work_group(WorkGroup=settings.athena_workgroup)["WorkGroup"]
     if group.get("State") != "ENABLED":
         raise Fail(f"workgroup {settings.athena_workgroup} is {group.get('State')}: enable it")
     output = settings.athena_output or group.get("Configuration", {}).get("ResultConfiguration", {}).get("OutputLocation")
@@ -250,22 +247,18 @@ def check_athena(settings: Settings) -> str:
         raise Fail(f"no query result location: set CHURN_ATHENA_OUTPUT=s3://… or one in workgroup "
                    f"{settings.athena_workgroup}")
     bucket = storage.strip_scheme(output).split("/", 1)[0]
-    try:
+    with failing_as(f"result location {output} is not reachable"):
         storage.filesystem(output, settings).ls(bucket)
-    except Exception as exc:  # noqa: BLE001
-        raise Fail(f"result location {output} is not reachable: {aws_problem(exc) or exc}") from None
     return f"workgroup {settings.athena_workgroup} enabled, results to {output}"
 
 
 def check_emr(settings: Settings) -> str:
     from churn.core import storage
-    from churn.jobs.emr import emr_client
+    from churn.core.glue import aws_client
 
-    try:
-        app = emr_client(settings).get_application(applicationId=settings.emr_application_id)["application"]
-    except Exception as exc:  # noqa: BLE001
-        raise Fail(f"application {settings.emr_application_id}: {aws_problem(exc) or exc}; check "
-                   "CHURN_EMR_APPLICATION_ID and CHURN_AWS_REGION") from None
+    with failing_as(f"application {settings.emr_application_id}", "check CHURN_EMR_APPLICATION_ID and CHURN_AWS_REGION"):
+        app = aws_client("emr-serverless", settings).get_application(
+            applicationId=settings.emr_application_id)["application"]
     if app.get("state") in ("TERMINATED", "STOPPING") or app.get("type", "SPARK").upper() != "SPARK":
         raise Fail(f"application {settings.emr_application_id} is a {app.get('type')} application in state "
                    f"{app.get('state')}: create a Spark application")
