@@ -51,16 +51,20 @@ def reason_text(value, label: str, median: float | None, dtype: str) -> str:
 
 
 def reason_texts(frame: pd.DataFrame, names: list[pa.Array], facts: dict) -> list[pa.Array]:
-    """The text of every reason slot, from the row's own feature value."""
+    """The text of every reason slot, from the row's own feature value. Each distinct (feature, value) is
+    worded once: counts repeat a lot, and a million rows must not mean three million string formats."""
     out = []
     for slot in names:
         chosen = slot.to_pandas()
-        texts = pd.Series([None] * len(frame), dtype=object)
+        texts = np.full(len(frame), None, dtype=object)
         for feature in chosen.dropna().unique():
             mask = (chosen == feature).to_numpy()
             label, median, dtype = facts.get(feature, (feature.replace("_", " "), None, ""))
-            texts[mask] = [reason_text(v, label, median, dtype) for v in frame[feature].to_numpy()[mask]]
-        out.append(pa.array(texts.to_numpy(), pa.string()))
+            values = pd.Series(frame[feature].to_numpy()[mask])
+            codes, distinct = pd.factorize(values, use_na_sentinel=False)  # NaN is one value of its own
+            worded = np.array([reason_text(v, label, median, dtype) for v in distinct], dtype=object)
+            texts[mask] = worded[codes]
+        out.append(pa.array(texts, pa.string()))
     return out
 
 
