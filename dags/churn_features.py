@@ -20,9 +20,13 @@ Every day at 00:00 UTC, run **D** (its logical date) publishes partition `dt=D` 
 * `features/instances_w1` — trials that started on D-7, with their complete first week (D-7 … D-1);
 * `features/instances_modeling` — trials that started on D-30, with the label `retained`.
 
-Asset events: `instances_w1` names the days to score (`extra["dts"]`: D; a range rebuild names none unless
-`"rescore": true`), `instances_modeling` names every published day: **churn_scoring** scores the first,
-**churn_monitoring** measures realised performance on the second.
+Asset events carry the **partition key** of the days published (`D`, or `A/B` for a range rebuild):
+the churn_scoring and churn_monitoring runs they trigger carry the same key, shown as *Partition Key*
+in the UI. `instances_w1` names the days to score (`extra["dts"]`: D; a range rebuild names none unless
+`"rescore": true`, and its scoring run is skipped), `instances_modeling` names every published day:
+**churn_scoring** scores the first, **churn_monitoring** measures realised performance on the second.
+Runs of this DAG are named by their day (`scheduled__D…`, `backfill__D…`); give a range rebuild a run id
+that names its range, e.g. `airflow dags trigger churn_features --run-id range__A__B --conf '{"start": "A", "end": "B"}'`.
 
 **Backfill** (one Spark start per day, fine for a few days):
 `airflow backfill create --dag-id churn_features --from-date A --to-date B [--reprocess-behavior completed]`.
@@ -47,11 +51,12 @@ def _range(params, logical_date, dag_run):
 
 
 def _announce(outlet_events, params, start, end) -> None:
-    """Tell consumers which days were published (asset-triggered runs have no logical date)."""
+    """Tell consumers which days were published: the partition key names the runs they trigger."""
     rescore = not (params or {}).get("start") or bool((params or {}).get("rescore"))
     extras = runs.features_event_extras(start, end, rescore=rescore)
     for asset in (W1, MODELING):
         outlet_events[asset].extra = extras[asset.uri]
+        outlet_events[asset].add_partitions(runs.partition_key(start, end))
 
 
 @dag(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, PartitionedAssetTimetable, dag, task
 
 from churn.core.tables import INSTANCES_MODELING, MODEL_PERFORMANCE, PREDICTIONS
 from churn.jobs import runs, tasks
@@ -14,9 +14,11 @@ MODELING, SCORED, MONITORING = tasks.asset(INSTANCES_MODELING), tasks.asset(PRED
 DOC = """
 ### churn_monitoring — is the champion still right, and is today's population still like its training data?
 
-Scheduled on **either** asset: `instances_modeling` (outcomes published by **churn_features**) or
-`instances_w1_scored` (predictions published by **churn_scoring**). A run checks the days its triggering
-events name:
+Scheduled on **either** partitioned asset: `instances_modeling` (outcomes published by
+**churn_features**) or `instances_w1_scored` (predictions published by **churn_scoring**). Each
+partition starts one run carrying its key (the day, or `A/B` for a range), shown as *Partition Key*
+in the UI; a day usually has two runs, one when its outcomes arrive and one when it is scored. A run
+checks the days its triggering events name:
 
 * days from `instances_modeling` → `monitoring/model_performance/dt=D`: the outcomes that became known
   on D (trials that started on D-30) joined to the predictions made for them when their first week ended
@@ -27,9 +29,11 @@ events name:
   `instances_w1` dt=D against the reference profile stored with the model version that scored D (its
   training cohorts of the same weekday), and of the score (risk bands against 10% each).
 
-Alerts (PSI > `CHURN_MONITORING_PSI_ALERT`, realised AUC under the promotion floor or more than
-`CHURN_MONITORING_AUC_DROP_ALERT` below validation) go to `CHURN_ALERT_CALLBACK` (default: the task
-log); the run itself succeeds, so an alert never blocks tomorrow's scoring.
+Alerts (PSI > `CHURN_MONITORING_PSI_ALERT`; realised AUC whose 95% interval lies entirely under the
+promotion floor or more than `CHURN_MONITORING_AUC_DROP_ALERT` below validation) go to
+`CHURN_ALERT_CALLBACK` (default: the task log). The tables are published first; then the task
+**check_alerts** fails, one line per alert, so the run is red in the UI. Nothing waits on this DAG:
+an alert never blocks tomorrow's scoring. `churn monitor report` draws the dashboard of every day.
 **Manual runs**: params `{"dts": ["2026-01-05"]}` (both checks); or `churn monitor --start A --end B`.
 Query: `churn query "SELECT dt, roc_auc, log_loss, scored_rows FROM model_performance ORDER BY dt"`.
 """
@@ -37,7 +41,7 @@ Query: `churn query "SELECT dt, roc_auc, log_loss, scored_rows FROM model_perfor
 
 @dag(
     dag_id="churn_monitoring",
-    schedule=(MODELING | SCORED),
+    schedule=PartitionedAssetTimetable(assets=MODELING | SCORED),
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=2),
@@ -51,18 +55,26 @@ Query: `churn query "SELECT dt, roc_auc, log_loss, scored_rows FROM model_perfor
 )
 def churn_monitoring():
     @task(inlets=[MODELING, SCORED], outlets=[MONITORING], execution_timeout=timedelta(hours=1))
-    def monitor(params=None, triggering_asset_events=None, logical_date=None, outlet_events=None) -> dict:
+    def monitor(params=None, triggering_asset_events=None, logical_date=None, outlet_events=None,
+                dag_run=None) -> dict:
         """Publish model_performance for days with new outcomes and feature_drift for newly scored days."""
         from churn import jobs
         from churn.core.settings import Settings
 
-        by_uri = runs.triggered_days(params, triggering_asset_events, logical_date)
+        by_uri = runs.triggered_days(params, triggering_asset_events, logical_date,
+                                     getattr(dag_run, "partition_key", None))
         performance_days, drift_days = runs.days_for(by_uri, MODELING.uri), runs.days_for(by_uri, SCORED.uri)
         summary = tasks.run(lambda: jobs.monitor(Settings(), performance_days, drift_days))
         outlet_events[MONITORING].extra = {"dts": summary["days"], "alerts": len(summary["alerts"])}
         return summary
 
-    monitor()
+    # The alerts were already sent by monitor (CHURN_ALERT_CALLBACK): no second, failure alert here.
+    @task(retries=0, on_failure_callback=None)
+    def check_alerts(summary: dict) -> None:
+        """Fail, after the tables are published, when monitoring raised alerts: the run shows red."""
+        tasks.fail_on_alerts(summary)
+
+    check_alerts(monitor())
 
 
 churn_monitoring()

@@ -103,6 +103,7 @@ def realised_performance(ds: date, settings: Settings, metadata_of: Callable[[st
         auc = metrics.get("roc_auc", float("nan")) if len(part) >= MIN_ROWS_FOR_AUC else float("nan")
         n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
         auc_low, auc_high = evaluate.auc_interval(auc, n_pos, n_neg)
+        errors = evaluate.per_row_standard_errors(y, p)
         rows.append({
             "model_version": version,
             "cohort_eval_start_date": cohort_start,
@@ -119,6 +120,9 @@ def realised_performance(ds: date, settings: Settings, metadata_of: Callable[[st
             "alert": performance_alert(auc, validation_auc, settings, n_pos, n_neg) or None,
             "roc_auc_low": auc_low,
             "roc_auc_high": auc_high,
+            "observed_rate": float(y.mean()) if len(part) else float("nan"),
+            "log_loss_se": errors["log_loss_se"],
+            "brier_se": errors["brier_se"],
         })
     return pd.DataFrame(rows)
 

@@ -323,7 +323,8 @@ def decide(registry: Registry, settings: Settings, valid: pd.DataFrame, p_new: n
         rows, note = np.ones(len(y), dtype=bool), "all validation rows (the champion trained on some of them)"
     new = score_summary(y[rows], p_new[rows])
     old = score_summary(y[rows], p_champ[rows])
-    comparison = {"rows": int(rows.sum()), "rows_used": note, "new": new, "champion": old}
+    delta = evaluate.paired_bootstrap(y[rows], p_new[rows], p_champ[rows], seed=settings.seed)
+    comparison = {"rows": int(rows.sum()), "rows_used": note, "new": new, "champion": old, "paired_bootstrap": delta}
     own = (champ_meta.get("metrics") or {}).get("roc_auc")
     if own is not None and old["roc_auc"] < own - settings.champion_auc_collapse:
         collapse = (f"the champion's AUC on these rows is {old['roc_auc']:.3f}, {own - old['roc_auc']:.3f} below its "
@@ -331,19 +332,50 @@ def decide(registry: Registry, settings: Settings, valid: pd.DataFrame, p_new: n
         return base | {"promoted": False, "held": True, "label_problems": [collapse], "comparison": comparison,
                        "reason": f"held for review, labels look wrong: {collapse}. Check the label definition "
                                  "upstream; promote by hand with `churn models promote VERSION` if they are right"}
-    problems = []
+    verdict, problems = promotion_verdict(delta, clears, tol)
     if not clears:
-        problems.append(floor_text)
-    if new["roc_auc"] < old["roc_auc"] - tol:
-        problems.append(f"AUC {new['roc_auc']:.4f} is more than {tol} below the champion's {old['roc_auc']:.4f}")
-    if new["log_loss"] > old["log_loss"]:
-        problems.append(f"log-loss {new['log_loss']:.4f} is worse than the champion's {old['log_loss']:.4f}")
-    if problems:
-        reason = f"stays challenger: {'; '.join(problems)} (on {rows.sum()} {note})"
+        problems.insert(0, floor_text)
+    measured = (f"AUC {new['roc_auc']:.4f} vs {old['roc_auc']:.4f} (difference {_signed(delta['delta_auc'])}, 95% "
+                f"[{_signed(delta['delta_auc_low'])}, {_signed(delta['delta_auc_high'])}]), log-loss "
+                f"{new['log_loss']:.4f} vs {old['log_loss']:.4f} (difference {_signed(delta['delta_log_loss'])}, 95% "
+                f"[{_signed(delta['delta_log_loss_low'])}, {_signed(delta['delta_log_loss_high'])}]) on {rows.sum()} rows: {note}")
+    if verdict == "better":
+        reason = f"promoted over {champion.version}: better beyond noise: {measured}; {floor_text}"
+    elif verdict == "tie":
+        reason = (f"champion {champion.version} kept: the new model is not distinguishable from it ({measured}); "
+                  "a switch would change predictions for no measured gain")
     else:
-        reason = (f"promoted over {champion.version}: AUC {new['roc_auc']:.4f} vs {old['roc_auc']:.4f}, log-loss "
-                  f"{new['log_loss']:.4f} vs {old['log_loss']:.4f} on {rows.sum()} {note}; {floor_text}")
-    return base | {"promoted": not problems, "reason": reason, "comparison": comparison}
+        reason = f"stays challenger: {'; '.join(problems)} ({measured})"
+    return base | {"promoted": verdict == "better", "verdict": verdict, "reason": reason, "comparison": comparison}
+
+
+PROMOTION_RULE = (
+    "A new version replaces the champion only when, on the same validation rows (the newest cohorts, which the "
+    "champion did not train on when there are enough of them), (1) its AUC clears the floor CHURN_PROMOTION_AUC_FLOOR, "
+    "(2) it is not worse: its AUC is not more than CHURN_PROMOTION_AUC_TOLERANCE below the champion's and the 95% "
+    "paired-bootstrap interval of its log-loss difference is not entirely above zero, and (3) it is better beyond "
+    "noise: that log-loss interval lies entirely below zero, or the interval of its AUC difference entirely above "
+    "zero. Otherwise the champion is kept: an indistinguishable model is not worth a switch. Labels that look wrong "
+    "hold any model for a person to review.")
+
+
+def promotion_verdict(delta: dict, clears_floor: bool, tolerance: float) -> tuple[str, list[str]]:
+    """``better`` | ``tie`` | ``worse`` from a paired bootstrap (see PROMOTION_RULE), with the reasons it is worse."""
+    problems = []
+    if delta["delta_auc"] < -tolerance:
+        problems.append(f"AUC is {-delta['delta_auc']:.4f} below the champion's (tolerance {tolerance})")
+    if delta["delta_log_loss_low"] > 0:
+        problems.append(f"log-loss is worse than the champion's beyond noise (+{delta['delta_log_loss']:.4f}, 95% "
+                        f"interval above zero)")
+    if problems or not clears_floor:
+        return "worse", problems
+    if delta["delta_log_loss_high"] < 0 or delta["delta_auc_low"] > 0:
+        return "better", []
+    return "tie", []
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.4f}"
 
 
 def _apply(registry: Registry, version: str, decision: dict) -> tuple[bool, str]:
@@ -383,7 +415,8 @@ def feature_importance(model: ChurnModel, x_valid: np.ndarray) -> list[dict]:
     else:
         gain = {f: float(abs(c)) for f, c in zip(model.features, model.linear.coef, strict=True)}
         total = {}
-    out = [{"feature": f, "gain": float(gain.get(f, 0.0)), "total_gain": float(total.get(f, 0.0)),
+    out = [{"feature": f, "gain": float(gain.get(f, 0.0)),
+            "total_gain": float(total.get(f, 0.0)) if model.kind == "xgboost" else None,  # a linear model has no gain
             "mean_abs_contribution": float(v)} for f, v in zip(model.features, mean_abs, strict=True)]
     return sorted(out, key=lambda r: -r["mean_abs_contribution"])
 

@@ -49,12 +49,37 @@ def score_command(ctx: typer.Context, ds: Ds = None, start: Start = None, end: E
     emit(run_job(lambda days: jobs.score(settings, days), ds, start, end, settings=settings))
 
 
+monitor_app = typer.Typer(help="Monitoring: `churn monitor --start A --end B` checks days; `churn monitor report` "
+                                "draws the dashboard.", no_args_is_help=False)
+
+
+@monitor_app.callback(invoke_without_command=True)
 def monitor_command(ctx: typer.Context, ds: Ds = None, start: Start = None, end: End = None) -> None:
-    """Realised performance of days whose outcomes arrived, drift of days that were scored; raises the alerts."""
+    """Realised performance of days whose outcomes arrived, drift of days that were scored; raises the alerts
+    and rewrites the dashboard."""
     from churn import jobs
 
+    if ctx.invoked_subcommand:
+        return
     settings = ctx.obj
     emit(run_job(lambda days: jobs.monitor(settings, days, days), ds, start, end, settings=settings))
+
+
+@monitor_app.command("report")
+def monitor_report_command(
+    ctx: typer.Context,
+    end: Annotated[str | None, typer.Option("--end", help="last day shown (default: the last monitored day)")] = None,
+    days: Annotated[int, typer.Option("--days", min=1, help="how many days up to --end")] = 90,
+    out: Annotated[str | None, typer.Option("--out", help="also write the page here (a file or s3:// path)")] = None,
+) -> None:
+    """Write the monitoring dashboard (self-contained HTML): AUC, average log-likelihood, Brier, observed vs
+    predicted rate with 95% intervals per day and model version, a feature x day drift heat map, the alerts."""
+    from churn import jobs
+    from churn.core.dates import as_date
+
+    settings = ctx.obj
+    emit(run(lambda: jobs.monitoring_report(settings, as_date(end) if end else None, days, out), jobs.Skipped,
+             settings=settings))
 
 
 def maintain_command(ctx: typer.Context) -> None:

@@ -57,6 +57,9 @@ PERFORMANCE_COLUMNS = [
     ("alert", "string"),
     ("roc_auc_low", "double"),  # 95% interval of roc_auc (Hanley & McNeil): how much a day's AUC can say
     ("roc_auc_high", "double"),
+    ("observed_rate", "double"),  # retained rate of the scored rows (compare with mean_p_retained)
+    ("log_loss_se", "double"),  # standard errors of the daily means: the dashboard's intervals
+    ("brier_se", "double"),
 ]
 DRIFT_COLUMNS = [
     ("feature", "string"),

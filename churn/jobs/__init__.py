@@ -8,7 +8,7 @@ same summaries. Heavy libraries are imported inside the functions: importing thi
 from churn.jobs.emr import cancel_earlier_attempts, emr_job_driver, emr_job_name, emr_start_job_run_request
 from churn.jobs.features import build_features
 from churn.jobs.maintenance import maintain_tables
-from churn.jobs.monitor import monitor
+from churn.jobs.monitor import monitor, monitoring_report
 from churn.jobs.retrain import retrain, training_data_ready
 from churn.jobs.score import score
 from churn.jobs.summaries import (
@@ -34,6 +34,7 @@ __all__ = [
     "emr_start_job_run_request",
     "maintain_tables",
     "monitor",
+    "monitoring_report",
     "retrain",
     "score",
     "training_data_ready",

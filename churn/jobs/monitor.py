@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import date, timedelta
 from functools import cache
 
@@ -91,4 +92,53 @@ def monitor(settings: Settings, performance_days: Iterable[date] = (), drift_day
     if not summary.performance and not summary.drift:
         raise Skipped("; ".join(summary.skipped))
     notify(settings, summary.alerts)
+    try:  # the tables are published: a dashboard that cannot be drawn is a warning, not a failed run
+        summary = replace(summary, report=monitoring_report(settings)["report"])
+    except Exception as exc:
+        log.warning("monitoring dashboard not written: %s (draw it with `churn monitor report`)", exc)
     return summary
+
+
+DASHBOARD_PATH = "reports/monitoring_dashboard.html"  # under the warehouse root; rewritten by every monitoring run
+
+
+def monitoring_report(settings: Settings, end: date | None = None, window_days: int = 90,
+                      out: str | None = None) -> dict:
+    """Write the monitoring dashboard (``models.dashboard``) of the ``window_days`` days up to ``end`` (default:
+    the last monitored day) to the warehouse at ``reports/monitoring_dashboard.html``, and to ``out`` if given."""
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from churn.core import storage
+    from churn.core.dates import days
+    from churn.core.tables import FEATURE_DRIFT, MODEL_PERFORMANCE
+    from churn.core.warehouse import list_partitions, read_partitions
+    from models.dashboard import build_dashboard
+
+    storage.require_warehouse(settings)
+    available = {t: list_partitions(t, settings) for t in (MODEL_PERFORMANCE, FEATURE_DRIFT)}
+    last = end or max([d for found in available.values() for d in found], default=None)
+    if last is None:
+        raise Skipped("nothing monitored yet: run `churn monitor` (or the churn_monitoring DAG) first")
+    wanted = set(days(last - timedelta(days=window_days - 1), last))
+    frames = {t.name: read_partitions(t, sorted(wanted & set(found)), settings) if wanted & set(found)
+              else pd.DataFrame(columns=[*(name for name, _ in t.columns(settings)), "dt"]) for t, found in available.items()}
+    page = build_dashboard(
+        frames[MODEL_PERFORMANCE.name], frames[FEATURE_DRIFT.name],
+        title=f"Churn monitoring — {settings.warehouse}", psi_alert=settings.monitoring_psi_alert,
+        auc_floor=settings.promotion_auc_floor, generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    ).encode()
+    target = f"{settings.warehouse.rstrip('/')}/{DASHBOARD_PATH}"
+    storage.write_bytes(target, page, settings)
+    written = [target]
+    if out:
+        storage.write_bytes(out, page, settings)
+        written.append(out)
+    log.info("monitoring dashboard: %s", " and ".join(written))
+    performance = frames[MODEL_PERFORMANCE.name]
+    return {"report": target, "written": written, "end": last.isoformat(), "window_days": window_days,
+            "performance_rows": len(performance), "drift_rows": len(frames[FEATURE_DRIFT.name]),
+            "alerts": int(performance["alert"].notna().sum() if len(performance) else 0)
+            + int(frames[FEATURE_DRIFT.name]["alert"].notna().sum() if len(frames[FEATURE_DRIFT.name]) else 0),
+            "bytes": len(page)}

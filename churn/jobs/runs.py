@@ -1,8 +1,10 @@
 """Which days an Airflow run is about, what its asset events say, and the DAGs' shared task defaults.
 
-Asset-triggered runs have no logical date in Airflow 3, so every producing task names the days it
-published in its asset event (``extra = {"dts": [...]}``) and the consuming run processes the days
-found in the events that triggered it. Nothing here imports Airflow at module level.
+Asset-triggered runs have no logical date in Airflow 3. Every producing task names the days it
+published twice: as the event's **partition key** (Airflow 3.2+ partitioned assets: ``2026-03-10`` for
+a day, ``2026-01-01/2026-01-30`` for a range, ISO 8601 interval notation), which becomes the
+``partition_key`` of the consuming run, shown in the UI; and in ``extra = {"dts": [...]}``, the days
+the consumer should process. Nothing here imports Airflow at module level.
 """
 
 from __future__ import annotations
@@ -51,6 +53,23 @@ def features_event_extras(start: date, end: date, rescore: bool) -> dict[str, di
     }
 
 
+def partition_key(start: date, end: date) -> str:
+    """The partition key naming the days [start, end]: ``2026-03-10``, or ``2026-01-01/2026-01-30``."""
+    return start.isoformat() if start == end else f"{start.isoformat()}/{end.isoformat()}"
+
+
+def partition_days(key: str | None) -> list[date]:
+    """The days a partition key names (the inverse of :func:`partition_key`); none for no key."""
+    if not key:
+        return []
+    start, _, end = key.partition("/")
+    try:
+        return days(*parse_range(start=start, end=end or start))
+    except DateRangeError as exc:
+        raise DateRangeError(f"partition key {key!r} names no days: {exc} (expected 2026-03-10 or "
+                             "2026-01-01/2026-01-30)") from None
+
+
 def event_days(extras: Iterable[Mapping | None]) -> list[date]:
     """The days named by several asset events (``extra["dts"]``), sorted and without duplicates."""
     found: set[date] = set()
@@ -59,17 +78,21 @@ def event_days(extras: Iterable[Mapping | None]) -> list[date]:
     return sorted(found)
 
 
-def triggered_days(params: Mapping | None, triggering_asset_events, logical_date=None) -> dict[str, list[date]]:
+def triggered_days(params: Mapping | None, triggering_asset_events, logical_date=None,
+                   run_partition_key: str | None = None) -> dict[str, list[date]]:
     """The days a run is about, by the URI of the asset whose events named them.
 
-    A manual run names its days in params ``dts`` (or gets its logical date); they are returned under
-    every key ``"*"``, meaning: for every kind of input.
+    A manual run names its days in params ``dts``, or in the partition key it was triggered with
+    (the REST API's ``partition_key`` of a new run), or gets its logical date; they are returned under
+    the key ``"*"``, meaning: for every kind of input.
     """
     by_uri: dict[str, list[date]] = {}
     for asset, events in (triggering_asset_events or {}).items():
         uri = getattr(asset, "uri", str(asset))
         by_uri[uri] = event_days([event.extra for event in events])
     requested = [as_date(v) for v in (params or {}).get("dts") or []]
+    if not requested and not by_uri:
+        requested = partition_days(run_partition_key)
     if requested or (not any(by_uri.values()) and logical_date is not None):
         by_uri["*"] = sorted(set(requested)) if requested else [as_date(logical_date)]
     return by_uri

@@ -131,6 +131,7 @@ class MonitorSummary(Summary):
     drift: list[dict] = field(default_factory=list)  # per day: dt, path, features, max_psi, max_psi_feature
     skipped: list[str] = field(default_factory=list)  # why a day's step did not run
     alerts: list[str] = field(default_factory=list)
+    report: str | None = None  # the monitoring dashboard this run rewrote
 
     @property
     def days(self) -> list[date]:
@@ -138,7 +139,8 @@ class MonitorSummary(Summary):
 
     def extra(self) -> list[str]:
         return [f"{len(self.performance)} performance and {len(self.drift)} drift days",
-                f"{len(self.skipped)} steps skipped", f"{len(self.alerts)} alerts"]
+                f"{len(self.skipped)} steps skipped", f"{len(self.alerts)} alerts"] + (
+            [f"dashboard {self.report}"] if self.report else [])
 
 
 @dataclass(frozen=True)

@@ -39,3 +39,20 @@ def run(job: Callable[[], object]) -> dict:
     if hasattr(result, "headline"):  # every task log ends with one line: days, rows, seconds
         log.info("done in %.1f s: %s", time.perf_counter() - started, result.headline())
     return result.as_dict() if hasattr(result, "as_dict") else result
+
+
+def fail_on_alerts(summary: dict) -> None:
+    """Fail the task (no retry: a rerun finds the same data) when a monitoring summary holds alerts.
+
+    Called after the monitoring tables are published, so the run is red in the UI while nothing
+    published is held back; the message lists every alert, one per line.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    alerts = list((summary or {}).get("alerts") or [])
+    if alerts:
+        lines = "\n".join(f"  - {a}" for a in alerts)
+        report = (summary or {}).get("report")
+        raise AirflowFailException(f"{len(alerts)} monitoring alert(s) (already sent to the alert callback):\n{lines}"
+                                   + (f"\ndashboard: {report}" if report else ""))
+    log.info("no monitoring alert")

@@ -21,6 +21,9 @@ CREATE TABLE IF NOT EXISTS `${database}`.`model_performance` (
   `alert`                  string,
   `roc_auc_low`            double,
   `roc_auc_high`           double,
+  `observed_rate`          double,
+  `log_loss_se`            double,
+  `brier_se`               double,
   `dt`                     date
 )
 PARTITIONED BY (`dt`)

@@ -1,7 +1,7 @@
 """End to end with a real scheduler, dag-processor and api-server on PostgreSQL (127.0.0.1:5432).
 
-`airflow backfill create` of churn_features over 3 days must lead to churn_scoring of those days via
-the asset events; a second backfill with `--reprocess-behavior completed` rewrites every partition
+`airflow backfill create` of churn_features over 3 days must lead to one churn_scoring run per day,
+named by its partition key, via the partitioned asset events; a second backfill with `--reprocess-behavior completed` rewrites every partition
 and must leave identical rows in the feature and prediction tables.
 """
 
@@ -121,6 +121,8 @@ def test_backfill_scores_the_same_days_and_reprocessing_gives_identical_rows(war
             ]
             scoring_runs = api("GET", "/dags/churn_scoring/dagRuns?limit=100")["dag_runs"]
             assert scoring_runs and all(r["run_type"] == "asset_triggered" for r in scoring_runs)
+            # one scoring run per backfilled day, named by it (the partition key the UI shows)
+            assert sorted(r["partition_key"] for r in scoring_runs) == [d.isoformat() for d in BACKFILL]
             first = _contents(settings)
             assert len(first["instances_w1_scored"]) > 0
             versions = _partition_versions(settings)

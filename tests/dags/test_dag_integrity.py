@@ -144,13 +144,17 @@ def test_schedules_catchup_and_concurrency(dagbag, dag_id, schedule):
         assert type(dag.timetable).__name__ == "CronTriggerTimetable"  # logical date = the day it runs for
         assert dag.timetable.expression == schedule
         assert str(dag.timetable.timezone) in ("UTC", "Timezone('UTC')")
-    else:
-        assert type(dag.timetable).__name__ == "AssetTriggeredTimetable"
+    else:  # one run per partition key (the day or range published), shown in the UI
+        assert type(dag.timetable).__name__ == "PartitionedAssetTimetable"
+        assert dag.timetable.partition_mapper_config == {}  # identity: the downstream key is the upstream one
 
 
 def test_every_task_retries_with_exponential_backoff_and_alerts(dagbag):
     for dag_id in DAG_IDS:
         for task in dagbag.dags[dag_id].tasks:
+            if task.task_id == "check_alerts":  # fails on purpose after its alerts were sent: no retry, no 2nd alert
+                assert task.retries == 0 and not task.on_failure_callback
+                continue
             assert task.retries >= 2, task
             assert task.retry_exponential_backoff >= 2, task
             assert task.max_retry_delay and task.max_retry_delay <= timedelta(hours=1), task
@@ -163,8 +167,7 @@ def test_scoring_is_scheduled_on_the_asset_features_produces(dagbag):
     features, retrain, scoring, monitoring = (dagbag.dags[d] for d in DAG_IDS)
     build = features.get_task("build_features")
     assert {a.uri for a in build.outlets} == {INSTANCES_W1.asset_uri, INSTANCES_MODELING.asset_uri}
-    scheduled_on = {asset.uri for asset in scoring.timetable.asset_condition.objects}
-    assert scheduled_on == {INSTANCES_W1.asset_uri}
+    assert scoring.timetable.asset_condition.uri == INSTANCES_W1.asset_uri
     assert {a.uri for a in scoring.get_task("score").outlets} == {PREDICTIONS.asset_uri}
     assert {a.uri for a in retrain.get_task("retrain").outlets} == {MODEL_REGISTRY_URI}
     # monitoring runs on new outcomes OR new predictions: performance does not wait for scoring
@@ -172,6 +175,7 @@ def test_scoring_is_scheduled_on_the_asset_features_produces(dagbag):
     assert type(condition).__name__ == "AssetAny"
     assert {asset.uri for asset in condition.objects} == {INSTANCES_MODELING.asset_uri, PREDICTIONS.asset_uri}
     assert {a.uri for a in monitoring.get_task("monitor").outlets} == {MODEL_PERFORMANCE.asset_uri}
+    assert {type(t.timetable).__name__ for t in (scoring, monitoring)} == {"PartitionedAssetTimetable"}
 
 
 def test_wiring(dagbag):
@@ -186,6 +190,6 @@ def test_wiring(dagbag):
     assert set(features.params.keys()) == {"start", "end", "rescore"}
     assert features.params["start"] is None and features.params["rescore"] is False
     assert scoring.params["dts"] == [] and monitoring.params["dts"] == []
-    assert monitoring.get_task("monitor").downstream_task_ids == set()
+    assert monitoring.get_task("monitor").downstream_task_ids == {"check_alerts"}
 
 

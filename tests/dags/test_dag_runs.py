@@ -77,19 +77,23 @@ def _rows(settings, tables) -> dict:
     return {t.name: read_partitions(t, list_partitions(t, settings), settings) for t in tables}
 
 
-def _asset_extras(uri: str) -> list[dict]:
+def _asset_events(uri: str, column: str = "extra") -> list:
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
     with create_session() as session:
         rows = session.execute(
-            select(AssetEvent.extra)
+            select(getattr(AssetEvent, column))
             .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
             .where(AssetModel.uri == uri)
             .order_by(AssetEvent.id)
         ).all()
     return [row[0] for row in rows]
+
+
+def _asset_extras(uri: str) -> list[dict]:
+    return _asset_events(uri)
 
 
 def test_daily_features_then_scoring_then_retrain(metadata_db, warehouse_with_champion, spark, tmp_path, monkeypatch):
@@ -112,6 +116,8 @@ def test_daily_features_then_scoring_then_retrain(metadata_db, warehouse_with_ch
     extras = _asset_extras(INSTANCES_W1.asset_uri)[-3:]
     assert [e["dts"] for e in extras] == [[d.isoformat()] for d in DAILY]
     assert [e["dts"] for e in _asset_extras(INSTANCES_MODELING.asset_uri)[-3:]] == [[d.isoformat()] for d in DAILY]
+    for uri in (INSTANCES_W1.asset_uri, INSTANCES_MODELING.asset_uri):  # the keys that name downstream runs
+        assert _asset_events(uri, "partition_key")[-3:] == [d.isoformat() for d in DAILY]
     w1_rows = {day: len(read_partition(w1, day, settings)) for day in DAILY}
     assert all(n > 20 for n in w1_rows.values()), w1_rows
     assert all(len(read_partition(modeling, day, settings)) > 20 for day in DAILY)
@@ -131,7 +137,8 @@ def test_daily_features_then_scoring_then_retrain(metadata_db, warehouse_with_ch
     # 2b. monitoring of those days: drift of each scored day, realised performance of the outcomes that
     #     arrived on it (their cohorts were never scored: rows with scored_rows = 0)
     run = _run("churn_monitoring", None, {"dts": dts})
-    assert str(run.state) == "success", _states(run)
+    # every drift row alerts: the tables are published, then check_alerts fails the run (red in the UI)
+    assert str(run.state) == "failed" and _states(run) == {"monitor": "success", "check_alerts": "failed"}
     for table in (FEATURE_DRIFT, MODEL_PERFORMANCE):
         assert list_partitions(table, settings) == DAILY
     drift = read_partition(FEATURE_DRIFT, DAILY[0], settings)
@@ -162,6 +169,7 @@ def test_daily_features_then_scoring_then_retrain(metadata_db, warehouse_with_ch
     run = _run("churn_features", None, {"start": start.isoformat(), "end": end.isoformat(), "rescore": True})
     assert str(run.state) == "success", _states(run)
     assert _asset_extras(INSTANCES_W1.asset_uri)[-1]["dts"] == [start.isoformat(), end.isoformat()]
+    assert _asset_events(INSTANCES_W1.asset_uri, "partition_key")[-1] == f"{start.isoformat()}/{end.isoformat()}"
     assert {day: len(read_partition(w1, day, settings)) for day in DAILY} == w1_rows
 
     # 4. the next weekly retrain registers a new version; it is promoted or the champion is kept

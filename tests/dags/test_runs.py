@@ -76,6 +76,23 @@ def test_triggered_days_are_told_apart_by_the_asset_that_named_them():
     by_date = runs.triggered_days({}, {}, datetime(2026, 3, 7, tzinfo=UTC))
     assert runs.days_for(by_date, INSTANCES_W1.asset_uri) == [date(2026, 3, 7)]
     assert runs.days_for(runs.triggered_days(None, None, None), INSTANCES_W1.asset_uri) == []
+    # a manual run triggered with a partition key (and no events) processes the days the key names
+    keyed = runs.triggered_days({}, {}, None, "2026-03-01/2026-03-03")
+    assert runs.days_for(keyed, PREDICTIONS.asset_uri) == [date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)]
+    # events name the days of an asset-triggered run; its key only names the run
+    assert runs.days_for(runs.triggered_days({}, events, None, "2026-03-02"), PREDICTIONS.asset_uri) == [
+        date(2026, 2, 27)]
+
+
+def test_partition_keys_name_a_day_or_a_range_and_read_back():
+    assert runs.partition_key(date(2026, 3, 10), date(2026, 3, 10)) == "2026-03-10"
+    assert runs.partition_key(date(2026, 1, 1), date(2026, 1, 30)) == "2026-01-01/2026-01-30"
+    assert runs.partition_days("2026-01-30/2026-02-01") == [date(2026, 1, 30), date(2026, 1, 31), date(2026, 2, 1)]
+    assert runs.partition_days("2026-03-10") == [date(2026, 3, 10)] and runs.partition_days(None) == []
+    with pytest.raises(DateRangeError, match="partition key 'march' names no days"):
+        runs.partition_days("march")
+    with pytest.raises(DateRangeError, match="partition key"):
+        runs.partition_days("2026-02-01/2026-01-01")
 
 
 def test_json_safe_keeps_scalars_and_drops_data():
@@ -134,3 +151,15 @@ def test_schedules_never_run_a_time_that_already_passed():
     assert first_run(ours.run_immediately) > now
     assert first_run(ours.run_immediately) - now <= timedelta(days=1)
     assert first_run(True) <= now  # what the rule prevents: the passed midnight would run at once
+
+
+def test_check_alerts_fails_with_every_alert_in_its_message_and_passes_without():
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from churn.jobs import tasks
+
+    tasks.fail_on_alerts({"days": ["2026-03-01"], "alerts": []})
+    with pytest.raises(AirflowFailException) as failed:
+        tasks.fail_on_alerts({"alerts": ["2026-03-01: psi 0.31 sessions", "2026-03-02: roc_auc 0.52"]})
+    message = str(failed.value)
+    assert message.startswith("2 monitoring alert(s)") and "psi 0.31 sessions" in message and "roc_auc 0.52" in message

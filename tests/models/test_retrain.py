@@ -164,8 +164,13 @@ def test_next_week_promotion_follows_the_rule_on_unseen_rows(local_copy):
     new_ll, old_ll = log_loss(y, new_scores["p_out_of_time"]), log_loss(y, old_p)
     assert comparison["champion"]["roc_auc"] == pytest.approx(old_auc)
     assert comparison["new"]["log_loss"] == pytest.approx(new_ll, rel=1e-6)
-    expected = new_auc >= settings.promotion_auc_floor and new_auc >= old_auc - settings.promotion_auc_tolerance \
-        and new_ll <= old_ll
+    # the rule in words (models.train.PROMOTION_RULE), on the stored paired-bootstrap interval
+    delta = comparison["paired_bootstrap"]
+    assert delta["delta_auc"] == pytest.approx(new_auc - old_auc) and delta["rows"] == len(data)
+    assert delta["delta_log_loss"] == pytest.approx(new_ll - old_ll, abs=1e-6)
+    not_worse = new_auc >= old_auc - settings.promotion_auc_tolerance and delta["delta_log_loss_low"] <= 0
+    better = delta["delta_log_loss_high"] < 0 or delta["delta_auc_low"] > 0
+    expected = new_auc >= settings.promotion_auc_floor and not_worse and better
     assert result["promoted"] == expected
     assert registry.alias("champion")["version"] == (result["version"] if expected else local_copy.result["version"])
 

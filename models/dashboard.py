@@ -1,0 +1,233 @@
+"""The monitoring dashboard: one self-contained HTML page (plots embedded as PNG) of realised performance
+and drift by day and model version, with the alerts.
+
+This is the daily log-likelihood dashboard of the monitoring seed (shared/seeds/000), for this system:
+every daily value is drawn with its 95% interval, because a day holds few outcomes and most of a daily
+wiggle is noise. Pure: it gets the two monitoring tables as frames and returns HTML.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from models.report import _figure, _fmt, _png, _table
+
+Z = 1.96
+COLORS = ["#1f5fa8", "#c0504d", "#4e9a06", "#8064a2", "#f79646", "#4bacc6"]
+
+
+def build_dashboard(performance: pd.DataFrame, drift: pd.DataFrame, *, title: str, psi_alert: float,
+                    auc_floor: float, generated: str) -> str:
+    """HTML of the dashboard. ``performance`` and ``drift`` are rows of model_performance and feature_drift
+    with their ``dt``; either may be empty (a new deployment)."""
+    performance = _with_intervals(performance)
+    scored = performance[performance["scored_rows"] > 0] if len(performance) else performance
+    days = sorted(set(performance.get("dt", [])) | set(drift.get("dt", [])))
+    alerts = _alerts(performance, drift)
+    span = f"{days[0]} … {days[-1]}" if days else "no day monitored yet"
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{_e(title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;"
+        "text-align:right}th{background:#f3f3f3}td.l,th.l{text-align:left}.box{padding:.8em;border-radius:6px;"
+        "margin:1em 0}.ok{background:#e6f4e6}.alert{background:#fbe3e3}img{max-width:100%}"
+        ".note{color:#555;font-size:13px}</style></head><body>",
+        f"<h1>{_e(title)}</h1>",
+        f"<p class='note'>{_e(span)} · {len(days)} days · generated {_e(generated)}. Shaded bands and error bars "
+        "are 95% intervals; a day whose interval covers the usual level is not evidence of a change.</p>",
+        (f"<div class='box alert'><b>{len(alerts)} alert(s)</b> — latest: {_e(alerts[-1][0])} {_e(alerts[-1][2])}"
+         "</div>" if alerts else "<div class='box ok'><b>No alert</b> in this window.</div>"),
+    ]
+    if len(scored):
+        parts += [
+            "<h2>Realised ranking: ROC AUC by outcome day and model version</h2>",
+            _img("ROC AUC", _line_with_band(scored, "roc_auc", "roc_auc_low", "roc_auc_high", "ROC AUC",
+                                            reference="validation_roc_auc", floor=auc_floor)),
+            "<h2>Average log-likelihood per trial (higher is better)</h2>",
+            _img("average log-likelihood", _line_with_band(scored, "avg_log_likelihood", "avg_log_likelihood_low",
+                                                           "avg_log_likelihood_high", "mean log p(outcome)")),
+            "<h2>Brier score (lower is better)</h2>",
+            _img("Brier", _line_with_band(scored, "brier", "brier_low", "brier_high", "Brier score")),
+            "<h2>Observed vs predicted conversion rate of the scored trials</h2>",
+            _img("observed vs predicted", _observed_vs_predicted(scored)),
+            "<h2>Outcomes per day</h2>",
+            _img("outcomes per day", _counts(performance)),
+        ]
+    else:
+        parts.append("<p>No scored cohort has outcomes yet: realised performance starts 23 days after the "
+                     "first scored day (a trial's outcome is known 30 days after it starts).</p>")
+    if len(drift):
+        parts += [f"<h2>Drift: PSI of each feature by scored day (alert above {psi_alert})</h2>",
+                  _img("drift heat map", _heatmap(drift, psi_alert))]
+    parts += ["<h2>Alerts</h2>",
+              _table(["day", "where", "alert"], [[str(d), w, a] for d, w, a in alerts], left=True) if alerts
+              else "<p>none</p>"]
+    if len(performance):
+        recent = performance.sort_values(["dt", "model_version"], ascending=[False, True]).head(60)
+        parts += ["<h2>By day and model version (latest 60 rows)</h2>", _table(
+            ["outcome day", "model version", "outcomes", "scored", "ROC AUC [95%]", "avg log-lik [95%]",
+             "Brier [95%]", "observed rate [95%]", "predicted rate", "alert"],
+            [[str(r.dt), r.model_version or "(not scored)", int(r.labelled_rows), int(r.scored_rows),
+              _ci(r.roc_auc, r.roc_auc_low, r.roc_auc_high), _ci(r.avg_log_likelihood, r.avg_log_likelihood_low,
+                                                                 r.avg_log_likelihood_high),
+              _ci(r.brier, r.brier_low, r.brier_high), _ci(r.observed_rate, r.observed_rate_low, r.observed_rate_high),
+              _fmt(_num(r.mean_p_retained)), r.alert or ""] for r in recent.itertuples()])]
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _with_intervals(performance: pd.DataFrame) -> pd.DataFrame:
+    """Adds average log-likelihood and the 95% bounds the plots draw (older rows lack the standard errors)."""
+    frame = performance.copy()
+    if frame.empty:
+        return frame
+    for column in ("observed_rate", "log_loss_se", "brier_se"):
+        if column not in frame:
+            frame[column] = np.nan
+    frame["avg_log_likelihood"] = -frame["log_loss"]
+    frame["avg_log_likelihood_low"] = frame["avg_log_likelihood"] - Z * frame["log_loss_se"]
+    frame["avg_log_likelihood_high"] = frame["avg_log_likelihood"] + Z * frame["log_loss_se"]
+    frame["brier_low"] = frame["brier"] - Z * frame["brier_se"]
+    frame["brier_high"] = frame["brier"] + Z * frame["brier_se"]
+    low, high = _wilson(frame["observed_rate"], frame["scored_rows"])
+    frame["observed_rate_low"], frame["observed_rate_high"] = low, high
+    return frame
+
+
+def _wilson(rate: pd.Series, n: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of a proportion: sensible also at rates near 0 or 1 and small n."""
+    p, n = rate.to_numpy(dtype=float), np.maximum(n.to_numpy(dtype=float), 1)
+    centre = (p + Z * Z / (2 * n)) / (1 + Z * Z / n)
+    half = Z * np.sqrt(p * (1 - p) / n + Z * Z / (4 * n * n)) / (1 + Z * Z / n)
+    return centre - half, centre + half
+
+
+def _alerts(performance: pd.DataFrame, drift: pd.DataFrame) -> list[tuple[date, str, str]]:
+    found = []
+    if len(performance):
+        for r in performance[performance["alert"].notna()].itertuples():
+            found.append((r.dt, f"performance of {r.model_version}", r.alert))
+    if len(drift):
+        for r in drift[drift["alert"].notna()].itertuples():
+            found.append((r.dt, f"drift of {r.feature}", r.alert))
+    return sorted(found, key=lambda a: (a[0], a[1]))
+
+
+# ---------------------------------------------------------------------------------------- plots
+def _by_version(frame: pd.DataFrame):
+    for k, (version, part) in enumerate(frame.sort_values("dt").groupby("model_version", sort=True)):
+        yield version, part, COLORS[k % len(COLORS)]
+
+
+def _line_with_band(frame, column, low, high, ylabel, reference=None, floor=None):
+    fig = _figure(11, 3.6)
+    ax = fig.add_subplot()
+    for version, part, color in _by_version(frame):
+        x = pd.to_datetime(part["dt"]).to_numpy()
+        value, lower, upper = _values(part, column), _values(part, low), _values(part, high)
+        ax.fill_between(x, lower, upper, color=color, alpha=0.15, lw=0)
+        ax.errorbar(x, value, yerr=np.vstack([value - lower, upper - value]), fmt="o-", ms=3, lw=1.1, elinewidth=0.6,
+                    color=color, label=f"{version} (daily, 95%)")
+        if reference and part[reference].notna().any():
+            ax.hlines(part[reference].dropna().iloc[-1], x.min() - np.timedelta64(12, "h"),
+                      x.max() + np.timedelta64(12, "h"), colors=color, linestyles="--", lw=1,
+                      label=f"{version} validation")
+    if floor is not None:
+        ax.axhline(floor, color="#b00", ls=":", lw=1, label=f"promotion floor {floor}")
+    _day_axis(ax, frame)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.autofmt_xdate()
+    return _png(fig)
+
+
+def _day_axis(ax, frame: pd.DataFrame) -> None:
+    """Days on x, with a day of margin: a single day is not stretched over years."""
+    days = pd.to_datetime(frame["dt"])
+    ax.set_xlim(days.min() - pd.Timedelta(days=1), days.max() + pd.Timedelta(days=1))
+
+
+def _values(frame: pd.DataFrame, column: str) -> np.ndarray:
+    return frame[column].to_numpy(dtype=float)
+
+
+def _observed_vs_predicted(frame):
+    fig = _figure(11, 3.6)
+    ax = fig.add_subplot()
+    for version, part, color in _by_version(frame):
+        x = pd.to_datetime(part["dt"]).to_numpy()
+        rate, low, high = (_values(part, c) for c in ("observed_rate", "observed_rate_low", "observed_rate_high"))
+        ax.errorbar(x, rate, yerr=np.vstack([rate - low, high - rate]), fmt="o", ms=3, lw=0.8, color=color,
+                    label=f"{version} observed (95%)")
+        ax.plot(x, _values(part, "mean_p_retained"), lw=1.5, marker="_", ms=12, color=color, alpha=0.8,
+                label=f"{version} predicted (mean p)")
+    _day_axis(ax, frame)
+    ax.set_ylabel("converted (retained) rate")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.autofmt_xdate()
+    return _png(fig)
+
+
+def _counts(frame):
+    fig = _figure(11, 2.6)
+    ax = fig.add_subplot()
+    daily = frame.groupby("dt").agg(labelled=("labelled_rows", "max"), scored=("scored_rows", "sum")).sort_index()
+    x = pd.to_datetime(daily.index).to_numpy()
+    ax.bar(x, _values(daily, "labelled"), color="#ccc", label="outcomes known")
+    ax.bar(x, _values(daily, "scored"), color="#1f5fa8", width=0.5, label="of which scored")
+    _day_axis(ax, frame)
+    ax.set_ylabel("trials")
+    ax.legend(fontsize=8)
+    fig.autofmt_xdate()
+    return _png(fig)
+
+
+def _heatmap(drift, psi_alert):
+    from matplotlib.colors import LinearSegmentedColormap
+
+    table = drift.pivot_table(index="feature", columns="dt", values="psi", aggfunc="max")
+    order = table.max(axis=1).sort_values(ascending=False).index  # most drifting features on top
+    table = table.loc[order]
+    fig = _figure(11, max(3.0, 0.22 * len(table) + 1.5))
+    ax = fig.add_subplot()
+    cmap = LinearSegmentedColormap.from_list("psi", ["#f7fbff", "#fdd49e", "#d7301f"])
+    image = ax.imshow(table.to_numpy(dtype=float), aspect="auto", cmap=cmap, vmin=0, vmax=max(2 * psi_alert, 1e-9),
+                      interpolation="nearest")
+    alert = np.argwhere(table.to_numpy(dtype=float) > psi_alert)
+    ax.scatter(alert[:, 1], alert[:, 0], marker="x", s=12, color="black", lw=0.8, label=f"PSI > {psi_alert}")
+    ax.set_yticks(range(len(table)), table.index, fontsize=7)
+    step = max(1, len(table.columns) // 15)
+    ax.set_xticks(range(0, len(table.columns), step), [str(d) for d in table.columns[::step]], rotation=45,
+                  ha="right", fontsize=7)
+    fig.colorbar(image, ax=ax, label="PSI vs training profile")
+    if len(alert):
+        ax.legend(fontsize=8, loc="upper right")
+    return _png(fig)
+
+
+# ----------------------------------------------------------------------------------------- html
+def _img(title: str, png: str) -> str:
+    return f"<img alt='{_e(title)}' src='data:image/png;base64,{png}'>"
+
+
+def _e(value) -> str:
+    return html.escape(str(value))
+
+
+def _num(value) -> float | None:
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else float(value)
+
+
+def _ci(value, low, high) -> str:
+    value, low, high = _num(value), _num(low), _num(high)
+    if value is None:
+        return ""
+    return f"{value:.3f}" + (f" [{low:.3f}, {high:.3f}]" if low is not None and high is not None else "")
