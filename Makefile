@@ -44,6 +44,7 @@ bench: java install
 	$(BIN)/python bench/bench_monitoring.py --instances-per-day 300 --window 90
 	$(BIN)/python bench/bench_reliability.py --kills 52
 	$(BIN)/python bench/bench_alerts.py --days 2000 --changes 300
+	$(BIN)/python bench/bench_base_rate.py
 
 # The EMR Serverless job's packed environment and entry point, in dist/emr/ (see docs/operations.md).
 emr-bundle: install

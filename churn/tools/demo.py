@@ -30,6 +30,7 @@ import typer
 
 from churn.core.settings import Settings
 from churn.core.tables import FEATURE_DRIFT, MODEL_PERFORMANCE, PREDICTIONS
+from churn.jobs.monitor import DASHBOARD_PATH
 
 DAG_IDS = ("churn_features", "churn_retrain", "churn_scoring", "churn_monitoring")
 DEMO_TABLE_FOLDERS = ("raw", "features", "predictions", "models", "simulation", "monitoring")
@@ -77,6 +78,7 @@ class DagRunner:
     def __init__(self, airflow, say) -> None:
         self.airflow, self.say = airflow, say
         self.token = airflow.token()
+        self.alerted: set[str] = set()  # monitoring runs already reported as "alerts raised"
 
     def api(self, method: str, path: str, body: dict | None = None) -> dict:
         try:
@@ -240,7 +242,7 @@ def _wait_downstream(runner: DagRunner, settings, wanted: set[date], say, what: 
                      timeout: float = 1200) -> None:
     """Wait until every day in ``wanted`` is scored and monitored (and, for a backfill, its runs succeeded)."""
     from churn.core.warehouse import list_partitions
-    deadline, last, alerted = time.monotonic() + timeout, "", set()
+    deadline, last, alerted = time.monotonic() + timeout, "", runner.alerted
     while time.monotonic() < deadline:
         features = [r for r in runner.runs("churn_features") if r["run_type"] == "backfill"] if backfill_runs else []
         downstream = runner.runs("churn_scoring") + runner.runs("churn_monitoring")
@@ -316,6 +318,7 @@ def summarize(settings, today: date, top: int = 10) -> dict:
         "scored_latest": len(scored),
         "at_risk": at_risk,
         "report": registry.artifact_path(champion["version"], "report.html"),
+        "dashboard": f"{settings.warehouse.rstrip('/')}/{DASHBOARD_PATH}",
         "query": query,
         "drift": drift,
         "performance": performance,
@@ -364,6 +367,7 @@ def print_summary(summary: dict) -> None:
     else:
         print("realised performance: no scored trial has reached the end of its label window yet")
     print(f"\nHTML report of the champion: {summary['report']}")
+    print(f"monitoring dashboard (rewritten by every monitoring run; `churn monitor report`): {summary['dashboard']}")
     print(f'\nquery the tables with Athena SQL (DuckDB locally):\n  .venv/bin/churn query "{QUERY_EXAMPLE}"')
     print_frame(summary["query"])
     print("\nsee the DAG runs: make airflow   (then open http://127.0.0.1:8080, user admin, password printed there)")
