@@ -39,7 +39,7 @@ from churn.core.tables import (
 )
 from churn.core.warehouse import PartitionNotFound, PublishedPartition, read_partition, write_partition
 from models import evaluate
-from models.profile import DRIFT_EXEMPT, drift_of, psi_from_shares, reference_group
+from models.profile import DRIFT_EXEMPT, drift_test, homogeneity_p_value, psi_from_shares, reference_group
 
 log = logging.getLogger("churn.monitor")
 
@@ -151,6 +151,12 @@ def feature_drift(ds: date, settings: Settings, profile_of: Callable[[str], tupl
     if version is None:
         raise NothingToMonitor(f"drift of {ds}: the predictions of dt={ds} name no model version")
     profile, metadata = profile_of(version)
+    return drift_rows(current, scored, version, profile, metadata, settings)
+
+
+def drift_rows(current: pd.DataFrame, scored: pd.DataFrame, version: str, profile: dict, metadata: dict,
+               settings: Settings) -> pd.DataFrame:
+    """The feature_drift rows of one day's features ``current`` and predictions ``scored`` (pure: reads nothing)."""
     features = [f["name"] for f in metadata.get("features", []) if f["name"] not in DRIFT_EXEMPT]
     rows = []
     for name in features:
@@ -161,17 +167,20 @@ def feature_drift(ds: date, settings: Settings, profile_of: Callable[[str], tupl
                              f"from {where}"))
             continue
         values = current[name].to_numpy(dtype=np.float64, na_value=np.nan)
-        value = drift_of(group, values)
+        value, p_value = drift_test(group, values)
         finite = values[~np.isnan(values)]
         rows.append(_row(name, version, len(current), group["rows"], value,
                          (float(finite.mean()) if len(finite) else float("nan"), float(np.isnan(values).mean())),
-                         (group["mean"], group["null_rate"]), psi_alert(value, settings)))
+                         (group["mean"], group["null_rate"]), psi_alert(value, settings, p_value), p_value))
     bands = scored["risk_band"].to_numpy()
     actual = np.bincount(np.clip(bands, 1, 10) - 1, minlength=10) / max(len(bands), 1)
+    reference_rows = int(profile.get("rows", 0))
     value = psi_from_shares(np.full(10, 0.1), actual) if len(bands) else float("nan")
+    p_value = homogeneity_p_value(np.full(10, 0.1), reference_rows, actual, len(bands)) if len(bands) else float("nan")
     p = scored["p_retained"].to_numpy(dtype=float)
-    rows.append(_row(SCORE_FEATURE, version, len(scored), int(profile.get("rows", 0)), value,
-                     (float(p.mean()) if len(p) else float("nan"), 0.0), (float("nan"), 0.0), psi_alert(value, settings)))
+    rows.append(_row(SCORE_FEATURE, version, len(scored), reference_rows, value,
+                     (float(p.mean()) if len(p) else float("nan"), 0.0), (float("nan"), 0.0),
+                     psi_alert(value, settings, p_value), p_value))
     return pd.DataFrame(rows)
 
 
@@ -187,19 +196,26 @@ def publish_drift(ds: date, settings: Settings, profile_of: Callable[[str], tupl
     return published, headline, alerts
 
 
-def psi_alert(value: float, settings: Settings) -> str | None:
+def psi_alert(value: float, settings: Settings, p_value: float | None = None) -> str | None:
+    """A drift alert when the PSI is large **and** (given a p-value) a shift that large is not chance at the
+    day's sample size: ``p_value < CHURN_MONITORING_DRIFT_P_VALUE``."""
     if value is None or np.isnan(value) or value <= settings.monitoring_psi_alert:
         return None
-    return f"PSI {value:.3f} > {settings.monitoring_psi_alert}"
+    if p_value is not None and not np.isnan(p_value) and p_value >= settings.monitoring_drift_p_value:
+        return None
+    where = f" (p = {p_value:.1e}, chi-square vs the training rows)" if p_value is not None and not np.isnan(p_value) \
+        else ""
+    return f"PSI {value:.3f} > {settings.monitoring_psi_alert}{where}"
 
 
-def _row(name, version, current_rows, reference_rows, value, current_stats, reference_stats, alert) -> dict:
+def _row(name, version, current_rows, reference_rows, value, current_stats, reference_stats, alert,
+         p_value=float("nan")) -> dict:
     mean, null_rate = current_stats or (float("nan"), float("nan"))
     ref_mean, ref_null = reference_stats or (float("nan"), float("nan"))
     return {"feature": name, "model_version": version, "current_rows": current_rows, "reference_rows": reference_rows,
             "psi": value, "mean": mean, "reference_mean": float("nan") if ref_mean is None else ref_mean,
             "null_rate": null_rate, "reference_null_rate": float("nan") if ref_null is None else ref_null,
-            "alert": alert or None}
+            "alert": alert or None, "psi_p_value": p_value}
 
 
 def _weighted(frame: pd.DataFrame, column: str) -> float | None:

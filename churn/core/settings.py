@@ -111,6 +111,10 @@ class Settings(BaseSettings):
         "", description="extra spark-submit parameters of EMR jobs, e.g. --conf spark.executor.memory=8g"
     )
     monitoring_psi_alert: float = Field(0.25, gt=0, description="a feature or score PSI above this raises a drift alert")
+    monitoring_drift_p_value: float = Field(
+        0.0005, gt=0, le=1,
+        description="a drift alert also needs a shift that large to be unlikely by chance at the day's sample size: "
+                    "chi-square p-value below this (0.0005 = 1% a day spread over ~20 features; 1 disables the test)")
     monitoring_auc_drop_alert: float = Field(
         0.05, ge=0, description="realised AUC this far below the model's validation AUC raises an alert"
     )

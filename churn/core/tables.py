@@ -72,6 +72,7 @@ DRIFT_COLUMNS = [
     ("null_rate", "double"),
     ("reference_null_rate", "double"),
     ("alert", "string"),
+    ("psi_p_value", "double"),  # chi-square homogeneity vs the training rows: is a PSI that large chance?
 ]
 
 

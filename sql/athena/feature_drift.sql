@@ -14,6 +14,7 @@ CREATE TABLE IF NOT EXISTS `${database}`.`feature_drift` (
   `null_rate`           double,
   `reference_null_rate` double,
   `alert`               string,
+  `psi_p_value`         double,
   `dt`                  date
 )
 PARTITIONED BY (`dt`)

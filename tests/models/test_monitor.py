@@ -16,7 +16,7 @@ from churn.core.tables import INSTANCES_MODELING, INSTANCES_W1, PREDICTIONS, tab
 from churn.core.warehouse import list_partitions, read_partition, write_partition
 from churn.jobs import Skipped, monitor, score
 from churn.tools.synthetic import write_w1
-from models.monitor import SCORE_FEATURE, performance_alert
+from models.monitor import SCORE_FEATURE, performance_alert, psi_alert
 from models.profile import build_profile, drift_of, psi, reference_group
 from models.registry import Registry
 from tests.models.conftest import RUN_DATE
@@ -207,3 +207,20 @@ def test_the_auc_alert_accounts_for_how_few_outcomes_a_day_has():
     loud = performance_alert(0.74, 0.82, settings, 2000, 6000)  # the same AUC on 8,000 outcomes is evidence
     assert loud.startswith("realised AUC 0.740 (95% interval 0.72") and "8000 outcomes" in loud
     assert performance_alert(0.50, 0.82, settings, 35, 115) != ""  # a model that stops ranking: caught at once
+
+
+def test_a_large_psi_from_few_trials_is_not_an_alert_but_the_same_shift_on_many_is():
+    """PSI ignores sample size: an empty 2% bin alone adds ~0.1. The alert also asks for a chi-square p-value
+    below CHURN_MONITORING_DRIFT_P_VALUE, so the same shares alert on 2,000 trials but not on 20."""
+    from models.profile import homogeneity_p_value, psi_from_shares
+
+    settings = Settings(_env_file=None)
+    reference, day = [0.5, 0.3, 0.18, 0.02, 0.0], [0.7, 0.15, 0.15, 0.0, 0.0]
+    value = psi_from_shares(reference, day)
+    assert value > settings.monitoring_psi_alert  # the rule before: an alert
+    few = homogeneity_p_value(reference, 5_000, day, 20)
+    many = homogeneity_p_value(reference, 5_000, day, 2_000)
+    assert few > 0.01 and many < 1e-10
+    assert psi_alert(value, settings, few) is None
+    assert psi_alert(value, settings, many).startswith("PSI") and "p = " in psi_alert(value, settings, many)
+    assert psi_alert(value, Settings(_env_file=None, monitoring_drift_p_value=1.0), few)  # 1 disables the test
