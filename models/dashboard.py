@@ -62,7 +62,8 @@ def build_dashboard(performance: pd.DataFrame, drift: pd.DataFrame, *, title: st
         parts.append("<p>No scored cohort has outcomes yet: realised performance starts 23 days after the "
                      "first scored day (a trial's outcome is known 30 days after it starts).</p>")
     if len(drift):
-        parts += [f"<h2>Drift: PSI of each feature by scored day (alert above {psi_alert})</h2>",
+        parts += [f"<h2>Drift: PSI of each feature by scored day (× = alert: PSI above {psi_alert} and not chance "
+                  "at the day's sample size)</h2>",
                   _img("drift heat map", _heatmap(drift, psi_alert))]
     parts += ["<h2>Alerts</h2>",
               _table(["day", "where", "alert"], [[str(d), w, a] for d, w, a in alerts], left=True) if alerts
@@ -201,16 +202,16 @@ def _heatmap(drift, psi_alert):
     cmap = LinearSegmentedColormap.from_list("psi", ["#f7fbff", "#fdd49e", "#d7301f"])
     image = ax.imshow(table.to_numpy(dtype=float), aspect="auto", cmap=cmap, vmin=0, vmax=max(2 * psi_alert, 1e-9),
                       interpolation="nearest")
-    alert = np.argwhere(table.to_numpy(dtype=float) > psi_alert)
-    ax.scatter(alert[:, 1], alert[:, 0], marker="x", s=12, color="black", lw=0.8, label=f"PSI > {psi_alert}")
+    alerted = drift.assign(alerted=drift["alert"].notna().astype(float)).pivot_table(
+        index="feature", columns="dt", values="alerted", aggfunc="max").reindex(index=table.index, columns=table.columns)
+    alert = np.argwhere(alerted.fillna(0).to_numpy() > 0)  # the rule's alerts (PSI and p-value), not PSI alone
+    ax.scatter(alert[:, 1], alert[:, 0], marker="x", s=14, color="black", lw=0.9, label="alert")
     ax.set_yticks(range(len(table)), table.index, fontsize=7)
     step = max(1, len(table.columns) // 15)
     ax.set_xticks(range(0, len(table.columns), step), [str(d) for d in table.columns[::step]], rotation=45,
                   ha="right", fontsize=7)
     fig.colorbar(image, ax=ax, label="PSI vs training profile")
-    if len(alert):
-        ax.legend(fontsize=8, loc="upper right")
-    return _png(fig)
+    return _png(fig)  # the heading says what × means: a legend would cover the newest day
 
 
 # ----------------------------------------------------------------------------------------- html
