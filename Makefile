@@ -41,6 +41,7 @@ airflow: java install
 bench: java install
 	$(BIN)/python bench/bench_features.py --instances-per-day 1000
 	$(BIN)/python bench/bench_features.py --instances-per-day 10000
+	$(BIN)/python bench/bench_features.py --instances-per-day 50000 --rebuild-days 14
 	$(BIN)/python bench/bench_monitoring.py --instances-per-day 300 --window 90
 	$(BIN)/python bench/bench_reliability.py --kills 52
 	$(BIN)/python bench/bench_alerts.py --days 2000 --changes 300

@@ -1,12 +1,14 @@
-"""Benchmark the feature job on Spark against the same job on DuckDB (setting ``feature_engine``).
+"""Benchmark the feature job at one scale on both engines (setting ``feature_engine``): wall time and peak memory.
 
-Simulates `--days` days of raw data at `--instances-per-day`, then times, in one run, each in a fresh
-process (`python -m etl_jobs.build_features`, the EMR entry point: engine start included):
-  1. a daily run on Spark (`--ds D`, both tables),
-  2. the rebuild of the last `--rebuild-days` days of both tables in one Spark run,
-  3. the same rebuild with `CHURN_FEATURE_ENGINE=duckdb`: the same step plan, SQL files, contract checks
-     and publishing, on the other engine; its partitions must hold the same rows as Spark's.
-Writes a markdown row per scale into docs/benchmarks.md (section "Feature build").
+Simulates enough days of raw data at `--instances-per-day`, then runs, each in a fresh process
+(`python -m etl_jobs.build_features`, the EMR entry point: engine start included) with default settings:
+  1. a daily run (`--ds D`, both tables) on Spark, then on DuckDB,
+  2. the rebuild of the last `--rebuild-days` days of both tables on Spark, then on DuckDB (the same step
+     plan, SQL files, contract checks and publishing, in chunks of CHURN_FEATURE_CHUNK_DAYS); the two
+     engines' partitions must hold the same rows.
+Each run is measured from outside: wall time, and peak memory of the whole process tree (Python, the JVM
+Spark starts) sampled every 0.1 s with psutil, next to GNU time's largest single process (`/usr/bin/time -v`).
+Writes rows into docs/benchmarks.md (section "Feature build at scale").
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -27,11 +31,36 @@ sys.path.insert(0, str(ROOT))
 from bench.report import record  # noqa: E402
 
 
-def _timed_subprocess(args: list[str], env: dict) -> float:
+def measured(args: list[str], env: dict) -> dict:
+    """Run the feature job in a fresh process; wall seconds, peak tree RSS (MB), GNU time's max RSS (MB)."""
+    import psutil
+
+    command = [sys.executable, "-m", "etl_jobs.build_features", *args]
+    if os.path.exists("/usr/bin/time"):
+        command = ["/usr/bin/time", "-v", *command]
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "etl_jobs.build_features", *args], env=env, cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    peak = [0]
+
+    def sample() -> None:
+        root = psutil.Process(process.pid)
+        while process.poll() is None:
+            try:
+                tree = [root, *root.children(recursive=True)]
+                peak[0] = max(peak[0], sum(p.memory_info().rss for p in tree if p.is_running()))
+            except psutil.Error:
+                pass
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, err = process.communicate()
+    seconds = time.perf_counter() - started
+    sampler.join()
+    if process.returncode:
+        raise SystemExit(f"{' '.join(args)} failed ({process.returncode}): {err[-3000:]}")
+    largest = re.search(r"Maximum resident set size \(kbytes\): (\d+)", err)
+    return {"seconds": seconds, "tree_mb": peak[0] / 2**20, "largest_mb": int(largest.group(1)) / 1024 if largest else None}
 
 
 def _row_digests(settings) -> dict[str, str]:
@@ -58,12 +87,13 @@ def main() -> None:
 
     workdir = args.workdir or tempfile.mkdtemp(prefix="churn-bench-")
     warehouse = Path(workdir) / "warehouse"
-    env = {**os.environ, "CHURN_WAREHOUSE": str(warehouse), "CHURN_FEATURE_ENGINE": "spark"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_")}  # default settings
+    env.update({"CHURN_WAREHOUSE": str(warehouse), "CHURN_FEATURE_ENGINE": "spark"})
     from churn.core.settings import Settings
     from churn.core.tables import EVENTS
     from churn.tools.simulator import simulate
 
-    settings = Settings(warehouse=str(warehouse), feature_engine="spark")
+    settings = Settings(warehouse=str(warehouse), feature_engine="spark", _env_file=None)
     history = args.rebuild_days + settings.label_window_days + settings.first_week_days
     sim_start = date(2026, 1, 5)
     end = sim_start + timedelta(days=history - 1)
@@ -71,30 +101,41 @@ def main() -> None:
     if not os.path.exists(EVENTS.location(settings)):
         t0 = time.perf_counter()
         summary = simulate(sim_start, history, args.instances_per_day, args.seed, settings, progress=False)
-        print(f"simulated {history} days x {args.instances_per_day}/day in {time.perf_counter() - t0:.1f}s: {summary}")
+        print(f"simulated {history} days x {args.instances_per_day}/day in {time.perf_counter() - t0:.1f}s: "
+              f"{summary['events']:,} events")
 
-    daily = _timed_subprocess(["--ds", end.isoformat()], env)
-    print(f"daily run on Spark (fresh process, both tables): {daily:.1f}s")
-    spark_range = _timed_subprocess(["--start", start.isoformat(), "--end", end.isoformat()], env)
-    spark_files = _row_digests(settings)
-    print(f"{args.rebuild_days}-day rebuild, Spark (fresh process): {spark_range:.1f}s")
-    duck_seconds = _timed_subprocess(["--start", start.isoformat(), "--end", end.isoformat()],
-                                     {**env, "CHURN_FEATURE_ENGINE": "duckdb"})
-    duck_files = _row_digests(settings)
-    differing = sorted(k for k in spark_files if spark_files[k] != duck_files.get(k))
-    print(f"{args.rebuild_days}-day rebuild, DuckDB engine (fresh process): {duck_seconds:.1f}s; "
-          f"{len(spark_files) - len(differing)}/{len(spark_files)} partitions with rows identical to Spark's")
+    runs = {}
+    for engine in ("spark", "duckdb"):
+        runs[("daily", engine)] = measured(["--ds", end.isoformat()], {**env, "CHURN_FEATURE_ENGINE": engine})
+        print("daily", engine, runs[("daily", engine)])
+    digests = {}
+    for engine in ("spark", "duckdb"):
+        runs[("rebuild", engine)] = measured(["--start", start.isoformat(), "--end", end.isoformat()],
+                                             {**env, "CHURN_FEATURE_ENGINE": engine})
+        digests[engine] = _row_digests(settings)
+        print(f"{args.rebuild_days}-day rebuild", engine, runs[("rebuild", engine)])
+    differing = sorted(k for k in digests["spark"] if digests["spark"][k] != digests["duckdb"].get(k))
     if differing:
         raise SystemExit(f"the engines disagree on {len(differing)} partitions, e.g. {differing[:3]}")
+    rows = _rows(settings)
+    for (what, engine), run in runs.items():
+        other = runs[(what, "duckdb")]
+        days = 1 if what == "daily" else args.rebuild_days
+        record("Feature build at scale",
+               ["trials/day", "run", "engine", "wall (s)", "peak memory, process tree (MB)",
+                "largest process (MB, /usr/bin/time)", "vs DuckDB", "rows (both tables)"],
+               [args.instances_per_day, "daily" if days == 1 else f"{days}-day rebuild", engine,
+                f"{run['seconds']:.1f}", f"{run['tree_mb']:,.0f}",
+                f"{run['largest_mb']:,.0f}" if run["largest_mb"] else "", f"{run['seconds'] / other['seconds']:.2f}x",
+                rows if days > 1 else ""],
+               key=f"{args.instances_per_day} | {'daily' if days == 1 else f'{days}-day rebuild'} | {engine}")
 
-    record(
-        "Feature build",
-        ["instances/day", "daily run incl. Spark start (s)", f"{args.rebuild_days}-day rebuild Spark (s)",
-         "same job on DuckDB (s)", "Spark / DuckDB", "partitions (identical rows)"],
-        [args.instances_per_day, f"{daily:.1f}", f"{spark_range:.1f}", f"{duck_seconds:.1f}",
-         f"{spark_range / duck_seconds:.2f}x", len(spark_files)],
-        key=str(args.instances_per_day),
-    )
+
+def _rows(settings) -> int:
+    from churn.core.tables import FEATURE_TABLES
+    from churn.core.warehouse import list_partitions, partition_rows
+
+    return sum(sum(partition_rows(name, list_partitions(name, settings), settings).values()) for name in FEATURE_TABLES)
 
 
 if __name__ == "__main__":

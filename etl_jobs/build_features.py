@@ -69,6 +69,16 @@ def event_days_needed(t: FeatureTable, start: date, end: date, settings: Setting
     return days_between(start - timedelta(days=offset), end - timedelta(days=offset - settings.first_week_days + 1))
 
 
+def chunk_ranges(start: date, end: date, size: int) -> list[tuple[date, date]]:
+    """[start, end] cut into consecutive ranges of ``size`` days (the last one may be shorter)."""
+    out, first = [], start
+    while first <= end:
+        last = min(end, first + timedelta(days=size - 1))
+        out.append((first, last))
+        first = last + timedelta(days=1)
+    return out
+
+
 def build_features(
     start: date,
     end: date,
@@ -76,12 +86,18 @@ def build_features(
     tables: tuple[str, ...] | list[str] = FEATURE_TABLES,
     spark=None,
     engine: Engine | None = None,
+    resume: bool = True,
 ) -> dict:
     """Build and publish partitions dt in [start, end] of the given feature tables in one engine run.
 
-    Week-1 features are computed once for the union of the tables' cohorts from one read of the event
-    partitions they need. Everything is staged and checked before the first partition is published, so
-    a failed run publishes nothing; a rerun replaces exactly the partitions of its range.
+    The range is built in chunks of ``feature_chunk_days`` days, one after the other, so memory is bounded
+    by a chunk whatever the range's length. Within a chunk, week-1 features are computed once for the union
+    of the tables' cohorts from one read of the event partitions they need, and everything is staged and
+    checked before the chunk's partitions are published in one commit per table: a failed chunk publishes
+    nothing. Each commit records the fingerprint of the chunk's inputs (raw files, configuration, code);
+    with ``resume``, a rerun of a multi-chunk range keeps the chunks already committed with the same inputs
+    and builds from the first one that is not (a crash costs one chunk, not the range). A single-chunk run
+    (a day) always rebuilds.
     """
     config = load_feature_config(settings)
     unknown = [t for t in tables if t not in TABLES]
@@ -95,6 +111,93 @@ def build_features(
     _progress(started, f"{engine.name} engine ready" + (f" (master {engine.spark.sparkContext.master})"
                                                           if engine.name == "spark" else ""))
     chosen = [TABLES[name] for name in tables]
+    chunks = chunk_ranges(start, end, settings.feature_chunk_days)
+    summary: dict = {"start": start.isoformat(), "end": end.isoformat(), "engine": engine.name,
+                     "event_partitions": 0, "quality": {}, "tables": {t.name: {"partitions": []} for t in chosen},
+                     "chunks": []}
+    try:
+        for number, (first, last) in enumerate(chunks, 1):
+            what = f"chunk {number}/{len(chunks)} {first}..{last}" if len(chunks) > 1 else f"{first}..{last}"
+            key = inputs_key(first, last, chosen, settings, config)
+            kept = committed_with(chosen, first, last, key, settings) if resume and len(chunks) > 1 else None
+            if kept is not None:
+                _progress(started, f"{what}: already committed with the same inputs, kept")
+                for name, partitions in kept.items():
+                    summary["tables"][name]["partitions"] += partitions
+                summary["chunks"].append({"start": first.isoformat(), "end": last.isoformat(), "status": "kept"})
+                continue
+            built = _build_chunk(first, last, chosen, settings, config, engine, started, key, what)
+            for name, partitions in built["tables"].items():
+                summary["tables"][name]["partitions"] += partitions
+            for counter, value in built["quality"].items():
+                summary["quality"][counter] = summary["quality"].get(counter, 0) + value
+            summary["event_partitions"] += built["event_partitions"]
+            summary["chunks"].append({"start": first.isoformat(), "end": last.isoformat(), "status": "built"})
+            engine.release()  # the next chunk starts with the memory this one had
+    finally:
+        if owned:
+            engine.close()
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    log.info("features %s..%s built in %.1f s (%s, %d chunk(s), %d kept)", start, end, summary["seconds"], engine.name,
+             len(chunks), sum(c["status"] == "kept" for c in summary["chunks"]))
+    return summary
+
+
+INPUTS_PROPERTY = "churn.inputs"  # snapshot property: the fingerprint of the inputs a chunk was built from
+
+
+def inputs_key(start: date, end: date, chosen: list[FeatureTable], settings: Settings, config: FeatureConfig) -> str:
+    """Fingerprint of everything a chunk's output depends on: the raw files it reads (name, size, version),
+    the feature configuration, the SQL and this module, the windows. Equal keys give equal partitions."""
+    import hashlib
+    import json
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from churn.core.settings import SQL_DIR
+
+    digest = hashlib.sha256(json.dumps({
+        "start": start.isoformat(), "end": end.isoformat(), "tables": [t.name for t in chosen],
+        "first_week_days": settings.first_week_days, "label_window_days": settings.label_window_days,
+        "config": asdict(config) | {"source": None},
+    }, sort_keys=True, default=str).encode())
+    for code in sorted((Path(SQL_DIR) / "features").glob("*.sql")) + [Path(__file__)]:
+        digest.update(code.read_bytes())
+    event_days = sorted({d for t in chosen for d in event_days_needed(t, start, end, settings)})
+    folders = [EVALUATIONS.location(settings)] + [join(EVENTS.location(settings), f"dt={d.isoformat()}")
+                                                  for d in event_days]
+    for folder in folders:
+        fs = storage.filesystem(folder, settings)
+        for info in contract.data_file_infos(fs, storage.strip_scheme(folder)):
+            version = info.get("ETag") or info.get("mtime") or info.get("LastModified") or info.get("created")
+            digest.update(f"{info['name']}|{info.get('size')}|{version}\n".encode())
+    return digest.hexdigest()[:32]
+
+
+def committed_with(chosen: list[FeatureTable], start: date, end: date, key: str, settings: Settings
+                   ) -> dict[str, list[dict]] | None:
+    """The chunk's published partitions by table when every day of every table was last written with ``key``;
+    None when any was not (never built, built from other inputs, or its snapshot expired)."""
+    from churn.core.warehouse import load_table, partition_rows, partition_snapshot
+
+    found: dict[str, list[dict]] = {}
+    chunk = days_between(start, end)
+    for t in chosen:
+        tbl = load_table(table(t.name), settings)
+        if tbl is None:
+            return None
+        snapshots = [partition_snapshot(t.name, day, settings, tbl) for day in chunk]
+        if any(s is None or s["properties"].get(INPUTS_PROPERTY) != key for s in snapshots):
+            return None
+        rows = partition_rows(t.name, chunk, settings)
+        found[t.name] = [{"table": t.name, "dt": day.isoformat(), "rows": rows[day], "snapshot_id": s["snapshot_id"]}
+                         for day, s in zip(chunk, snapshots, strict=True)]
+    return found
+
+
+def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: Settings, config: FeatureConfig,
+                 engine: Engine, started: float, key: str, what: str) -> dict:
+    """One chunk: read, check, compute, stage, then publish each table's days in one commit."""
     staged: dict[str, str] = {}
     try:
         first = min(start - timedelta(days=t.offset_days(settings)) for t in chosen)
@@ -121,25 +224,20 @@ def build_features(
             {"first_week_days": settings.first_week_days}, materialize=True,
         )
         week1_columns = [name for name, _ in config.week1_columns()]
-        summary: dict = {"start": start.isoformat(), "end": end.isoformat(), "engine": engine.name,
-                         "event_partitions": len(event_days), "quality": quality, "tables": {}}
+        summary: dict = {"event_partitions": len(event_days), "quality": quality, "tables": {}}
         for t in chosen:
             sql = render("features/feature_table.sql", with_label=t.with_label, week1_columns=week1_columns,
                          attribute_features=config.attribute_features, cohort_view=f"cohort_{t.name}")
             staged[t.name] = staging_path(settings, t.name)
             engine.stage(sql, staged[t.name])
-            _progress(started, f"{t.name} staged")
+            _progress(started, f"{what}: {t.name} staged")
         for t in chosen:
-            partitions = _publish_range(t.name, staged.pop(t.name), start, end, settings)
-            summary["tables"][t.name] = {"partitions": partitions}
-            _progress(started, f"{t.name}: {len(partitions)} partitions published")
+            partitions = _publish_range(t.name, staged.pop(t.name), start, end, settings, {INPUTS_PROPERTY: key})
+            summary["tables"][t.name] = partitions
+            _progress(started, f"{what}: {t.name}: {len(partitions)} partitions published")
     finally:
         for leftover in staged.values():
             _remove_quietly(leftover, settings)
-        if owned:
-            engine.close()
-    summary["seconds"] = round(time.perf_counter() - started, 1)
-    log.info("features %s..%s built in %.1f s (%s)", start, end, summary["seconds"], engine.name)
     return summary
 
 
@@ -147,7 +245,8 @@ def _progress(started: float, message: str) -> None:
     log.info("[%5.1f s] %s", time.perf_counter() - started, message)
 
 
-def _publish_range(name: str, stage: str, start: date, end: date, settings: Settings) -> list[dict]:
+def _publish_range(name: str, stage: str, start: date, end: date, settings: Settings,
+                   properties: dict[str, str] | None = None) -> list[dict]:
     """Publish every day of the range (empty days too) in one Iceberg commit: all days change, or none.
 
     Rows go through pyarrow in the registry's schema, so both engines publish the same rows in the same order.
@@ -164,7 +263,7 @@ def _publish_range(name: str, stage: str, start: date, end: date, settings: Sett
         else:
             log.warning("%s dt=%s: no instances in this cohort, publishing an empty partition", name, day)
             frames[day] = pa.Table.from_pylist([], schema=schema)
-    published = write_partitions(t, frames, settings)
+    published = write_partitions(t, frames, settings, properties)
     _remove_quietly(stage, settings)
     return [p.as_xcom() for p in published]
 

@@ -40,6 +40,9 @@ class Engine(Protocol):
     def stage(self, sql: str, stage_dir: str) -> None:
         """Write the query's rows as Parquet under ``stage_dir/dt=…/``, sorted by dt and instance_id."""
 
+    def release(self) -> None:
+        """Drop what a chunk materialized, so the next chunk starts with the memory the first one had."""
+
     def close(self) -> None: ...
 
 
@@ -74,8 +77,11 @@ class SparkEngine:
             .parquet(spark_uri(stage_dir))
         )
 
-    def close(self) -> None:
+    def release(self) -> None:
         self.spark.catalog.clearCache()
+
+    def close(self) -> None:
+        self.release()
 
 
 class DuckDBEngine:
@@ -121,6 +127,10 @@ class DuckDBEngine:
             os.makedirs(stage_dir, exist_ok=True)  # DuckDB creates the last folder only
         self.con.execute(f"COPY ({self.translate(sql)} ORDER BY dt, instance_id) TO {quote(stage_dir)} "
                          "(FORMAT parquet, PARTITION_BY (dt), OVERWRITE_OR_IGNORE true)")
+
+    def release(self) -> None:
+        for (name,) in self.con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall():
+            self.con.execute(f'DROP TABLE IF EXISTS "{name}"')
 
     def close(self) -> None:
         self.con.close()

@@ -17,15 +17,18 @@ End = Annotated[str | None, typer.Option("--end", help="last day of a range (inc
 def features_command(
     ctx: typer.Context, ds: Ds = None, start: Start = None, end: End = None,
     table: Annotated[list[str], typer.Option("--table", help="table(s) to build")] = list(FEATURE_TABLES),  # noqa: B006
+    resume: Annotated[bool, typer.Option("--resume/--no-resume", help="keep chunks of a range already committed "
+                                         "with the same inputs (after a crash); --no-resume rebuilds all")] = True,
 ) -> None:
-    """Build instances_w1 and instances_modeling for one day or a range, in one Spark run."""
+    """Build instances_w1 and instances_modeling for one day or a range (in chunks of CHURN_FEATURE_CHUNK_DAYS)."""
     from churn import jobs
 
     settings = ctx.obj
     unknown = sorted(set(table) - set(FEATURE_TABLES))
     if unknown:
         raise typer.BadParameter(f"unknown feature table(s) {unknown}; choose from {list(FEATURE_TABLES)}")
-    emit(run_job(lambda days: jobs.build_features(settings, days[0], days[-1], tables=table), ds, start, end,
+    emit(run_job(lambda days: jobs.build_features(settings, days[0], days[-1], tables=table, resume=resume), ds, start,
+                 end,
                  settings=settings))
 
 

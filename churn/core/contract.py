@@ -73,14 +73,20 @@ def _expected(field: pa.Field) -> set[str]:
 def data_files(fs, folder: str) -> list[str]:
     """The Parquet files a reader may read in a folder: ``*.parquet`` directly inside it, never sub-folders,
     hidden (``.x``) or underscore (``_SUCCESS``, ``_tmp``) names, checksums or in-flight ``*.tmp`` files."""
+    return [info["name"] for info in data_file_infos(fs, folder)]
+
+
+def data_file_infos(fs, folder: str) -> list[dict]:
+    """:func:`data_files` with each file's listing entry (size, mtime or ETag): what tells one version of a
+    file from another without reading it."""
     if not fs.exists(folder):
         return []
     out = []
     for info in fs.ls(folder, detail=True):
         name = info["name"].rstrip("/").rsplit("/", 1)[-1]
         if info.get("type") == "file" and name.endswith(".parquet") and not name.startswith((".", "_")):
-            out.append(info["name"])
-    return sorted(out)
+            out.append(info)
+    return sorted(out, key=lambda info: info["name"])
 
 
 def check_files(table: str, fs, files: list[str], required: pa.Schema, optional: pa.Schema | None = None,

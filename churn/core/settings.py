@@ -74,6 +74,17 @@ class Settings(BaseSettings):
     )
     spark_master: str = Field("local[2]", description="Spark master URL for in-process runs")
     spark_shuffle_partitions: int = Field(4, ge=1, description="spark.sql.shuffle.partitions")
+    spark_driver_memory: str = Field(
+        "4g", pattern=r"^[0-9]+[mMgG]$",
+        description="spark.driver.memory: the heap of an in-process (local) Spark, which is driver and executor at "
+                    "once; for EMR jobs the driver's (docs/operations.md, sizing)")
+    spark_executor_memory: str = Field(
+        "14g", pattern=r"^[0-9]+[mMgG]$", description="spark.executor.memory of cluster (EMR) executors")
+    spark_executor_cores: int = Field(4, ge=1, description="spark.executor.cores of cluster (EMR) executors")
+    feature_chunk_days: int = Field(
+        30, ge=1,
+        description="a feature range is built and committed in chunks of this many days: memory is bounded by the "
+                    "chunk, and a rerun after a crash resumes at the first chunk not committed with the same inputs")
     athena_database: str = Field("churn", description="Glue/Athena database (Iceberg namespace) of the tables")
     table_catalog: Literal["sql", "glue"] = Field(
         "sql", description="Iceberg catalog of the output tables: sql (SQLite or PostgreSQL; local) or glue (AWS, Athena)"

@@ -39,6 +39,13 @@ def get_spark(app_name: str, settings: Settings):
         **local,
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
+        # sizing is configuration (docs/operations.md); spark-submit's --driver-memory etc. win over these
+        "spark.driver.memory": settings.spark_driver_memory if not submitted else None,
+        "spark.executor.memory": settings.spark_executor_memory if submitted else None,
+        "spark.executor.cores": str(settings.spark_executor_cores) if submitted else None,
+        # AQE decides joins from the real sizes; only tables under 10 MB are ever broadcast (never the cohorts
+        # of a long range: a forced broadcast of 1.8 M cohort rows was an OutOfMemoryError in a 1 GB driver)
+        "spark.sql.autoBroadcastJoinThreshold": "10MB",
         "spark.sql.adaptive.enabled": "true",
         "spark.ui.enabled": "false" if not submitted else None,
         "spark.ui.showConsoleProgress": "false",

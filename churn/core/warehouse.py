@@ -313,10 +313,27 @@ def partition_snapshot(t: Table | str, dt: date | str, settings: Settings, tbl=N
         return None
     day = _as_date(dt)
     for snap in sorted(tbl.snapshots(), key=lambda s: s.sequence_number or 0, reverse=True):
-        written = (snap.summary.additional_properties if snap.summary else {}).get(SNAPSHOT_DAYS)
+        properties = snap.summary.additional_properties if snap.summary else {}
+        written = properties.get(SNAPSHOT_DAYS)
         if written and day in set(decode_days(written)):
-            return {"snapshot_id": snap.snapshot_id, "timestamp_ms": snap.timestamp_ms}
+            return {"snapshot_id": snap.snapshot_id, "timestamp_ms": snap.timestamp_ms, "properties": dict(properties)}
     return None
+
+
+def partition_rows(t: Table | str, dates: list[date], settings: Settings) -> dict[date, int]:
+    """Rows of each published day, from the table's metadata (data files' record counts; nothing is read)."""
+    from pyiceberg.expressions import In
+
+    tbl = load_table(_table(t), settings)
+    counts = {d: 0 for d in dates}
+    if tbl is None or not dates:
+        return counts
+    for task in tbl.scan(row_filter=In(PARTITION_KEY, [d.isoformat() for d in dates])).plan_files():
+        value = task.file.partition[0]  # a date partition value is stored as days since 1970-01-01
+        day = date(1970, 1, 1) + timedelta(days=value) if isinstance(value, int) else _as_date(value)
+        if day in counts:
+            counts[day] += task.file.record_count
+    return counts
 
 
 def read_partition(t: Table | str, dt: date | str, settings: Settings, snapshot_id: int | None = None) -> pd.DataFrame:

@@ -63,6 +63,11 @@ def emr_job_driver(settings: Settings, start: str, end: str) -> dict:
         f"spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON={PYTHON}",
         f"spark.emr-serverless.driverEnv.PYSPARK_PYTHON={PYTHON}",
         f"spark.executorEnv.PYSPARK_PYTHON={PYTHON}",
+        # the sizing settings (docs/operations.md); --conf in emr_spark_submit_parameters, last, still wins
+        f"spark.driver.memory={settings.spark_driver_memory}",
+        f"spark.executor.memory={settings.spark_executor_memory}",
+        f"spark.executor.cores={settings.spark_executor_cores}",
+        f"spark.sql.shuffle.partitions={settings.spark_shuffle_partitions}",
     ]
     for key, value in job_environment(settings).items():
         confs += [f"spark.emr-serverless.driverEnv.{key}={value}", f"spark.executorEnv.{key}={value}"]

@@ -69,6 +69,7 @@ class FeaturesSummary(Summary):
     seconds: float
     tables: dict[str, dict]  # name -> {path, partitions, rows, rows_by_dt (<= 31 days)}
     quality: dict[str, int]
+    chunks: list[dict] = field(default_factory=list)  # {start, end, status: built | kept}
 
     @property
     def days(self) -> list[date]:
@@ -80,7 +81,9 @@ class FeaturesSummary(Summary):
         return sum(int(t.get("rows") or 0) for t in self.tables.values())
 
     def extra(self) -> list[str]:
-        return [f"engine {self.engine}"]
+        kept = sum(c.get("status") == "kept" for c in self.chunks)
+        return [f"engine {self.engine}"] + ([f"{len(self.chunks)} chunks ({kept} kept from an earlier run)"]
+                                            if len(self.chunks) > 1 else [])
 
 
 @dataclass(frozen=True)

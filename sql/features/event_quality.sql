@@ -1,7 +1,8 @@
--- One pass over the event partitions a run reads, with a broadcast lookup of the run's cohorts (no shuffle):
+-- One pass over the event partitions a run reads, joined to the run's cohorts (the optimiser picks the join:
+-- a daily cohort is broadcast, a long range's is not):
 -- contract violations (errors) and documented handlings (counted and logged).
 -- outside_cohorts: events of trials outside this run's cohorts (their later days, or unknown instances).
-SELECT /*+ BROADCAST(c) */
+SELECT
   COUNT(*) AS events_read,
   SUM(CASE WHEN e.instance_id IS NULL OR e.user_id IS NULL OR e.event_time IS NULL OR e.event_type IS NULL
       THEN 1 ELSE 0 END) AS null_keys,

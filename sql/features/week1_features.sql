@@ -4,7 +4,7 @@
 -- cutoff count. Instances without such events get zeros. Jinja renders the configured count
 -- features (sql/features/feature_config.yaml); values are named parameters (:name).
 WITH w1_events AS (
-  SELECT /*+ BROADCAST(c) */
+  SELECT
     c.instance_id,
     e.user_id,
     e.event_type,

@@ -102,6 +102,7 @@ def test_daily_features_then_scoring_then_retrain(metadata_db, warehouse_with_ch
 
     settings = warehouse_with_champion
     monkeypatch.setenv("CHURN_MONITORING_PSI_ALERT", "0.001")  # every drift row alerts: alerts to compare
+    monkeypatch.setenv("CHURN_MONITORING_DRIFT_P_VALUE", "1")
     w1, modeling, predictions = INSTANCES_W1, INSTANCES_MODELING, PREDICTIONS
     registry = Registry(settings)
     champion = registry.alias("champion")["version"]
