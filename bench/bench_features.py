@@ -110,7 +110,7 @@ def main() -> None:
         print("daily", engine, runs[("daily", engine)])
     digests = {}
     for engine in ("spark", "duckdb"):
-        runs[("rebuild", engine)] = measured(["--start", start.isoformat(), "--end", end.isoformat()],
+        runs[("rebuild", engine)] = measured(["--start", start.isoformat(), "--end", end.isoformat(), "--no-resume"],
                                              {**env, "CHURN_FEATURE_ENGINE": engine})
         digests[engine] = _row_digests(settings)
         print(f"{args.rebuild_days}-day rebuild", engine, runs[("rebuild", engine)])

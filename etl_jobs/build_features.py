@@ -259,7 +259,10 @@ def _publish_range(name: str, stage: str, start: date, end: date, settings: Sett
     for day in days_between(start, end):
         day_stage = join(stage, f"dt={day.isoformat()}")
         if storage.exists(day_stage, settings):
-            frames[day] = _read_staged_day(day_stage, settings).select(schema.names).cast(schema)
+            # sorted here, not only by the engine: DuckDB writes a day in several files when it runs in several
+            # threads, and their concatenation is not in instance order
+            frames[day] = _read_staged_day(day_stage, settings).select(schema.names).cast(schema).sort_by(
+                "instance_id")
         else:
             log.warning("%s dt=%s: no instances in this cohort, publishing an empty partition", name, day)
             frames[day] = pa.Table.from_pylist([], schema=schema)
@@ -434,13 +437,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start")
     parser.add_argument("--end")
     parser.add_argument("--table", action="append", choices=sorted(TABLES))
+    parser.add_argument("--no-resume", action="store_true",
+                        help="rebuild every chunk of the range, also those committed before with the same inputs")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         first, last = parse_range(args.ds, args.start, args.end)
     except DateRangeError as exc:
         parser.error(str(exc))
-    build_features(first, last, Settings(), tables=tuple(args.table or FEATURE_TABLES))
+    build_features(first, last, Settings(), tables=tuple(args.table or FEATURE_TABLES), resume=not args.no_resume)
     return 0
 
 

@@ -62,7 +62,10 @@ class SparkEngine:
 
     def create_view(self, view: str, sql: str, params: dict | None = None, materialize: bool = False) -> None:
         df = self.spark.sql(sql, args=used_params(sql, params))
-        (df.cache() if materialize else df).createOrReplaceTempView(view)
+        if materialize:  # cached now, so the joins that use it are planned from its real size
+            df = df.cache()
+            df.count()
+        df.createOrReplaceTempView(view)
 
     def rows(self, sql: str, params: dict | None = None) -> list[dict]:
         return [r.asDict() for r in self.spark.sql(sql, args=used_params(sql, params)).collect()]

@@ -22,6 +22,14 @@ def launched_by_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
+def broadcast_threshold_mb(settings: Settings) -> int:
+    """The largest table Spark may broadcast: 1/40 of the driver's heap (a broadcast hash relation takes a few
+    times its data's size, on the driver and on every executor), at least Spark's own 10 MB."""
+    amount, unit = int(settings.spark_driver_memory[:-1]), settings.spark_driver_memory[-1].lower()
+    heap_mb = amount * 1024 if unit == "g" else amount
+    return max(10, heap_mb // 40)
+
+
 def get_spark(app_name: str, settings: Settings):
     """The session: under spark-submit (EMR, a cluster, ``spark-submit --master …``) what it set is kept and
     only missing keys get our defaults; run in-process, a local session from the settings.
@@ -43,9 +51,11 @@ def get_spark(app_name: str, settings: Settings):
         "spark.driver.memory": settings.spark_driver_memory if not submitted else None,
         "spark.executor.memory": settings.spark_executor_memory if submitted else None,
         "spark.executor.cores": str(settings.spark_executor_cores) if submitted else None,
-        # AQE decides joins from the real sizes; only tables under 10 MB are ever broadcast (never the cohorts
-        # of a long range: a forced broadcast of 1.8 M cohort rows was an OutOfMemoryError in a 1 GB driver)
-        "spark.sql.autoBroadcastJoinThreshold": "10MB",
+        # Joins are the optimiser's, from real sizes (materialized views are cached first); a table is broadcast
+        # only under a bound that follows the driver's memory (never the cohorts of a long range: a forced
+        # broadcast of 1.8 M cohort rows was an OutOfMemoryError in a 1 GB driver)
+        "spark.sql.autoBroadcastJoinThreshold": f"{broadcast_threshold_mb(settings)}MB",
+        "spark.sql.adaptive.autoBroadcastJoinThreshold": f"{broadcast_threshold_mb(settings)}MB",
         "spark.sql.adaptive.enabled": "true",
         "spark.ui.enabled": "false" if not submitted else None,
         "spark.ui.showConsoleProgress": "false",
