@@ -101,3 +101,22 @@ def test_a_day_is_always_rebuilt(raw, spark):  # noqa: F811
     result = build_features(W1_DT, W1_DT, settings, spark=spark)
     assert [c["status"] for c in result["chunks"]] == ["built"]
     assert partition_snapshot("instances_w1", W1_DT, settings)["snapshot_id"] != snapshot
+
+
+def test_a_day_staged_in_several_files_is_published_in_instance_order(raw, spark, tmp_path):  # noqa: F811
+    """DuckDB writes a day in several files when it runs several threads; whatever the files' order, the
+    published day is sorted by instance_id, so both engines publish the same rows in the same order."""
+    from churn.core.warehouse import read_partition
+    from etl_jobs.build_features import _publish_range
+
+    build_features(W1_DT, W1_DT, raw, tables=["instances_w1"], spark=spark)
+    day = pa.Table.from_pandas(read_partition("instances_w1", W1_DT, raw).drop(columns="dt"), preserve_index=False)
+    assert day.num_rows >= 2
+    backwards = day.sort_by([("instance_id", "descending")])
+    folder = tmp_path / "stage" / f"dt={W1_DT.isoformat()}"
+    folder.mkdir(parents=True)
+    for n in range(backwards.num_rows):  # one file per row, file names in the reverse of instance order
+        pq.write_table(backwards.slice(n, 1), folder / f"part-{n:03d}.parquet")
+    _publish_range("instances_w1", str(tmp_path / "stage"), W1_DT, W1_DT, raw)
+    ids = read_partition("instances_w1", W1_DT, raw)["instance_id"].tolist()
+    assert ids == sorted(ids)
