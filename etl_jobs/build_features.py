@@ -189,7 +189,7 @@ def committed_with(chosen: list[FeatureTable], start: date, end: date, key: str,
         snapshots = [partition_snapshot(t.name, day, settings, tbl) for day in chunk]
         if any(s is None or s["properties"].get(INPUTS_PROPERTY) != key for s in snapshots):
             return None
-        rows = partition_rows(t.name, chunk, settings)
+        rows = partition_rows(t.name, chunk, settings, tbl)
         found[t.name] = [{"table": t.name, "dt": day.isoformat(), "rows": rows[day], "snapshot_id": s["snapshot_id"]}
                          for day, s in zip(chunk, snapshots, strict=True)]
     return found

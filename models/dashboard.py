@@ -8,13 +8,12 @@ wiggle is noise. Pure: it gets the two monitoring tables as frames and returns H
 
 from __future__ import annotations
 
-import html
 from datetime import date
 
 import numpy as np
 import pandas as pd
 
-from models.report import _figure, _fmt, _png, _table
+from models.report import _e, _figure, _fmt, _png, _table
 
 Z = 1.96
 COLORS = ["#1f5fa8", "#c0504d", "#4e9a06", "#8064a2", "#f79646", "#4bacc6"]
@@ -217,10 +216,6 @@ def _heatmap(drift, psi_alert):
 # ----------------------------------------------------------------------------------------- html
 def _img(title: str, png: str) -> str:
     return f"<img alt='{_e(title)}' src='data:image/png;base64,{png}'>"
-
-
-def _e(value) -> str:
-    return html.escape(str(value))
 
 
 def _num(value) -> float | None:

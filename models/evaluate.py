@@ -60,6 +60,13 @@ def probability_metrics(y: np.ndarray, p: np.ndarray) -> dict:
     }
 
 
+def _row_log_losses(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Each row's log-loss (p clipped away from 0 and 1); their mean is the log-loss."""
+    y = np.asarray(y, dtype=np.float64)
+    p = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
+    return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+
 def per_row_standard_errors(y: np.ndarray, p: np.ndarray) -> dict:
     """Standard errors of the mean log-loss and Brier score (means of per-row losses), so a daily value is
     shown with its interval, and of the observed rate. NaN for fewer than two rows."""
@@ -67,9 +74,8 @@ def per_row_standard_errors(y: np.ndarray, p: np.ndarray) -> dict:
     p = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
     if len(y) < 2:
         return {"log_loss_se": float("nan"), "brier_se": float("nan"), "observed_rate_se": float("nan")}
-    log_losses = -(y * np.log(p) + (1 - y) * np.log(1 - p))
     n = len(y)
-    return {"log_loss_se": float(log_losses.std(ddof=1) / np.sqrt(n)),
+    return {"log_loss_se": float(_row_log_losses(y, p).std(ddof=1) / np.sqrt(n)),
             "brier_se": float(((p - y) ** 2).std(ddof=1) / np.sqrt(n)),
             "observed_rate_se": float(y.std(ddof=1) / np.sqrt(n))}
 
@@ -94,10 +100,8 @@ def paired_bootstrap(y: np.ndarray, p_new: np.ndarray, p_old: np.ndarray, rounds
     ``delta_auc`` > 0 and ``delta_log_loss`` < 0 favour the new model.
     """
     y = np.asarray(y).astype(int)
-    p_new = np.clip(np.asarray(p_new, dtype=np.float64), EPS, 1 - EPS)
-    p_old = np.clip(np.asarray(p_old, dtype=np.float64), EPS, 1 - EPS)
-    loss_new = -(y * np.log(p_new) + (1 - y) * np.log(1 - p_new))
-    loss_old = -(y * np.log(p_old) + (1 - y) * np.log(1 - p_old))
+    p_new, p_old = np.asarray(p_new, dtype=np.float64), np.asarray(p_old, dtype=np.float64)
+    loss_new, loss_old = _row_log_losses(y, p_new), _row_log_losses(y, p_old)
     rng = np.random.default_rng(seed)
     auc_deltas, loss_deltas = np.empty(rounds), np.empty(rounds)
     for r in range(rounds):
@@ -116,8 +120,7 @@ def paired_bootstrap(y: np.ndarray, p_new: np.ndarray, p_old: np.ndarray, rounds
 
 def log_loss_interval(y: np.ndarray, p: np.ndarray, z: float = 1.96) -> tuple[float, float]:
     """95% interval of a mean log-loss (the mean of per-row losses, normal approximation)."""
-    se = per_row_standard_errors(y, p)["log_loss_se"]
-    loss = float(skm.log_loss(y, np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS), labels=[0, 1]))
+    loss, se = float(_row_log_losses(y, p).mean()), per_row_standard_errors(y, p)["log_loss_se"]
     return loss - z * se, loss + z * se
 
 

@@ -201,11 +201,11 @@ def psi_alert(value: float, settings: Settings, p_value: float | None = None) ->
     day's sample size: ``p_value < CHURN_MONITORING_DRIFT_P_VALUE``."""
     if value is None or np.isnan(value) or value <= settings.monitoring_psi_alert:
         return None
-    if p_value is not None and not np.isnan(p_value) and p_value >= settings.monitoring_drift_p_value:
+    if p_value is None or np.isnan(p_value):
+        return f"PSI {value:.3f} > {settings.monitoring_psi_alert}"
+    if p_value >= settings.monitoring_drift_p_value:
         return None
-    where = f" (p = {p_value:.1e}, chi-square vs the training rows)" if p_value is not None and not np.isnan(p_value) \
-        else ""
-    return f"PSI {value:.3f} > {settings.monitoring_psi_alert}{where}"
+    return f"PSI {value:.3f} > {settings.monitoring_psi_alert} (p = {p_value:.1e}, chi-square vs the training rows)"
 
 
 def _row(name, version, current_rows, reference_rows, value, current_stats, reference_stats, alert,

@@ -320,11 +320,11 @@ def partition_snapshot(t: Table | str, dt: date | str, settings: Settings, tbl=N
     return None
 
 
-def partition_rows(t: Table | str, dates: list[date], settings: Settings) -> dict[date, int]:
+def partition_rows(t: Table | str, dates: list[date], settings: Settings, tbl=None) -> dict[date, int]:
     """Rows of each published day, from the table's metadata (data files' record counts; nothing is read)."""
     from pyiceberg.expressions import In
 
-    tbl = load_table(_table(t), settings)
+    tbl = tbl or load_table(_table(t), settings)
     counts = {d: 0 for d in dates}
     if tbl is None or not dates:
         return counts

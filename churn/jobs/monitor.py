@@ -102,6 +102,11 @@ def monitor(settings: Settings, performance_days: Iterable[date] = (), drift_day
 DASHBOARD_PATH = "reports/monitoring_dashboard.html"  # under the warehouse root; rewritten by every monitoring run
 
 
+def dashboard_path(settings: Settings) -> str:
+    """Where the monitoring dashboard of this warehouse is (a file or an s3:// path)."""
+    return f"{settings.warehouse.rstrip('/')}/{DASHBOARD_PATH}"
+
+
 def monitoring_report(settings: Settings, end: date | None = None, window_days: int = 90,
                       out: str | None = None) -> dict:
     """Write the monitoring dashboard (``models.dashboard``) of the ``window_days`` days up to ``end`` (default:
@@ -122,23 +127,23 @@ def monitoring_report(settings: Settings, end: date | None = None, window_days: 
     if last is None:
         raise Skipped("nothing monitored yet: run `churn monitor` (or the churn_monitoring DAG) first")
     wanted = set(days(last - timedelta(days=window_days - 1), last))
-    frames = {t.name: read_partitions(t, sorted(wanted & set(found)), settings) if wanted & set(found)
-              else pd.DataFrame(columns=[*(name for name, _ in t.columns(settings)), "dt"]) for t, found in available.items()}
+    frames = {}
+    for t, found in available.items():
+        shown = sorted(wanted & set(found))
+        frames[t.name] = read_partitions(t, shown, settings) if shown else pd.DataFrame(
+            columns=[*(name for name, _ in t.columns(settings)), "dt"])
     page = build_dashboard(
         frames[MODEL_PERFORMANCE.name], frames[FEATURE_DRIFT.name],
         title=f"Churn monitoring — {settings.warehouse}", psi_alert=settings.monitoring_psi_alert,
         auc_floor=settings.promotion_auc_floor, generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     ).encode()
-    target = f"{settings.warehouse.rstrip('/')}/{DASHBOARD_PATH}"
+    target = dashboard_path(settings)
     storage.write_bytes(target, page, settings)
     written = [target]
     if out:
         storage.write_bytes(out, page, settings)
         written.append(out)
     log.info("monitoring dashboard: %s", " and ".join(written))
-    performance = frames[MODEL_PERFORMANCE.name]
     return {"report": target, "written": written, "end": last.isoformat(), "window_days": window_days,
-            "performance_rows": len(performance), "drift_rows": len(frames[FEATURE_DRIFT.name]),
-            "alerts": int(performance["alert"].notna().sum() if len(performance) else 0)
-            + int(frames[FEATURE_DRIFT.name]["alert"].notna().sum() if len(frames[FEATURE_DRIFT.name]) else 0),
-            "bytes": len(page)}
+            "performance_rows": len(frames[MODEL_PERFORMANCE.name]), "drift_rows": len(frames[FEATURE_DRIFT.name]),
+            "alerts": sum(int(frame["alert"].notna().sum()) for frame in frames.values()), "bytes": len(page)}

@@ -30,7 +30,7 @@ import typer
 
 from churn.core.settings import Settings
 from churn.core.tables import FEATURE_DRIFT, MODEL_PERFORMANCE, PREDICTIONS
-from churn.jobs.monitor import DASHBOARD_PATH
+from churn.jobs.monitor import dashboard_path
 
 DAG_IDS = ("churn_features", "churn_retrain", "churn_scoring", "churn_monitoring")
 DEMO_TABLE_FOLDERS = ("raw", "features", "predictions", "models", "simulation", "monitoring")
@@ -318,7 +318,7 @@ def summarize(settings, today: date, top: int = 10) -> dict:
         "scored_latest": len(scored),
         "at_risk": at_risk,
         "report": registry.artifact_path(champion["version"], "report.html"),
-        "dashboard": f"{settings.warehouse.rstrip('/')}/{DASHBOARD_PATH}",
+        "dashboard": dashboard_path(settings),
         "query": query,
         "drift": drift,
         "performance": performance,

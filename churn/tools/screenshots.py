@@ -20,7 +20,7 @@ import typer
 from churn.core.settings import Settings
 
 WINDOW = "1500,1000"
-WIDE = "2300,1000"  # run lists: the Partition Key column is far right
+WIDE = "2300,1000"  # run lists: every column (the run page, not the list, shows the Partition Key)
 
 
 def shoot(url: str, target: Path, window: str = WINDOW, wait_ms: int = 15000) -> Path:
@@ -52,7 +52,7 @@ def main(out: Path = typer.Option(Path("docs/images"), help="folder for the PNG 
                                     "then churn_monitoring is run for it (an alerting run to show); '' for none")) -> None:
     import time
 
-    from churn.jobs.monitor import DASHBOARD_PATH
+    from churn.jobs.monitor import dashboard_path
     from churn.tools.airflow_local import LocalAirflow, free_port
     from models.registry import Registry
 
@@ -89,7 +89,7 @@ def main(out: Path = typer.Option(Path("docs/images"), help="folder for the PNG 
             print(shoot(f"{airflow.url}{path}", out / name, window=WIDE if path.endswith("/runs") else WINDOW))
     champion = Registry(settings).alias("champion")["version"]
     report = Path(Registry(settings).artifact_path(champion, "report.html"))
-    print(shoot(f"file://{Path(settings.warehouse).resolve() / DASHBOARD_PATH}", out / "monitoring_dashboard.png",
+    print(shoot(f"file://{Path(dashboard_path(settings)).resolve()}", out / "monitoring_dashboard.png",
                 window="1250,3000", wait_ms=1000))
     print(shoot(f"file://{report.resolve()}", out / "model_report.png", window="1200,3000", wait_ms=1000))
 
