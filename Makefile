@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format install java airflow bench emr-bundle clean
+.PHONY: demo test lint format install java spark-classes airflow bench emr-bundle clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
@@ -18,10 +18,14 @@ install: $(STAMP)
 java:
 	@command -v java >/dev/null 2>&1 || { echo "Java 17 is required for Spark and was not found on PATH (install openjdk-17-jre-headless)."; exit 1; }
 
-demo: java install
+# the JVM class-data archive local Spark starts from (2-3 s per start; a no-op once written)
+spark-classes: java install
+	@$(BIN)/python -m churn.tools.spark_classes
+
+demo: java install spark-classes
 	$(BIN)/churn demo
 
-test: java install
+test: java install spark-classes
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
@@ -38,7 +42,7 @@ format: install
 airflow: java install
 	$(BIN)/python -m churn.tools.airflow_local serve
 
-bench: java install
+bench: java install spark-classes
 	$(BIN)/python bench/bench_features.py --instances-per-day 1000
 	$(BIN)/python bench/bench_features.py --instances-per-day 10000
 	$(BIN)/python bench/bench_features.py --instances-per-day 50000 --rebuild-days 14

@@ -39,7 +39,7 @@ QUALITY_ERRORS = {
     "null_keys": ("instance_id/user_id/event_time/event_type", "null key values",
                   "instance_id IS NULL OR user_id IS NULL OR event_time IS NULL OR event_type IS NULL"),
     "outside_partition": ("event_time", "event_time outside its dt partition (wrong partition or in the future)",
-                          "CAST(to_date(event_time) AS STRING) <> dt"),
+                          "to_date(event_time) <> CAST(dt AS DATE)"),
 }
 EXAMPLES = 5
 
@@ -106,19 +106,21 @@ def build_features(
     if end < start:
         raise ValueError(f"end {end} is before start {start}")
     started = time.perf_counter()
-    owned = engine is None
-    engine = engine or make_engine(settings, spark)
-    _progress(started, f"{engine.name} engine ready" + (f" (master {engine.spark.sparkContext.master})"
-                                                          if engine.name == "spark" else ""))
     chosen = [TABLES[name] for name in tables]
     chunks = chunk_ranges(start, end, settings.feature_chunk_days)
+    inputs = [chunk_inputs(first, last, chosen, settings, config) for first, last in chunks]
+    largest_mb = max(read for _, read in inputs) / 2**20
+    owned = engine is None
+    engine = engine or make_engine(settings, spark, short_run=largest_mb < settings.spark_short_run_mb)
+    _progress(started, f"{engine.name} engine ready" + (f" (master {engine.spark.sparkContext.master})"
+                                                          if engine.name == "spark" else "")
+              + f"; the largest chunk reads {largest_mb:,.0f} MB of raw files")
     summary: dict = {"start": start.isoformat(), "end": end.isoformat(), "engine": engine.name,
                      "event_partitions": 0, "quality": {}, "tables": {t.name: {"partitions": []} for t in chosen},
                      "chunks": []}
     try:
-        for number, (first, last) in enumerate(chunks, 1):
+        for number, ((first, last), (key, _)) in enumerate(zip(chunks, inputs, strict=True), 1):
             what = f"chunk {number}/{len(chunks)} {first}..{last}" if len(chunks) > 1 else f"{first}..{last}"
-            key = inputs_key(first, last, chosen, settings, config)
             kept = committed_with(chosen, first, last, key, settings) if resume and len(chunks) > 1 else None
             if kept is not None:
                 _progress(started, f"{what}: already committed with the same inputs, kept")
@@ -146,9 +148,11 @@ def build_features(
 INPUTS_PROPERTY = "churn.inputs"  # snapshot property: the fingerprint of the inputs a chunk was built from
 
 
-def inputs_key(start: date, end: date, chosen: list[FeatureTable], settings: Settings, config: FeatureConfig) -> str:
-    """Fingerprint of everything a chunk's output depends on: the raw files it reads (name, size, version),
-    the feature configuration, the SQL and this module, the windows. Equal keys give equal partitions."""
+def chunk_inputs(start: date, end: date, chosen: list[FeatureTable], settings: Settings, config: FeatureConfig
+                 ) -> tuple[str, int]:
+    """Fingerprint of everything a chunk's output depends on — the raw files it reads (name, size, version),
+    the feature configuration, the SQL and this module, the windows: equal keys give equal partitions — and
+    the bytes of those raw files (what sizes the engine's start)."""
     import hashlib
     import json
     from dataclasses import asdict
@@ -166,12 +170,14 @@ def inputs_key(start: date, end: date, chosen: list[FeatureTable], settings: Set
     event_days = sorted({d for t in chosen for d in event_days_needed(t, start, end, settings)})
     folders = [EVALUATIONS.location(settings)] + [join(EVENTS.location(settings), f"dt={d.isoformat()}")
                                                   for d in event_days]
+    read = 0
     for folder in folders:
         fs = storage.filesystem(folder, settings)
         for info in contract.data_file_infos(fs, storage.strip_scheme(folder)):
             version = info.get("ETag") or info.get("mtime") or info.get("LastModified") or info.get("created")
             digest.update(f"{info['name']}|{info.get('size')}|{version}\n".encode())
-    return digest.hexdigest()[:32]
+            read += int(info.get("size") or 0)
+    return digest.hexdigest()[:32], read
 
 
 def committed_with(chosen: list[FeatureTable], start: date, end: date, key: str, settings: Settings
@@ -204,23 +210,26 @@ def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: S
         last = max(end - timedelta(days=t.offset_days(settings)) for t in chosen)
         future = _load_evaluations(engine, settings, config, first, last, datetime.now(UTC).date())
         _progress(started, "evaluations checked")
-        cohorts = []
+        starts = []
         for t in chosen:
             offset = t.offset_days(settings)
             params = {"cohort_start": start - timedelta(days=offset), "cohort_end": end - timedelta(days=offset),
                       "first_week_days": settings.first_week_days, "label_window_days": settings.label_window_days}
-            engine.create_view(f"cohort_{t.name}", render(t.cohort_sql), params, materialize=True)
-            cohorts.append(f"SELECT instance_id, eval_start_date FROM cohort_{t.name}")
-        engine.create_view("cohort", "SELECT DISTINCT instance_id, eval_start_date FROM (" + " UNION ALL ".join(cohorts)
-                           + ") AS c", materialize=True)
+            # a filter of the materialized evaluations: cheap to recompute, sized from them when joined
+            engine.create_view(f"cohort_{t.name}", render(t.cohort_sql), params)
+            starts.append(f"eval_start_date BETWEEN DATE '{params['cohort_start']}' AND DATE '{params['cohort_end']}'")
+        # every trial whose first week this chunk reads, once (instance_id is unique in evaluations: no DISTINCT)
+        engine.create_view("cohort", "SELECT instance_id, eval_start_date FROM evaluations WHERE "
+                           + " OR ".join(f"({where})" for where in starts), materialize=True)
         event_days = sorted({d for t in chosen for d in event_days_needed(t, start, end, settings)})
-        _load_events(engine, settings, event_days)
-        quality = _check_events(engine, config, settings) | {"future_evaluations": future}
+        received_at, footers = _load_events(engine, settings, event_days)
+        quality = _check_events(engine, config, settings, received_at, footers) | {"future_evaluations": future}
         _progress(started, f"{quality['events_read']} events in {len(event_days)} partitions checked")
         engine.create_view(
             "week1_features",
             render("features/week1_features.sql", count_features=config.count_features,
-                   mobile_platforms=config.mobile_platforms, key_event_types=config.key_event_types),
+                   mobile_platforms=config.mobile_platforms, key_event_types=config.key_event_types,
+                   first_week_days=settings.first_week_days),
             {"first_week_days": settings.first_week_days}, materialize=True,
         )
         week1_columns = [name for name, _ in config.week1_columns()]
@@ -306,7 +315,7 @@ def _load_evaluations(engine: Engine, settings: Settings, config: FeatureConfig,
         raise DataContractError(EVALUATIONS_TABLE, "*", f"no Parquet files at {path} (setting CHURN_RAW_EVALUATIONS)")
     columns = contract.check_files(EVALUATIONS_TABLE, fs, files, contract.EVALUATIONS_SCHEMA,
                                    display=lambda p: storage.with_scheme(path, p))
-    engine.register_parquet("evaluations_raw", [storage.with_scheme(path, f) for f in files])
+    engine.register_parquet("evaluations_raw", [storage.with_scheme(path, f) for f in files], columns)
     attributes = {}  # evaluations column -> expression; two features may rank the same column
     for attribute in config.attribute_features:
         if attribute.column in columns:
@@ -365,9 +374,10 @@ def _load_evaluations(engine: Engine, settings: Settings, config: FeatureConfig,
     return future
 
 
-def _load_events(engine: Engine, settings: Settings, days: list[date]) -> None:
-    """The view ``events``: the event partitions of ``days`` (all of which must have landed), every file
-    checked against the contract first, exact duplicates dropped (counted by :func:`_check_events`)."""
+def _load_events(engine: Engine, settings: Settings, days: list[date]) -> tuple[str, dict]:
+    """The view ``events_raw``: the event partitions of ``days`` (all of which must have landed), every file
+    checked against the contract first. Returns the expression of ``received_at`` (NULL when no file has it)
+    and what the files' footers count (rows, null instance_ids)."""
     root = EVENTS.location(settings)
     present = set(storage.list_dir(root, settings))
     missing = [d.isoformat() for d in days if f"dt={d.isoformat()}" not in present]
@@ -379,45 +389,56 @@ def _load_events(engine: Engine, settings: Settings, days: list[date]) -> None:
         )
     fs = storage.filesystem(root, settings)
     files = [f for d in days for f in contract.data_files(fs, storage.strip_scheme(join(root, f"dt={d.isoformat()}")))]
+    footers: dict = {}
     columns = contract.check_files(EVENTS_TABLE, fs, files, contract.EVENTS_SCHEMA, contract.EVENTS_OPTIONAL,
-                                   display=lambda p: storage.with_scheme(root, p))
+                                   display=lambda p: storage.with_scheme(root, p), counts=footers)
     if files:
-        engine.register_parquet("events_raw", [storage.with_scheme(root, f) for f in files], hive_root=root)
+        engine.register_parquet("events_raw", [storage.with_scheme(root, f) for f in files], columns, hive_root=root)
     else:  # every needed day landed empty
         engine.create_view("events_raw", "SELECT " + ", ".join(
             f"CAST(NULL AS {kind.upper()}) AS {name}" for name, kind in EVENT_TYPES.items())
             + ", CAST(NULL AS TIMESTAMP) AS received_at, CAST(NULL AS STRING) AS dt WHERE 1 = 0")
     received = "CAST(received_at AS TIMESTAMP)" if "received_at" in columns or not files else "CAST(NULL AS TIMESTAMP)"
-    engine.create_view(
-        "events",
-        "SELECT DISTINCT instance_id, user_id, CAST(event_time AS TIMESTAMP) AS event_time, event_type, platform, "
-        f"{received} AS received_at, CAST(dt AS STRING) AS dt FROM events_raw",
-    )
+    return received, footers
 
 
-def _check_events(engine: Engine, config: FeatureConfig, settings: Settings) -> dict:
+def _check_events(engine: Engine, config: FeatureConfig, settings: Settings, received_at: str, footers: dict) -> dict:
+    """Build the view ``events`` (the cohorts' events without exact duplicates, materialized once for the checks
+    and the features) and check those: the rows a feature can read. Rows of other trials (their later days, in
+    the partitions a daily run reads) are only counted, from the files' footers; a null instance_id is an error
+    wherever it is.
+    """
+    engine.create_view("events", render("features/cohort_events.sql", received_at=received_at), materialize=True)
     sql = render("features/event_quality.sql", known_event_types=config.known_event_types)
     counts = {k: int(v or 0) for k, v in engine.rows(sql, {"first_week_days": settings.first_week_days})[0].items()}
-    counts["duplicate_events"] = int(engine.rows("SELECT COUNT(*) AS n FROM events_raw")[0]["n"]) - counts["events_read"]
-    if counts["duplicate_events"]:
-        log.warning("events: %d exact duplicate events (every column equal) dropped", counts["duplicate_events"])
+    null_ids = footers.get("nulls", {}).get("instance_id")
+    if null_ids is None:  # a file without statistics: count them
+        null_ids = int(engine.rows("SELECT COUNT(*) AS n FROM events_raw WHERE instance_id IS NULL")[0]["n"])
+    counts["events_read"] = footers.get("rows", 0)
+    counts["outside_cohorts"] = counts["events_read"] - null_ids - counts["cohort_rows"]
+    counts["null_keys"] += null_ids
+    counts["duplicate_events"] = counts.pop("cohort_rows") - counts.pop("cohort_events")
     for key, (column, problem, predicate) in QUALITY_ERRORS.items():
         if counts[key]:
-            examples = engine.rows(f"SELECT * FROM events WHERE {predicate} ORDER BY instance_id, event_time "
-                                   f"LIMIT {EXAMPLES}")
+            examples = engine.rows(  # the rows counted: the cohorts' (or without an instance_id)
+                f"SELECT DISTINCT * FROM events_raw WHERE ({predicate}) AND (instance_id IS NULL OR instance_id IN "
+                f"(SELECT instance_id FROM cohort)) ORDER BY instance_id, event_time LIMIT {EXAMPLES}")
             raise DataContractError(EVENTS_TABLE, column, f"{counts[key]} rows with {problem}", examples)
+    if counts["duplicate_events"]:
+        log.warning("events: %d exact duplicate events (every column equal) of this run's trials dropped",
+                    counts["duplicate_events"])
     if counts["unknown_event_type"]:
         top = engine.rows(
             f"SELECT event_type, COUNT(*) AS n FROM events WHERE event_type NOT IN ({sql_list(config.known_event_types)}) "
             "GROUP BY event_type ORDER BY n DESC, event_type LIMIT 5"
         )
         log.warning(
-            "events: %d events of types outside %s (counted in w1_events only): %s",
+            "events: %d events of this run's trials have types outside %s (counted in w1_events only): %s",
             counts["unknown_event_type"], config.source, ", ".join(f"{r['event_type']}={r['n']}" for r in top),
         )
     if counts["outside_cohorts"]:
         log.info("events: %d events read belong to no trial of this run's cohorts (other trials' later days, or "
-                 "instances missing from evaluations); they are not counted", counts["outside_cohorts"])
+                 "instances missing from evaluations); they are only counted", counts["outside_cohorts"])
     return counts
 
 

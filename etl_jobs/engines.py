@@ -29,9 +29,11 @@ def used_params(sql: str, params: dict | None) -> dict:
 class Engine(Protocol):
     name: str
 
-    def register_parquet(self, view: str, files: list[str], hive_root: str | None = None) -> None:
-        """Expose exactly these Parquet files (checked by the contract, which also knows their columns) as one
-        view, their columns unioned by name; ``hive_root`` adds the ``dt`` column of ``dt=`` folders."""
+    def register_parquet(self, view: str, files: list[str], columns: dict[str, str],
+                         hive_root: str | None = None) -> None:
+        """Expose exactly these Parquet files as one view, their columns unioned by name; ``columns`` is that
+        union as the contract found it in the footers ({name: type name}); ``hive_root`` adds the ``dt`` column
+        of ``dt=`` folders."""
 
     def create_view(self, view: str, sql: str, params: dict | None = None, materialize: bool = False) -> None: ...
 
@@ -46,15 +48,27 @@ class Engine(Protocol):
     def close(self) -> None: ...
 
 
+# contract type names (churn.core.contract.type_name) that are exactly one Spark type; "int" and "double" also name
+# narrower Parquet types (int8, float32), which Spark must read with their own type
+SPARK_EXACT_TYPES = {"string", "date", "timestamp", "timestamp_ntz", "bigint", "boolean"}
+
+
 class SparkEngine:
     name = "spark"
 
-    def __init__(self, settings: Settings, spark=None):
-        self.spark = spark or get_spark("churn_features", settings)
+    def __init__(self, settings: Settings, spark=None, short_run: bool = False):
+        self.spark = spark or get_spark("churn_features", settings, short_run=short_run)
 
-    def register_parquet(self, view: str, files: list[str], hive_root: str | None = None) -> None:
-        # mergeSchema: an optional column present in some files only is kept (NULL elsewhere), never dropped
-        reader = self.spark.read.option("mergeSchema", "true")
+    def register_parquet(self, view: str, files: list[str], columns: dict[str, str],
+                         hive_root: str | None = None) -> None:
+        reader = self.spark.read
+        if set(columns.values()) <= SPARK_EXACT_TYPES:
+            # the union the contract read from the footers: no schema-inference job over the files
+            reader = reader.schema(", ".join(f"`{name}` {kind}" for name, kind in columns.items())
+                                   + (", dt string" if hive_root else ""))
+        else:  # a type the contract names loosely (int, double): Spark reads the footers itself;
+            # mergeSchema keeps an optional column present in some files only (NULL elsewhere)
+            reader = reader.option("mergeSchema", "true")
         if hive_root:
             reader = reader.option("basePath", spark_uri(hive_root))
         df = reader.parquet(*[spark_uri(p) for p in files])
@@ -104,7 +118,8 @@ class DuckDBEngine:
     def _execute(self, sql: str, params: dict | None = None):
         return self.con.execute(self.translate(sql), used_params(sql, params) or None)
 
-    def register_parquet(self, view: str, files: list[str], hive_root: str | None = None) -> None:
+    def register_parquet(self, view: str, files: list[str], columns: dict[str, str],
+                         hive_root: str | None = None) -> None:
         from churn.core.duck import quote
 
         files = "[" + ", ".join(quote(p) for p in files) + "]"
@@ -113,8 +128,10 @@ class DuckDBEngine:
                          "union_by_name = true)")
 
     def create_view(self, view: str, sql: str, params: dict | None = None, materialize: bool = False) -> None:
-        kind = "TEMP TABLE" if materialize else "TEMP VIEW"
-        self.con.execute(f"CREATE OR REPLACE {kind} {view} AS {self.translate(sql)}", used_params(sql, params) or None)
+        params = used_params(sql, params) or None
+        # DuckDB cannot prepare a view's parameters: a parameterized view is made a table (the plan's are small)
+        kind = "TEMP TABLE" if materialize or params else "TEMP VIEW"
+        self.con.execute(f"CREATE OR REPLACE {kind} {view} AS {self.translate(sql)}", params)
 
     def rows(self, sql: str, params: dict | None = None) -> list[dict]:
         cursor = self._execute(sql, params)
@@ -139,8 +156,9 @@ class DuckDBEngine:
         self.con.close()
 
 
-def make_engine(settings: Settings, spark=None) -> Engine:
-    """The engine the setting ``feature_engine`` names (``spark`` or ``duckdb``)."""
+def make_engine(settings: Settings, spark=None, short_run: bool = False) -> Engine:
+    """The engine the setting ``feature_engine`` names (``spark`` or ``duckdb``); ``short_run``: the run reads
+    little (setting ``spark_short_run_mb``), so a local JVM is started for a short life (``get_spark``)."""
     if settings.feature_engine == "duckdb":
         return DuckDBEngine(settings)
-    return SparkEngine(settings, spark)
+    return SparkEngine(settings, spark, short_run=short_run)

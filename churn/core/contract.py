@@ -90,22 +90,28 @@ def data_file_infos(fs, folder: str) -> list[dict]:
 
 
 def check_files(table: str, fs, files: list[str], required: pa.Schema, optional: pa.Schema | None = None,
-                display=lambda path: path) -> dict[str, str]:
+                display=lambda path: path, counts: dict | None = None) -> dict[str, str]:
     """Check every file's footer against the contract; returns {column: type name} of the union.
 
     A required column missing from a file, a contract column of another type (``timestamp[ns]`` included),
     an optional column present with another type, a column whose type differs between files, or an
     unreadable file is a :class:`DataContractError` naming the table, the file and the column. Nothing is
     left to a reader's schema inference, which would silently drop or null a column.
+
+    ``counts``, when given, gets what the footers say without reading any data: ``rows`` (all files) and
+    ``nulls`` ({required column: null count}, None for a column some row group has no statistics for).
     """
     import pyarrow.parquet as pq
 
     contract = {f.name: f for f in [*required, *(optional or [])]}
     seen: dict[str, tuple[str, str]] = {}  # column -> (type name, first file with it)
+    if counts is not None:
+        counts.update(rows=0, nulls=dict.fromkeys(required.names, 0))
     for path in files:
         try:
             with fs.open(path, "rb") as handle:
-                schema = pq.read_schema(handle)
+                footer = pq.ParquetFile(handle)
+                metadata, schema = footer.metadata, footer.schema_arrow
         except Exception as exc:  # noqa: BLE001 - any unreadable footer is the same contract error
             raise DataContractError(table, "*", f"file {display(path)} is not a readable Parquet file "
                                     f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
@@ -125,4 +131,19 @@ def check_files(table: str, fs, files: list[str], required: pa.Schema, optional:
                 raise DataContractError(table, field.name, f"type {kind} in file {display(path)} differs from "
                                         f"{seen[field.name][0]} in file {display(seen[field.name][1])} (mixed schemas)")
             seen.setdefault(field.name, (kind, path))
+        if counts is not None:
+            _count_from_footer(metadata, counts)
     return {name: kind for name, (kind, _) in seen.items()}
+
+
+def _count_from_footer(metadata, counts: dict) -> None:
+    counts["rows"] += metadata.num_rows
+    index = {metadata.schema.column(i).path: i for i in range(metadata.num_columns)}
+    for name, nulls in counts["nulls"].items():
+        for group in range(metadata.num_row_groups):
+            stats = metadata.row_group(group).column(index[name]).statistics if name in index else None
+            if nulls is None or stats is None or not stats.has_null_count:
+                nulls = None
+                break
+            nulls += stats.null_count
+        counts["nulls"][name] = nulls

@@ -81,6 +81,15 @@ class Settings(BaseSettings):
     spark_executor_memory: str = Field(
         "14g", pattern=r"^[0-9]+[mMgG]$", description="spark.executor.memory of cluster (EMR) executors")
     spark_executor_cores: int = Field(4, ge=1, description="spark.executor.cores of cluster (EMR) executors")
+    spark_short_run_mb: int = Field(
+        150, ge=0,
+        description="a local Spark feature run whose largest chunk reads less raw data than this (MB) starts its JVM "
+                    "with the quick compiler only: a daily run at 1k trials/day is ~7 s faster, a 300 MB chunk twice "
+                    "as slow (docs/benchmarks.md); 0: never")
+    spark_class_archive_dir: str = Field(
+        "~/.cache/churn",
+        description="folder of the JVM class-data archive that makes a local Spark start ~2-3 s faster (written by "
+                    "`make install`, i.e. `python -m churn.tools.spark_classes`); empty: no archive")
     feature_chunk_days: int = Field(
         30, ge=1,
         description="a feature range is built and committed in chunks of this many days: memory is bounded by the "

@@ -30,9 +30,14 @@ def broadcast_threshold_mb(settings: Settings) -> int:
     return max(10, heap_mb // 40)
 
 
-def get_spark(app_name: str, settings: Settings):
+def get_spark(app_name: str, settings: Settings, short_run: bool = False):
     """The session: under spark-submit (EMR, a cluster, ``spark-submit --master …``) what it set is kept and
     only missing keys get our defaults; run in-process, a local session from the settings.
+
+    ``short_run`` (a local JVM that will read little, see setting ``spark_short_run_mb``): the JVM compiles with
+    its quick compiler only (``-XX:TieredStopAtLevel=1``). On two cores the optimizing compiler's threads take
+    seconds of CPU from a run too short to gain from them (a 1k-trials daily run: ~7 s sooner), while a long
+    scan runs twice as slow without them (docs/benchmarks.md). No effect when a session already runs.
     """
     from pyspark import SparkConf, SparkContext
     from pyspark.sql import SparkSession
@@ -65,8 +70,7 @@ def get_spark(app_name: str, settings: Settings):
         "spark.hadoop.fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem",
         # driver-side JVM only: stop the Derby metastore / spark-warehouse litter in the CWD
         "spark.sql.warehouse.dir": _local_tmp("spark-warehouse") if not submitted else None,
-        "spark.driver.extraJavaOptions": (f"-Dderby.system.home={_local_tmp('derby')} "
-                                          f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}") if not submitted else None,
+        "spark.driver.extraJavaOptions": " ".join(driver_java_options(settings, short_run)) if not submitted else None,
     }
     if settings.s3_endpoint_url:
         defaults["spark.hadoop.fs.s3a.endpoint"] = settings.s3_endpoint_url
@@ -86,6 +90,48 @@ def get_spark(app_name: str, settings: Settings):
     spark.sparkContext.setLogLevel("WARN")
     logging.getLogger("py4j").setLevel(logging.WARNING)  # not one INFO line per gateway connection
     return spark
+
+
+def driver_java_options(settings: Settings, short_run: bool) -> list[str]:
+    """The local driver JVM's options: our log configuration, no Derby litter, the class-data archive, and for a
+    short run the quick compiler only."""
+    return [f"-Dderby.system.home={_local_tmp('derby')}", f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}",
+            *class_archive_options(settings), *(["-XX:TieredStopAtLevel=1"] if short_run else [])]
+
+
+ARCHIVE_DUMP_ENV = "CHURN_SPARK_CLASS_ARCHIVE_DUMP"  # set by churn.tools.spark_classes: write the archive at exit
+
+
+def class_archive_path(settings: Settings) -> str | None:
+    """The JVM class-data archive (AppCDS) of this pyspark and this Java, or None when the setting is empty.
+
+    The JVM maps the classes a Spark run loads from it instead of loading and verifying ~15,000 classes from the
+    jars one by one: a local session starts 2-3 s sooner (docs/benchmarks.md). Named by the pyspark version and
+    the Java installation, so an upgrade of either uses a new file (a stale one is ignored by the JVM anyway).
+    """
+    import hashlib
+    import shutil
+
+    import pyspark
+
+    if not settings.spark_class_archive_dir:
+        return None
+    java = os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else shutil.which("java")
+    java = os.path.realpath(java) if java else "none"
+    tag = hashlib.sha256(java.encode()).hexdigest()[:8]
+    return os.path.join(os.path.expanduser(settings.spark_class_archive_dir),
+                        f"spark-{pyspark.__version__}-java-{tag}.jsa")
+
+
+def class_archive_options(settings: Settings) -> list[str]:
+    """JVM options for the class-data archive: use it when present; write it at exit when asked to."""
+    dump = os.environ.get(ARCHIVE_DUMP_ENV)
+    if dump:
+        return [f"-XX:ArchiveClassesAtExit={dump}", "-Xlog:cds=off", "-Xlog:cds+dynamic=off"]
+    path = class_archive_path(settings)
+    if path and os.path.exists(path):
+        return [f"-XX:SharedArchiveFile={path}", "-Xlog:cds=off", "-Xlog:cds+dynamic=off"]
+    return []
 
 
 def _local_tmp(name: str) -> str:

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 NOT_FOR_THE_JOB = frozenset({
     "emr_application_id", "emr_execution_role_arn", "emr_entry_point", "emr_archive", "emr_log_uri",
     "emr_timeout_minutes", "emr_spark_submit_parameters", "spark_runner", "spark_master", "airflow_port",
-    "alert_callback",
+    "alert_callback", "spark_short_run_mb", "spark_class_archive_dir",  # local JVM starts only
 })
 ENVIRONMENT = "environment"  # the folder the archive is unpacked to on the driver and each executor
 PYTHON = f"./{ENVIRONMENT}/bin/python"

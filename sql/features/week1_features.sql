@@ -35,22 +35,8 @@ user_days AS (
   FROM w1_events
   GROUP BY instance_id, user_id, day_index
 ),
-daily AS (
-  SELECT instance_id, day_index, COUNT(*) AS active_users, SUM(events) AS events
-  FROM user_days
-  GROUP BY instance_id, day_index
-),
-daily_summary AS (
-  SELECT
-    instance_id,
-    SUM(active_users) AS w1_agg_active_users,
-    MAX(active_users) AS w1_max_active_users,
-    COUNT(*) AS w1_active_days,
-    -- events in the last three days minus events in the first three days
-    SUM(CASE WHEN day_index >= :first_week_days - 3 THEN events WHEN day_index < 3 THEN -events ELSE 0 END) AS trend_events
-  FROM daily
-  GROUP BY instance_id
-),
+-- One row per instance, in one aggregation (a single shuffle by instance): a user_days row is one active user on
+-- one day, so per-day sums give the daily active users (one term per day of the first week, listed by Jinja).
 instance_summary AS (
   SELECT
     instance_id,
@@ -58,6 +44,21 @@ instance_summary AS (
     SUM({{ feature }}) AS {{ feature }},
 {%- endfor %}
     COUNT(DISTINCT user_id) AS w1_active_users,
+    COUNT(*) AS w1_agg_active_users,
+{%- if first_week_days > 1 %}
+    GREATEST(
+{%- for day in range(first_week_days) %}
+      SUM(CASE WHEN day_index = {{ day }} THEN 1 ELSE 0 END){{ "," if not loop.last }}
+{%- endfor %}
+    ) AS w1_max_active_users,
+{%- else %}
+    COUNT(*) AS w1_max_active_users,
+{%- endif %}
+{%- for day in range(first_week_days) %}
+    MAX(CASE WHEN day_index = {{ day }} THEN 1 ELSE 0 END){{ " +" if not loop.last else " AS w1_active_days," }}
+{%- endfor %}
+    -- events in the last three days minus events in the first three days
+    SUM(CASE WHEN day_index >= :first_week_days - 3 THEN events WHEN day_index < 3 THEN -events ELSE 0 END) AS trend_events,
     SUM(mobile_usage) AS mobile_usage,
     SUM(events) AS w1_events,
     MIN(first_key_hours) AS hours_to_first_key_action
@@ -70,15 +71,14 @@ SELECT
   CAST(COALESCE(s.{{ feature }}, 0) AS BIGINT) AS {{ feature }},
 {%- endfor %}
   CAST(COALESCE(s.w1_active_users, 0) AS BIGINT) AS w1_active_users,
-  CAST(COALESCE(d.w1_agg_active_users, 0) AS BIGINT) AS w1_agg_active_users,
-  CAST(COALESCE(d.w1_max_active_users, 0) AS BIGINT) AS w1_max_active_users,
+  CAST(COALESCE(s.w1_agg_active_users, 0) AS BIGINT) AS w1_agg_active_users,
+  CAST(COALESCE(s.w1_max_active_users, 0) AS BIGINT) AS w1_max_active_users,
   CAST(COALESCE(s.mobile_usage, 0) AS BIGINT) AS mobile_usage,
   CAST(COALESCE(s.w1_events, 0) AS BIGINT) AS w1_events,
-  CAST(COALESCE(d.w1_active_days, 0) AS BIGINT) AS w1_active_days,
+  CAST(COALESCE(s.w1_active_days, 0) AS BIGINT) AS w1_active_days,
   -- (events in the last three days - events in the first three) / all events, in [-1, 1]
-  CAST(COALESCE(d.trend_events / s.w1_events, 0.0) AS DOUBLE) AS w1_activity_trend,
+  CAST(COALESCE(s.trend_events / s.w1_events, 0.0) AS DOUBLE) AS w1_activity_trend,
   -- never reaching a key action in week 1 is encoded as the full week
   CAST(COALESCE(s.hours_to_first_key_action, :first_week_days * 24.0) AS DOUBLE) AS hours_to_first_key_action
 FROM cohort AS c
 LEFT JOIN instance_summary AS s ON s.instance_id = c.instance_id
-LEFT JOIN daily_summary AS d ON d.instance_id = c.instance_id

@@ -205,3 +205,32 @@ def test_exact_duplicate_events_are_counted_and_dropped(engine_settings, spark):
     quality = _build(engine_settings, spark)["quality"]
     assert quality["duplicate_events"] == 1  # the day's one event, delivered twice
     assert _w1(engine_settings).loc["A", "w1_events"] == 3
+
+
+@pytest.mark.parametrize("statistics", [True, False])
+def test_a_null_instance_id_anywhere_in_the_partitions_read_is_an_error(engine_settings, spark, statistics):
+    """Rows outside the cohorts are counted from the files' footers, not read: a null instance_id is still found,
+    from the footer's null count, or by a query when the writer kept no statistics."""
+    _base(engine_settings)
+    day = START + timedelta(days=2)
+    path = os.path.join(_events_folder(engine_settings, day), "part-00001.parquet")
+    row = _row(day) | {"instance_id": None}
+    pq.write_table(pa.Table.from_pylist([row], schema=pa.schema([f.with_nullable(True) for f in EVENTS_SCHEMA])),
+                   path, write_statistics=statistics)
+    with pytest.raises(DataContractError, match=r"events\.instance_id/user_id/event_time/event_type: 1 rows with "
+                                                r"null key values") as info:
+        _build(engine_settings, spark)
+    assert [r["instance_id"] for r in info.value.examples] == [None]
+
+
+def test_events_of_other_trials_are_counted_not_checked(engine_settings, spark):
+    """An event of a trial outside the run's cohorts (a later day of another trial) that would break a check
+    is counted as read and outside the cohorts, and does not fail the run: no feature reads it."""
+    _base(engine_settings)
+    day = START + timedelta(days=2)
+    other = _row(day, instance_id="LATER", user_id=None)  # a null user_id: an error in a cohort trial's row
+    _write_file(engine_settings, day, "part-00001.parquet", [other],
+                schema=pa.schema([f.with_nullable(True) for f in EVENTS_SCHEMA]))
+    quality = _build(engine_settings, spark)["quality"]
+    assert quality["outside_cohorts"] >= 1 and quality["null_keys"] == 0
+    assert quality["events_read"] == quality["outside_cohorts"] + 4  # the cohort's 4 events (A x3, B x1)
