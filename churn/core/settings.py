@@ -138,6 +138,19 @@ class Settings(BaseSettings):
     monitoring_auc_drop_alert: float = Field(
         0.05, ge=0, description="realised AUC this far below the model's validation AUC raises an alert"
     )
+    outreach_channels: str = Field(
+        "email:0.5:500,chat:3:60,push:0.1:300,call:20:30",
+        description="outreach channels as name:cost:daily_capacity, comma-separated (cost in the unit of "
+                    "outreach_conversion_value; a capacity of 0 pauses a channel)")
+    outreach_conversion_value: float = Field(
+        250.0, gt=0, description="what one saved conversion is worth, in the unit of the channel costs")
+    outreach_holdout: float = Field(
+        0.10, ge=0, lt=1, description="share of eligible trials randomised to no contact, to measure each channel")
+    outreach_forgetting: float = Field(
+        0.99, gt=0, le=1,
+        description="weight of yesterday's policy posterior in today's update (lambda-learner's delta; 1: never forget)")
+    outreach_prior_precision: float = Field(
+        4.0, gt=0, description="precision of every policy coefficient before any outcome (lambda-learner's penalty)")
     alert_callback: str | None = Field(
         None,
         description="module:function called with the Airflow context when a task fails, and with "

@@ -197,6 +197,33 @@ def _instances(start: date, days: int, instances_per_day: int, seed: int) -> Wor
     )
 
 
+# ---- outreach: how the world responds to a contact right after week 1 (issue 13) -----------------------
+# A contact moves a trial's log-odds of converting by  undecided x (base + small + large + mobile terms), where
+# undecided = 4 p (1 - p) is 1 for a trial at p = 0.5 and near 0 for trials that will convert anyway or are lost.
+# (base, small teams [size bands 1-10, 11-50], large companies [201+], per unit of mobile share); cost per contact.
+OUTREACH_EFFECTS = {
+    "email": (0.30, 0.00, 0.00, 0.0),
+    "chat": (0.40, 0.45, -0.30, 0.0),  # in-app chat: best with small teams
+    "push": (-0.60, 0.00, 0.00, 4.0),  # push notifications: only for mobile users, they annoy the others
+    "call": (0.70, -0.90, 1.00, 0.0),  # a sales call: large companies gain most, small teams are put off
+}
+OUTREACH_CHANNELS = ("none", *OUTREACH_EFFECTS)
+
+
+def outreach_probabilities(p_convert: np.ndarray, size_band: np.ndarray, mobile_share: np.ndarray
+                           ) -> dict[str, np.ndarray]:
+    """Every trial's true conversion probability under each channel (``none``: its ``p_convert``)."""
+    p = np.clip(p_convert, 1e-9, 1 - 1e-9)
+    logit = np.log(p / (1 - p))
+    undecided = 4 * p * (1 - p)
+    small, large = (size_band <= 1).astype(float), (size_band >= 3).astype(float)
+    out = {"none": p_convert}
+    for channel, (base, on_small, on_large, per_mobile) in OUTREACH_EFFECTS.items():
+        shift = undecided * (base + on_small * small + on_large * large + per_mobile * mobile_share)
+        out[channel] = _sigmoid(logit + shift)
+    return out
+
+
 def _padded(numbers: np.ndarray, width: int) -> pa.Array:
     return pc.utf8_lpad(pc.cast(pa.array(numbers, type=pa.int64()), pa.string()), width, "0")
 
