@@ -57,7 +57,7 @@ def run(seed: int, days: int, per_day: int, config: PolicyConfig) -> dict:
         # what week 1 shows of mobile use: the share of ~150 events from a mobile client
         "mobile_share": rng.binomial(150, world.mobile_share) / 150,
     })
-    chance = rng.random(world.n)  # common random numbers: a trial converts under arm a iff chance < P(a)
+    chance = world.chance  # the world's own draw: a trial converts under arm a iff chance < P(a), for every policy
     value = config.conversion_value
     costs = np.array([0.0, *(c.cost for c in config.channels)])
     net = {k: np.zeros(days) for k in ("random", "riskiest", "learned", "oracle")}

@@ -111,6 +111,7 @@ class World:
     rate: np.ndarray  # events per active user-day
     active_logit: np.ndarray  # logit of a user being active on a day
     p_convert: np.ndarray
+    chance: np.ndarray  # the uniform draw behind converts, for outcomes under outreach
     converts: np.ndarray
     conversion_day: np.ndarray  # days after eval start (valid where converts)
     country: np.ndarray
@@ -164,7 +165,8 @@ def _instances(start: date, days: int, instances_per_day: int, seed: int) -> Wor
 
     logit = -2.4 + 1.2 * engagement + 1.0 * fit + 0.5 * log_team + 0.35 * intent + 0.45 * trajectory
     p_convert = _sigmoid(logit)
-    converts = rng.random(n) < p_convert
+    chance = rng.random(n)  # kept: a trial converts under a channel iff chance < its probability under it
+    converts = chance < p_convert
     # Conversion timing: early buyers, a crowd at the end of the 30-day trial, and stragglers.
     kind = rng.choice(3, size=n, p=[0.50, 0.40, 0.10])
     conversion_day = np.select(
@@ -193,7 +195,8 @@ def _instances(start: date, days: int, instances_per_day: int, seed: int) -> Wor
     return World(
         start, days, start_idx, team, engagement, fit, intent, trajectory,
         rng.beta(1.5, 7.0, n), utc_offset_us, signup_tod_us, join_age, mix, rate, active_logit,
-        p_convert, converts, conversion_day, country, size_band, channel, instance_ids, user_ids, user_offset,
+        p_convert, chance, converts, conversion_day, country, size_band, channel, instance_ids, user_ids,
+        user_offset,
     )
 
 
@@ -375,7 +378,11 @@ def _evaluations_table(world: World) -> pa.Table:
 
 
 def _truth_table(world: World) -> pa.Table:
+    """The ground truth (never a feature): each trial's true conversion probability without contact
+    (``p_convert``) and under every channel (``p_<channel>``), the uniform draw that decides its outcome under
+    any of them (``chance``), and the day it would convert after eval start (``conversion_day``, drawn for all)."""
     start_days = ((world.start - EPOCH).days + world.start_idx).astype(np.int32)
+    under = outreach_probabilities(world.p_convert, world.size_band, world.mobile_share)
     return pa.Table.from_arrays(
         [
             world.instance_ids,
@@ -383,8 +390,12 @@ def _truth_table(world: World) -> pa.Table:
             pa.array(world.p_convert, type=pa.float64()),
             pa.array(world.converts),
             pa.array(world.conversion_day, type=pa.int32(), mask=~world.converts),
+            pa.array(world.chance, type=pa.float64()),
+            pa.array(world.conversion_day, type=pa.int32()),
+            *(pa.array(under[c], type=pa.float64()) for c in OUTREACH_EFFECTS),
         ],
-        names=["instance_id", "eval_start_date", "p_convert", "converts", "conversion_day"],
+        names=["instance_id", "eval_start_date", "p_convert", "converts", "conversion_day", "chance",
+               "conversion_day_any", *(f"p_{c}" for c in OUTREACH_EFFECTS)],
     )
 
 
@@ -462,6 +473,55 @@ def simulate(
     }
     log.info("simulated %s", summary)
     return summary
+
+
+def resolve_outreach(assignments, settings: Settings) -> dict:
+    """The world's answer to outreach: each assigned trial's outcome under the channel it was given.
+
+    ``assignments``: instance_id, channel (``none`` or a channel of :data:`OUTREACH_EFFECTS`). A trial converts
+    under its channel iff its ``chance`` < its probability under that channel (the truth file), on the same
+    day it would have converted anyway; ``converted_date`` in the raw evaluations is rewritten for these trials
+    (a conversion after the world's last day stays unknown, as in :func:`simulate`). A pure function of the
+    truth and the channels: resolving again gives the same table, and ``none`` restores the uncontacted outcome.
+    """
+    import pandas as pd
+
+    unknown = sorted(set(assignments["channel"]) - set(OUTREACH_CHANNELS))
+    if unknown:
+        raise ValueError(f"outreach assignments: channel(s) {unknown} are not simulated; the simulator knows "
+                         f"{list(OUTREACH_CHANNELS)}")
+    truth = pq.read_table(io.BytesIO(storage.read_bytes(join(settings.truth_path, "part-00000.parquet"),
+                                                         settings))).to_pandas().set_index("instance_id")
+    if "chance" not in truth:
+        raise ValueError(f"{settings.truth_path}: written by an older simulator without outreach truth; "
+                         "simulate again (churn simulate --overwrite)")
+    missing = assignments.loc[~assignments["instance_id"].isin(truth.index), "instance_id"]
+    if len(missing):
+        raise ValueError(f"outreach assignments: {len(missing)} instance_id(s) are not simulated trials, e.g. "
+                         f"{missing.head(5).tolist()}")
+    path = join(table_location("evaluations", settings), "part-00000.parquet")
+    evaluations = pq.read_table(io.BytesIO(storage.read_bytes(path, settings)))
+    frame = evaluations.to_pandas()
+    rows = truth.loc[assignments["instance_id"]]
+    channel = assignments["channel"].to_numpy()
+    p = np.where(channel == "none", rows["p_convert"].to_numpy(),
+                 np.choose(np.maximum(0, [OUTREACH_CHANNELS.index(c) - 1 for c in channel]),
+                           [rows[f"p_{c}"].to_numpy() for c in OUTREACH_EFFECTS]))
+    converts = rows["chance"].to_numpy() < p
+    start = pd.to_datetime(rows["eval_start_date"]).to_numpy()
+    converted = start + rows["conversion_day_any"].to_numpy().astype("timedelta64[D]")
+    world_end = pd.Timestamp(truth["eval_start_date"].max()).to_datetime64()
+    dates = pd.Series(np.where(converts & (converted <= world_end), converted, np.datetime64("NaT")),
+                      index=assignments["instance_id"].to_numpy())
+    position = frame["instance_id"].map({k: i for i, k in enumerate(dates.index)})
+    hit = position.notna().to_numpy()
+    new = pd.to_datetime(frame["converted_date"])
+    new[hit] = dates.to_numpy()[position[hit].astype(int)]
+    column = pa.array(new.dt.date.where(new.notna(), None), type=pa.date32())
+    table = evaluations.set_column(evaluations.schema.get_field_index("converted_date"), "converted_date", column)
+    storage.write_bytes(path, _parquet_bytes(table.cast(evaluations.schema)), settings)
+    return {"resolved": int(len(assignments)), "converted": int(converts.sum()),
+            "contacted": int((channel != "none").sum())}
 
 
 @contextmanager
