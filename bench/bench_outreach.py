@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.report import record  # noqa: E402
 from churn.core.settings import Settings  # noqa: E402
-from churn.tools.simulator import SIZE_BANDS, _instances, outreach_probabilities  # noqa: E402
+from churn.tools.simulator import _instances, outreach_probabilities  # noqa: E402
 from models.outreach import PolicyConfig, PolicyState, allocate, assign, learn, uplift  # noqa: E402
 
 LABEL_DAYS, FIRST_WEEK = 30, 7
@@ -53,7 +53,7 @@ def run(seed: int, days: int, per_day: int, config: PolicyConfig) -> dict:
     trials = pd.DataFrame({
         "instance_id": np.asarray(world.instance_ids.to_pylist()),
         "log_odds": logit + rng.normal(0, MODEL_ERROR, world.n),
-        "company_size_band": np.array(SIZE_BANDS)[world.size_band],
+        "company_size_rank": world.size_band + 1.0,
         # what week 1 shows of mobile use: the share of ~150 events from a mobile client
         "mobile_share": rng.binomial(150, world.mobile_share) / 150,
     })
@@ -98,7 +98,8 @@ def timing(config: PolicyConfig, trials: int = 10_000) -> tuple[float, float]:
     """Seconds to assign, and to learn one day's outcomes, for ``trials`` scored trials."""
     rng = np.random.default_rng(3)
     frame = pd.DataFrame({"instance_id": [f"i-{k}" for k in range(trials)], "log_odds": rng.normal(-1.3, 1.2, trials),
-                          "company_size_band": rng.choice(SIZE_BANDS, trials), "mobile_share": rng.beta(1.5, 7, trials)})
+                          "company_size_rank": rng.integers(1, 6, trials).astype(float),
+                          "mobile_share": rng.beta(1.5, 7, trials)})
     started = time.perf_counter()
     assigned = assign(config, PolicyState.prior(config), frame, version="timing", seed=1)
     assign_s = time.perf_counter() - started

@@ -28,8 +28,7 @@ NONE = "none"
 # z(x): a contact matters most for undecided trials (4 p (1 - p): 1 at p = 0.5, the champion's p), so the segment
 # terms are scaled by it; intercept and the two outer risk bands let each arm correct the champion's calibration
 TERMS = ("intercept", "undecided", "undecided_small", "undecided_large", "undecided_mobile", "risk_lost", "risk_sure")
-SMALL_BANDS = ("1-10", "11-50")
-LARGE_BANDS = ("201-1000", "1000+")
+SMALL_RANKS, LARGE_RANKS = 2, 4  # company_size_rank (1 = 1-10 people … 5 = 1000+): <= 2 small, >= 4 large
 RISK_LOST, RISK_SURE = 0.12, 0.55  # champion conversion probability: below = likely lost, above = likely won
 
 
@@ -124,16 +123,17 @@ class PolicyState:
 
 
 def design(trials: pd.DataFrame) -> np.ndarray:
-    """z(x) for each trial (:data:`TERMS`), from ``log_odds`` (the champion's), ``company_size_band`` and
-    ``mobile_share`` (the share of week-1 events from a mobile client)."""
+    """z(x) for each trial (:data:`TERMS`), from ``log_odds`` (the champion's), ``company_size_rank`` (the
+    feature; unknown: neither small nor large) and ``mobile_share`` (the share of week-1 events from a mobile
+    client)."""
     p = 1.0 / (1.0 + np.exp(-trials["log_odds"].to_numpy(float)))
     undecided = 4 * p * (1 - p)
-    band = trials["company_size_band"].astype("string").fillna("")
+    rank = trials["company_size_rank"].to_numpy(float)
     return np.column_stack([
         np.ones(len(trials)),
         undecided,
-        undecided * band.isin(SMALL_BANDS).to_numpy(float),
-        undecided * band.isin(LARGE_BANDS).to_numpy(float),
+        undecided * (rank <= SMALL_RANKS),
+        undecided * (rank >= LARGE_RANKS),
         undecided * trials["mobile_share"].fillna(0.0).to_numpy(float),
         (p < RISK_LOST).astype(float),
         (p > RISK_SURE).astype(float),
@@ -200,7 +200,7 @@ def assign(config: PolicyConfig, state: PolicyState, trials: pd.DataFrame, versi
     """The day's assignment: one row per trial with ``channel`` (or ``none``), ``intended`` (what the policy chose
     before the holdout), ``holdout``, ``propensity`` of the channel given, ``expected_gain`` (posterior mean).
 
-    ``trials``: instance_id, log_odds, company_size_band, mobile_share. Deterministic in (version, seed).
+    ``trials``: instance_id, log_odds, company_size_rank, mobile_share. Deterministic in (version, seed).
     """
     missing = [c for c in config.arms if c not in state.posteriors]
     if missing:
@@ -252,7 +252,7 @@ def assign(config: PolicyConfig, state: PolicyState, trials: pd.DataFrame, versi
 
 def learn(config: PolicyConfig, state: PolicyState, outcomes: pd.DataFrame, day: str) -> PolicyState:
     """Yesterday's posterior updated with one day's outcomes only (``instance_id``, ``channel``, ``log_odds``,
-    ``company_size_band``, ``mobile_share``, ``converted``): lambda-learner's sequential Bayesian logistic
+    ``company_size_rank``, ``mobile_share``, ``converted``): lambda-learner's sequential Bayesian logistic
     regression per arm, the previous posterior as the prior with forgetting factor ``config.forgetting``."""
     from linkedin.learner.ds.indexed_dataset import IndexedDataset
     from linkedin.learner.ds.indexed_model import IndexedModel

@@ -61,6 +61,34 @@ PERFORMANCE_COLUMNS = [
     ("log_loss_se", "double"),  # standard errors of the daily means: the dashboard's intervals
     ("brier_se", "double"),
 ]
+ASSIGNMENTS_COLUMNS = [  # one row per scored trial of dt: what the CRM / marketing tool acts on
+    ("instance_id", "string"),
+    ("channel", "string"),  # the channel to contact it through, or none
+    ("intended", "string"),  # the policy's choice before the holdout (the holdout's comparison groups)
+    ("holdout", "boolean"),  # randomised to no contact, to measure the channel it was chosen for
+    ("overflow", "boolean"),  # chosen, not held out, but over the channel's capacity: not contacted
+    ("propensity", "double"),  # P(this channel | the trial) under the policy: for off-policy evaluation
+    ("expected_gain", "double"),  # conversion value x uplift - cost, under the posterior mean
+    ("log_odds", "double"),  # the champion's log-odds of conversion (the policy's offset)
+    ("company_size_rank", "double"),  # the segments the policy saw (features of instances_w1 dt)
+    ("mobile_share", "double"),
+    ("policy_version", "string"),
+    ("run_date", "date"),
+]
+OUTREACH_EFFECT_COLUMNS = [  # per channel and segment, for the assignments whose outcomes became known on dt
+    ("channel", "string"),
+    ("segment", "string"),
+    ("contacted", "bigint"),
+    ("converted", "bigint"),
+    ("holdout", "bigint"),
+    ("holdout_converted", "bigint"),
+    ("uplift", "double"),
+    ("uplift_low", "double"),
+    ("uplift_high", "double"),
+    ("cost", "double"),
+    ("cost_per_saved_conversion", "double"),
+    ("assigned_dt", "date"),
+]
 DRIFT_COLUMNS = [
     ("feature", "string"),
     ("model_version", "string"),
@@ -139,6 +167,7 @@ class Table:
     partitioned: bool = True
     published: bool = True  # written by this system: an Iceberg table (raw tables: no, Hive-style Parquet)
     glue: bool = True  # registered in the Glue Data Catalog (Athena)
+    folder: str | None = None  # the folder under the zone, when not the table's name
 
     def location(self, settings: Settings) -> str:
         """The table root (no trailing slash): a folder or an s3:// prefix."""
@@ -146,7 +175,7 @@ class Table:
             return settings.raw_evaluations.rstrip("/")
         if self.name == "events" and settings.raw_events:
             return settings.raw_events.rstrip("/")
-        return join(settings.warehouse, self.zone, self.name)
+        return join(settings.warehouse, self.zone, self.folder or self.name)
 
     def columns(self, settings: Settings) -> list[tuple[str, str]]:
         """(name, Athena type) of every non-partition column, in file order."""
@@ -192,12 +221,21 @@ TABLES: dict[str, Table] = {
         Table("feature_drift", "monitoring",
               "PSI of each feature of instances_w1 dt (and of the score) against the scoring model's training profile",
               _TABLES_SOURCE, _fixed(DRIFT_COLUMNS)),
+        Table("outreach_assignments", "outreach",
+              "the outreach policy's choice for every trial scored on dt: channel or none, holdout, propensity, "
+              "expected gain, policy version (for the CRM or marketing tool to pick up)",
+              _TABLES_SOURCE, _fixed(ASSIGNMENTS_COLUMNS), folder="assignments"),
+        Table("outreach_effect", "monitoring",
+              "what outreach did, per channel and segment, for the assignments whose outcomes became known on dt: "
+              "contacted vs holdout conversion, uplift with a 95% interval, cost per saved conversion",
+              _TABLES_SOURCE, _fixed(OUTREACH_EFFECT_COLUMNS)),
     )
 }
 EVALUATIONS, EVENTS = TABLES["evaluations"], TABLES["events"]
 INSTANCES_W1, INSTANCES_MODELING = TABLES["instances_w1"], TABLES["instances_modeling"]
 PREDICTIONS = TABLES["instances_w1_scored"]
 MODEL_PERFORMANCE, FEATURE_DRIFT = TABLES["model_performance"], TABLES["feature_drift"]
+OUTREACH_ASSIGNMENTS, OUTREACH_EFFECT = TABLES["outreach_assignments"], TABLES["outreach_effect"]
 FEATURE_TABLES = (INSTANCES_W1.name, INSTANCES_MODELING.name)
 MONITORING_TABLES = (MODEL_PERFORMANCE.name, FEATURE_DRIFT.name)
 MODEL_REGISTRY_URI = "churn://models/registry"  # the registry is not a table, but DAGs announce it as an asset

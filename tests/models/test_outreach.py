@@ -27,7 +27,7 @@ def _trials(n: int, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     return pd.DataFrame({"instance_id": [f"i-{seed}-{k:05d}" for k in range(n)],
                          "log_odds": rng.normal(-1.0, 1.0, n),
-                         "company_size_band": rng.choice(["1-10", "11-50", "51-200", "201-1000", "1000+"], n),
+                         "company_size_rank": rng.integers(1, 6, n).astype(float),
                          "mobile_share": rng.beta(1.5, 7, n)})
 
 
@@ -88,7 +88,7 @@ def _outcomes(state: PolicyState, day: int, rng: np.random.Generator) -> pd.Data
     frame = assign(CONFIG, state, trials, version=f"d{day}", seed=day).join(trials.drop(columns="instance_id"))
     p = 1 / (1 + np.exp(-frame["log_odds"]))
     undecided = 4 * p * (1 - p)
-    large = frame["company_size_band"].isin(["201-1000", "1000+"])
+    large = frame["company_size_rank"] >= 4
     shift = np.where(frame["channel"] == "call", 1.5 * undecided * large, 0.0) + np.where(
         frame["channel"] == "email", 0.3 * undecided, 0.0)
     frame["converted"] = rng.random(len(frame)) < 1 / (1 + np.exp(-(frame["log_odds"] + shift)))
@@ -109,7 +109,7 @@ def test_daily_updates_learn_where_a_channel_works_and_grow_certain():
     final = assign(CONFIG, state, _trials(3_000, seed=99), version="final", seed=1).join(
         _trials(3_000, seed=99).drop(columns="instance_id"))
     called = final[final["intended"] == "call"]
-    assert called["company_size_band"].isin(["201-1000", "1000+"]).mean() > 0.6
+    assert (called["company_size_rank"] >= 4).mean() > 0.6
 
 
 def test_outcomes_of_a_day_are_learned_once():

@@ -1,0 +1,167 @@
+"""Jobs: the day's outreach assignments after scoring, and the policy's update when their outcomes are known.
+
+``assign_day(D)`` reads the champion's predictions of dt=D and the trials' segments from instances_w1 dt=D and
+publishes ``outreach_assignments`` dt=D with the current policy version. ``learn_day(D)`` takes the outcomes
+that became known on D (instances_modeling dt=D: the trials that started D - label_window_days), joins them to
+their assignments (made label_window_days - first_week_days earlier), updates the policy with that mini-batch
+only (a new version in the policy registry) and publishes ``outreach_effect`` dt=D. Both are pure functions of
+their day: a rerun overwrites the same partition; a day's outcomes are learned once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from churn.core.settings import Settings
+
+log = logging.getLogger("churn.outreach")
+SEGMENTS = ("all", "small", "large", "mobile")
+
+
+def policy_config(settings: Settings):
+    from models.outreach import PolicyConfig
+
+    return PolicyConfig(PolicyConfig.parse_channels(settings.outreach_channels), settings.outreach_conversion_value,
+                        settings.outreach_holdout, settings.outreach_forgetting, settings.outreach_prior_precision)
+
+
+def assigned_day(outcome_day: date, settings: Settings) -> date:
+    """The day the trials whose outcomes are known on ``outcome_day`` were assigned (their first week's end)."""
+    return outcome_day - timedelta(days=settings.label_window_days - settings.first_week_days)
+
+
+def _current_policy(settings: Settings, config, also: tuple[str, ...] = ()):
+    """(state, version): the registry's current policy with a posterior for every configured channel and every
+    channel in ``also`` (one added to the configuration, or one with outcomes but removed before its first
+    learning, starts from the prior); before any learning, the prior, version ``prior``."""
+    from models.outreach import PolicyState, Posterior
+    from models.policy_registry import PolicyRegistry
+
+    current = PolicyRegistry(settings).current()
+    state, version = (PolicyState.prior(config), "prior") if current is None else (current[0], current[1]["version"])
+    added = [arm for arm in dict.fromkeys([*config.arms, *also]) if arm not in state.posteriors]
+    if added:
+        if current is not None:
+            log.warning("outreach: channel(s) %s have no posterior yet: they start from the prior", added)
+        fresh = PolicyState.prior(config).posteriors[config.arms[0]]
+        state = replace(state, posteriors={**state.posteriors,
+                                           **{a: Posterior(fresh.mean.copy(), fresh.precision.copy()) for a in added}})
+    return state, version
+
+
+def _segments_of(day: date, settings: Settings) -> pd.DataFrame:
+    """instance_id, log_odds (from the champion's p_retained), company_size_rank, mobile_share of dt=D."""
+    from churn.core.warehouse import read_partition
+
+    predictions = read_partition("instances_w1_scored", day, settings)
+    features = read_partition("instances_w1", day, settings)
+    trials = predictions[["instance_id", "p_retained"]].merge(
+        features[["instance_id", "company_size_rank", "mobile_usage", "w1_events"]], on="instance_id", how="left")
+    p = trials["p_retained"].astype(float).clip(1e-6, 1 - 1e-6)
+    events = trials["w1_events"].astype(float)
+    return pd.DataFrame({
+        "instance_id": trials["instance_id"],
+        "log_odds": np.log(p / (1 - p)),
+        "company_size_rank": trials["company_size_rank"].astype(float),
+        "mobile_share": np.where(events > 0, trials["mobile_usage"].astype(float) / events.where(events > 0), 0.0),
+    })
+
+
+def assign_day(day: date, settings: Settings) -> dict:
+    """Publish ``outreach_assignments`` dt=D for the trials scored on D."""
+    from churn.core.warehouse import PartitionNotFound, write_partitions
+    from models.outreach import NONE, assign
+
+    config = policy_config(settings)
+    try:
+        trials = _segments_of(day, settings)
+    except PartitionNotFound as exc:
+        raise PartitionNotFound(f"outreach for {day}: {exc} (score {day} first: `churn score --ds {day}`)") from None
+    state, version = _current_policy(settings, config)
+    frame = assign(config, state, trials, version, seed=settings.seed).merge(
+        trials, on="instance_id")
+    frame["run_date"] = day
+    write_partitions("outreach_assignments", {day: frame}, settings)
+    counts = frame["channel"].value_counts().to_dict()
+    summary = {"dt": day.isoformat(), "policy_version": version, "trials": len(frame),
+               "contacted": int((frame["channel"] != NONE).sum()), "holdout": int(frame["holdout"].sum()),
+               "overflow": int(frame["overflow"].sum()), "by_channel": {k: int(v) for k, v in counts.items()},
+               "expected_gain": float(frame["expected_gain"].sum())}
+    log.info("outreach %s: %d trials, %d to contact (%s), %d held out, policy %s", day, len(frame),
+             summary["contacted"], ", ".join(f"{k}={v}" for k, v in sorted(counts.items()) if k != NONE),
+             summary["holdout"], version)
+    return summary
+
+
+def learn_day(day: date, settings: Settings) -> dict:
+    """Learn the outcomes known on D (one mini-batch, a new policy version) and publish ``outreach_effect`` dt=D."""
+    from churn.core.warehouse import PartitionNotFound, read_partition, write_partitions
+    from models.outreach import OutreachError, learn
+    from models.policy_registry import PolicyRegistry
+
+    config = policy_config(settings)
+    when = assigned_day(day, settings)
+    try:
+        assignments = read_partition("outreach_assignments", when, settings)
+    except PartitionNotFound:
+        log.info("outreach learn %s: no assignments were made on %s; nothing to learn", day, when)
+        return {"dt": day.isoformat(), "assigned_dt": when.isoformat(), "learned": 0, "status": "no assignments"}
+    outcomes = read_partition("instances_modeling", day, settings)[["instance_id", "retained"]]
+    joined = assignments.merge(outcomes, on="instance_id", how="inner")
+    unresolved = len(assignments) - len(joined)
+    if unresolved:
+        log.warning("outreach learn %s: %d of %d trials assigned on %s have no outcome in instances_modeling dt=%s "
+                    "(not learned)", day, unresolved, len(assignments), when, day)
+    joined["converted"] = joined["retained"].astype(bool)
+    registry = PolicyRegistry(settings)
+    state, version = _current_policy(settings, config, also=tuple(joined["channel"].unique()))
+    key = when.isoformat()
+    if key in state.learned_days:
+        log.warning("outreach learn %s: the outcomes of %s's assignments were already learned (policy %s); "
+                    "not learned twice", day, when, version)
+        status, new_version = "already learned", version
+    else:
+        later = [d for d in state.learned_days if d > key]
+        if later:
+            raise OutreachError(f"outreach learn {day}: the policy already learned later days ({later[-1]}); "
+                                "sequential updates are learned in day order")
+        removed = sorted(set(joined["channel"]) - set(config.arms))
+        if removed:
+            log.warning("outreach learn %s: channel(s) %s are no longer configured; their %d outcomes are still "
+                        "learned (their posteriors are kept)", day, removed, int(joined["channel"].isin(removed).sum()))
+        new_state = learn(config, state, joined, day=key)
+        new_version = registry.record(new_state, key, parent=None if version == "prior" else version)
+        status = "learned"
+    effect = effect_rows(joined, config, when)
+    write_partitions("outreach_effect", {day: effect}, settings)
+    log.info("outreach learn %s: %d outcomes of %s (%s), policy %s", day, len(joined), when, status, new_version)
+    return {"dt": day.isoformat(), "assigned_dt": key, "learned": len(joined) if status == "learned" else 0,
+            "unresolved": unresolved, "status": status, "policy_version": new_version,
+            "effect": effect[effect["segment"] == "all"].to_dict("records")}
+
+
+def effect_rows(joined: pd.DataFrame, config, assigned: date) -> pd.DataFrame:
+    """Per channel and segment: the holdout comparison (models.outreach.uplift), cost, cost per saved conversion."""
+    from models.outreach import LARGE_RANKS, SMALL_RANKS, uplift
+
+    masks = {"all": np.ones(len(joined), dtype=bool),
+             "small": (joined["company_size_rank"] <= SMALL_RANKS).to_numpy(),
+             "large": (joined["company_size_rank"] >= LARGE_RANKS).to_numpy(),
+             "mobile": (joined["mobile_share"] >= 0.15).to_numpy()}
+    rows = []
+    costs = {c.name: c.cost for c in config.channels}
+    for segment in SEGMENTS:
+        table = uplift(joined[masks[segment]])
+        for _, row in table.iterrows():
+            cost = costs.get(row["channel"], np.nan) * row["contacted"]
+            saved = row["uplift"] * row["contacted"]
+            rows.append({**row.to_dict(), "segment": segment, "cost": cost,
+                         "cost_per_saved_conversion": cost / saved if saved > 0 else np.nan, "assigned_dt": assigned})
+    columns = ["channel", "segment", "contacted", "converted", "holdout", "holdout_converted", "uplift", "uplift_low",
+               "uplift_high", "cost", "cost_per_saved_conversion", "assigned_dt"]
+    return pd.DataFrame(rows, columns=columns)

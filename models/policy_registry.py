@@ -1,0 +1,53 @@
+"""Outreach policy versions next to the data, with the model registry's guarantees.
+
+Under ``{warehouse}/outreach/policy``: ``v=<version>/state.json`` (every arm's posterior, JSON: nothing is
+ever unpickled) and ``metadata.json`` (its sha256, written last), and the append-only ``history/`` of
+``learn`` events (one atomic exclusive create each, the sha256 of the metadata recorded). The current policy
+is the version of the last event; loading verifies the whole chain.
+"""
+
+from __future__ import annotations
+
+import json
+
+from churn.core import storage
+from churn.core.settings import Settings, join
+from models.outreach import PolicyState
+from models.registry import IntegrityError, Registry, sha256, utc_now
+
+STATE = "state.json"
+
+
+def policy_path(settings: Settings) -> str:
+    return join(settings.warehouse, "outreach", "policy")
+
+
+class PolicyRegistry(Registry):
+    def __init__(self, settings: Settings):  # noqa: D107 - the model registry's store, at another root
+        self.settings = settings
+        self.root = policy_path(settings)
+        self.fs = storage.filesystem(self.root, settings)
+
+    def current(self) -> tuple[PolicyState, dict] | None:
+        """The policy of the last history event (verified), or None before the first outcomes were learned."""
+        events = self.history()
+        if not events:
+            return None
+        last = events[-1]
+        metadata = self.metadata(last["version"], last.get("metadata_sha256"))
+        try:
+            state = PolicyState.from_json(json.loads(self.read_artifact(last["version"], STATE, metadata)))
+        except (ValueError, KeyError) as exc:
+            raise IntegrityError(f"policy version {last['version']}: {STATE} does not hold a policy ({exc})") from exc
+        return state, metadata
+
+    def record(self, state: PolicyState, learned_day: str, parent: str | None) -> str:
+        """Write a new version of ``state`` and append it to the history; returns its id."""
+        data = json.dumps(state.to_json(), sort_keys=True).encode()
+        version = f"{learned_day}-{sha256(data)[:8]}"
+        if not self.exists(version):
+            self.write_version(version, {STATE: data}, {"version": version, "learned_day": learned_day,
+                                                        "parent": parent, "created": utc_now(),
+                                                        "batches": state.batches, "outcomes": state.outcomes})
+        self._append("learn", version, learned_day=learned_day, parent=parent)
+        return version
