@@ -85,6 +85,29 @@ def monitor_report_command(
              settings=settings))
 
 
+outreach_app = typer.Typer(help="Outreach: `churn outreach assign --ds D` after scoring D; `churn outreach learn --ds D` "
+                                 "when the outcomes of the trials assigned 23 days earlier arrive on D.",
+                            no_args_is_help=True)
+
+
+@outreach_app.command("assign")
+def outreach_assign_command(ctx: typer.Context, ds: Ds = None, start: Start = None, end: End = None) -> None:
+    """Choose a channel (or none) for every trial scored on the day(s): outreach_assignments, for the CRM."""
+    from churn import jobs
+
+    settings = ctx.obj
+    emit(run_job(lambda days: jobs.assign_outreach(settings, days), ds, start, end, settings=settings))
+
+
+@outreach_app.command("learn")
+def outreach_learn_command(ctx: typer.Context, ds: Ds = None, start: Start = None, end: End = None) -> None:
+    """Update the policy with the outcomes known on the day(s), in day order; publish outreach_effect."""
+    from churn import jobs
+
+    settings = ctx.obj
+    emit(run_job(lambda days: jobs.learn_outreach(settings, days), ds, start, end, settings=settings))
+
+
 def maintain_command(ctx: typer.Context) -> None:
     """Expire table snapshots older than CHURN_SNAPSHOT_RETENTION_DAYS and remove abandoned staging folders
     (what the weekly DAG's maintain_tables task does)."""

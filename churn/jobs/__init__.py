@@ -1,6 +1,6 @@
 """The job layer: each daily job is one function of settings and a day or days, returning a typed summary.
 
-The CLI (``churn features|train|score|monitor|maintain``) and the DAG tasks call these same
+The CLI (``churn features|train|score|monitor|outreach|maintain``) and the DAG tasks call these same
 functions, so both follow the same skip rules (:class:`Skipped`), raise the same alerts and report the
 same summaries. Heavy libraries are imported inside the functions: importing this package is cheap.
 """
@@ -9,6 +9,7 @@ from churn.jobs.emr import cancel_earlier_attempts, emr_job_driver, emr_job_name
 from churn.jobs.features import build_features
 from churn.jobs.maintenance import maintain_tables
 from churn.jobs.monitor import monitor, monitoring_report
+from churn.jobs.outreach import assign_outreach, learn_outreach
 from churn.jobs.retrain import retrain, training_data_ready
 from churn.jobs.score import score
 from churn.jobs.summaries import (
@@ -27,11 +28,13 @@ __all__ = [
     "RetrainSummary",
     "ScoreSummary",
     "Skipped",
+    "assign_outreach",
     "build_features",
     "cancel_earlier_attempts",
     "emr_job_driver",
     "emr_job_name",
     "emr_start_job_run_request",
+    "learn_outreach",
     "maintain_tables",
     "monitor",
     "monitoring_report",

@@ -14,10 +14,9 @@ import logging
 from dataclasses import replace
 from datetime import date, timedelta
 
-import numpy as np
-import pandas as pd
-
 from churn.core.settings import Settings
+
+# numpy / pandas are imported inside the functions: DAG files import this package at parse time
 
 log = logging.getLogger("churn.outreach")
 SEGMENTS = ("all", "small", "large", "mobile")
@@ -54,8 +53,11 @@ def _current_policy(settings: Settings, config, also: tuple[str, ...] = ()):
     return state, version
 
 
-def _segments_of(day: date, settings: Settings) -> pd.DataFrame:
+def _segments_of(day: date, settings: Settings):
     """instance_id, log_odds (from the champion's p_retained), company_size_rank, mobile_share of dt=D."""
+    import numpy as np
+    import pandas as pd
+
     from churn.core.warehouse import read_partition
 
     predictions = read_partition("instances_w1_scored", day, settings)
@@ -145,8 +147,11 @@ def learn_day(day: date, settings: Settings) -> dict:
             "effect": effect[effect["segment"] == "all"].to_dict("records")}
 
 
-def effect_rows(joined: pd.DataFrame, config, assigned: date) -> pd.DataFrame:
+def effect_rows(joined, config, assigned: date):
     """Per channel and segment: the holdout comparison (models.outreach.uplift), cost, cost per saved conversion."""
+    import numpy as np
+    import pandas as pd
+
     from models.outreach import LARGE_RANKS, SMALL_RANKS, uplift
 
     masks = {"all": np.ones(len(joined), dtype=bool),
@@ -165,3 +170,26 @@ def effect_rows(joined: pd.DataFrame, config, assigned: date) -> pd.DataFrame:
     columns = ["channel", "segment", "contacted", "converted", "holdout", "holdout_converted", "uplift", "uplift_low",
                "uplift_high", "cost", "cost_per_saved_conversion", "assigned_dt"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def assign_outreach(settings: Settings, days) -> dict:
+    """:func:`assign_day` for each day, in order (the CLI and the DAG's ``assign`` task)."""
+    from churn.jobs.summaries import Skipped
+
+    days = sorted(set(days))
+    if not days:
+        raise Skipped("no scored day to assign outreach for")
+    results = [assign_day(day, settings) for day in days]
+    return {"days": [r["dt"] for r in results], "contacted": sum(r["contacted"] for r in results),
+            "holdout": sum(r["holdout"] for r in results), "assigned": results}
+
+
+def learn_outreach(settings: Settings, days) -> dict:
+    """:func:`learn_day` for each day whose outcomes arrived, in day order (sequential updates)."""
+    from churn.jobs.summaries import Skipped
+
+    days = sorted(set(days))
+    if not days:
+        raise Skipped("no day with new outcomes to learn from")
+    results = [learn_day(day, settings) for day in days]
+    return {"days": [r["dt"] for r in results], "learned": sum(r["learned"] for r in results), "results": results}

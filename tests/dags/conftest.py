@@ -19,7 +19,7 @@ import pytest
 from churn.core.settings import PROJECT_ROOT, Settings
 
 DAGS_FOLDER = PROJECT_ROOT / "dags"
-DAG_IDS = ("churn_features", "churn_retrain", "churn_scoring", "churn_monitoring")
+DAG_IDS = ("churn_features", "churn_retrain", "churn_scoring", "churn_monitoring", "churn_outreach")
 
 # Small but trainable: 57 simulated days; 25-day training window with 5 validation days. The world
 # ends yesterday (UTC), like the demo's: after a backfill the scheduler runs "today" by itself

@@ -10,7 +10,15 @@ from datetime import timedelta
 
 import pytest
 
-from churn.core.tables import INSTANCES_MODELING, INSTANCES_W1, MODEL_PERFORMANCE, MODEL_REGISTRY_URI, PREDICTIONS
+from churn.core.tables import (
+    INSTANCES_MODELING,
+    INSTANCES_W1,
+    MODEL_PERFORMANCE,
+    MODEL_REGISTRY_URI,
+    OUTREACH_ASSIGNMENTS,
+    OUTREACH_EFFECT,
+    PREDICTIONS,
+)
 from churn.jobs.alerts import alert_on_failure
 
 from .conftest import DAG_IDS, DAGS_FOLDER
@@ -132,7 +140,8 @@ def test_no_import_errors(dagbag):
 
 @pytest.mark.parametrize(
     ("dag_id", "schedule"),
-    [("churn_features", "0 0 * * *"), ("churn_retrain", "0 0 * * 1"), ("churn_scoring", None), ("churn_monitoring", None)],
+    [("churn_features", "0 0 * * *"), ("churn_retrain", "0 0 * * 1"), ("churn_scoring", None), ("churn_monitoring", None),
+     ("churn_outreach", None)],
 )
 def test_schedules_catchup_and_concurrency(dagbag, dag_id, schedule):
     dag = dagbag.dags[dag_id]
@@ -164,7 +173,7 @@ def test_every_task_retries_with_exponential_backoff_and_alerts(dagbag):
 
 
 def test_scoring_is_scheduled_on_the_asset_features_produces(dagbag):
-    features, retrain, scoring, monitoring = (dagbag.dags[d] for d in DAG_IDS)
+    features, retrain, scoring, monitoring = (dagbag.dags[d] for d in DAG_IDS[:4])
     build = features.get_task("build_features")
     assert {a.uri for a in build.outlets} == {INSTANCES_W1.asset_uri, INSTANCES_MODELING.asset_uri}
     assert scoring.timetable.asset_condition.uri == INSTANCES_W1.asset_uri
@@ -179,7 +188,7 @@ def test_scoring_is_scheduled_on_the_asset_features_produces(dagbag):
 
 
 def test_wiring(dagbag):
-    features, retrain, scoring, monitoring = (dagbag.dags[d] for d in DAG_IDS)
+    features, retrain, scoring, monitoring = (dagbag.dags[d] for d in DAG_IDS[:4])
     assert features.get_task("build_features").downstream_task_ids == set()  # Iceberg commits need no registration
     assert features.get_task("build_features").max_active_tis_per_dag == 1  # one local Spark job at a time
     assert retrain.get_task("wait_for_features").downstream_task_ids == {"retrain"}
@@ -193,3 +202,14 @@ def test_wiring(dagbag):
     assert monitoring.get_task("monitor").downstream_task_ids == {"check_alerts"}
 
 
+
+
+def test_outreach_learns_from_outcomes_then_assigns_the_scored_days(dagbag):
+    outreach = dagbag.dags["churn_outreach"]
+    condition = outreach.timetable.asset_condition
+    assert {asset.uri for asset in condition.objects} == {INSTANCES_MODELING.asset_uri, PREDICTIONS.asset_uri}
+    assert outreach.get_task("learn").downstream_task_ids == {"assign"}
+    assert outreach.get_task("assign").trigger_rule == "all_done"  # contacts never wait on a failed learning
+    assert {a.uri for a in outreach.get_task("assign").outlets} == {OUTREACH_ASSIGNMENTS.asset_uri}
+    assert {a.uri for a in outreach.get_task("learn").outlets} == {OUTREACH_EFFECT.asset_uri}
+    assert outreach.params["assign"] == [] and outreach.params["learn"] == []
