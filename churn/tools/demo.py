@@ -29,10 +29,10 @@ from pathlib import Path
 import typer
 
 from churn.core.settings import Settings
-from churn.core.tables import FEATURE_DRIFT, MODEL_PERFORMANCE, PREDICTIONS
+from churn.core.tables import FEATURE_DRIFT, MODEL_PERFORMANCE, OUTREACH_ASSIGNMENTS, PREDICTIONS
 from churn.jobs.monitor import dashboard_path
 
-DAG_IDS = ("churn_features", "churn_retrain", "churn_scoring", "churn_monitoring")
+DAG_IDS = ("churn_features", "churn_retrain", "churn_scoring", "churn_monitoring", "churn_outreach")
 DEMO_TABLE_FOLDERS = ("raw", "features", "predictions", "models", "simulation", "monitoring")
 QUERY_EXAMPLE = (
     "SELECT dt, count(*) AS trials, round(avg(p_retained), 3) AS mean_p_retained, "
@@ -186,12 +186,13 @@ def run_demo(settings: Settings, days: int, instances_per_day: int, backfill_day
     with airflow.running():
         runner = DagRunner(airflow, say)
         runner.wait_for_dags(DAG_IDS)
-        say("Airflow is up; DAGs churn_features, churn_retrain, churn_scoring, churn_monitoring registered")
+        say("Airflow is up; DAGs " + ", ".join(DAG_IDS) + " registered")
 
         _range_run(runner, older, say, rescore=False)
         _retrain(runner, first_retrain, say)
         _range_run(runner, newer, say, rescore=True)
         _wait_downstream(runner, settings, set(days_between(*newer)), say, "range run")
+        _resolve_outreach(settings, days_between(*newer), say)
         _retrain(runner, retrain_day, say)
 
         say(f"airflow backfill create --dag-id churn_features --from-date {backfill[0]} --to-date {backfill[1]}")
@@ -207,6 +208,7 @@ def run_demo(settings: Settings, days: int, instances_per_day: int, backfill_day
             capture=True,
         )
         _wait_downstream(runner, settings, set(days_between(*backfill)), say, "backfill", backfill_runs=True)
+        _resolve_outreach(settings, days_between(*backfill), say)
         # Left unpaused, the schedules would run tomorrow for days the simulation does not cover.
         runner.set_paused(DAG_IDS, True)
         say("done; DAGs paused again (unpause them in the UI or with `airflow dags unpause` to run more)")
@@ -245,7 +247,7 @@ def _wait_downstream(runner: DagRunner, settings, wanted: set[date], say, what: 
     deadline, last, alerted = time.monotonic() + timeout, "", runner.alerted
     while time.monotonic() < deadline:
         features = [r for r in runner.runs("churn_features") if r["run_type"] == "backfill"] if backfill_runs else []
-        downstream = runner.runs("churn_scoring") + runner.runs("churn_monitoring")
+        downstream = runner.runs("churn_scoring") + runner.runs("churn_monitoring") + runner.runs("churn_outreach")
         for run in features + downstream:
             if run["state"] != "failed" or run["dag_run_id"] in alerted:
                 continue
@@ -259,11 +261,15 @@ def _wait_downstream(runner: DagRunner, settings, wanted: set[date], say, what: 
         scored = wanted & set(list_partitions(PREDICTIONS, settings))
         monitored = {d for d in scored & set(list_partitions(FEATURE_DRIFT, settings))
                      if _newer(FEATURE_DRIFT, PREDICTIONS, d, settings)}
+        assigned = {d for d in scored & set(list_partitions(OUTREACH_ASSIGNMENTS, settings))
+                    if _newer(OUTREACH_ASSIGNMENTS, PREDICTIONS, d, settings)}
         done = sum(r["state"] == "success" for r in features)
         note = (f"  … {what}: " + (f"{done}/{len(wanted)} feature runs done, " if backfill_runs else "")
-                + f"{len(scored)}/{len(wanted)} days scored, {len(monitored)}/{len(wanted)} monitored")
+                + f"{len(scored)}/{len(wanted)} days scored, {len(monitored)}/{len(wanted)} monitored, "
+                + f"{len(assigned)}/{len(wanted)} outreach assigned")
         busy = any(r["state"] in ("queued", "running") for r in features + downstream)
-        if (done == len(wanted) or not backfill_runs) and scored == wanted and monitored == wanted and not busy:
+        if (done == len(wanted) or not backfill_runs) and scored == wanted and monitored == wanted \
+                and assigned == wanted and not busy:
             say(note.replace("  … ", "  "))
             return
         if note != last:
@@ -271,6 +277,23 @@ def _wait_downstream(runner: DagRunner, settings, wanted: set[date], say, what: 
             last = note
         time.sleep(3)
     raise DemoFailed(f"{what}: scoring and monitoring of {len(wanted)} days did not finish in {timeout} s")
+
+
+def _resolve_outreach(settings, days: list[date], say) -> None:
+    """The simulated world answers the outreach: the outcomes of the trials assigned on these days follow the
+    channel each was given (the CRM would have contacted them); their features and labels are built later."""
+    import pandas as pd
+
+    from churn.core.warehouse import list_partitions, read_partitions
+    from churn.tools.simulator import resolve_outreach
+
+    assigned = sorted(set(days) & set(list_partitions(OUTREACH_ASSIGNMENTS, settings)))
+    if not assigned:
+        return
+    frame = read_partitions(OUTREACH_ASSIGNMENTS, assigned, settings)[["instance_id", "channel"]]
+    result = resolve_outreach(pd.DataFrame(frame), settings)
+    say(f"  the simulated world answered {result['contacted']:,} contacts of {len(assigned)} days "
+        "(their outcomes follow the channel given)")
 
 
 def _newer(table, than_table, day: date, settings) -> bool:
@@ -309,7 +332,9 @@ def summarize(settings, today: date, top: int = 10) -> dict:
     drift = drift.sort_values(["psi", "feature"], ascending=[False, True]).head(3)
     performance = read_partitions(MODEL_PERFORMANCE, list_partitions(MODEL_PERFORMANCE, settings), settings)
     performance = performance[performance["scored_rows"] > 0]
+    outreach = outreach_summary(settings)
     return {
+        "outreach": outreach,
         "champion": champion["version"],
         "metrics": metadata.get("metrics", {}),
         "validation_rows": len(validation),
@@ -323,6 +348,75 @@ def summarize(settings, today: date, top: int = 10) -> dict:
         "drift": drift,
         "performance": performance,
     }
+
+
+def outreach_summary(settings) -> dict:
+    """Yesterday's assignments, the holdout's uplift per channel (every day learned so far), and the policy's
+    exact net value on the assigned trials next to the best possible allocation's (from the simulator's truth)."""
+    import numpy as np
+    import pandas as pd
+
+    from churn.core.warehouse import list_partitions, read_partition, read_partitions
+    from churn.jobs.outreach import policy_config
+    from models.outreach import NONE, allocate
+
+    days = list_partitions(OUTREACH_ASSIGNMENTS, settings)
+    if not days:
+        return {}
+    config = policy_config(settings)
+    latest = read_partition(OUTREACH_ASSIGNMENTS, days[-1], settings)
+    effect_days = list_partitions("outreach_effect", settings)
+    effect = read_partitions("outreach_effect", effect_days, settings) if effect_days else pd.DataFrame()
+    if len(effect):
+        overall = effect[effect["segment"] == "all"]
+        effect = overall.groupby("channel")[["contacted", "converted", "holdout", "holdout_converted"]].sum()
+        p1, p0 = effect["converted"] / effect["contacted"], effect["holdout_converted"] / effect["holdout"]
+        se = np.sqrt(p1 * (1 - p1) / effect["contacted"] + p0 * (1 - p0) / effect["holdout"])
+        effect = effect.assign(uplift=p1 - p0, low=p1 - p0 - 1.96 * se, high=p1 - p0 + 1.96 * se).reset_index()
+    assignments = read_partitions(OUTREACH_ASSIGNMENTS, days, settings)
+    truth = pd.read_parquet(settings.truth_path).set_index("instance_id")
+    arms = config.arms
+    closeness = None
+    if all(f"p_{c}" in truth for c in arms[1:]):
+        rows = truth.loc[assignments["instance_id"]]
+        p = np.column_stack([rows["p_convert"].to_numpy(), *(rows[f"p_{c}"].to_numpy() for c in arms[1:])])
+        costs = np.array([0.0, *(c.cost for c in config.channels)])
+        gain = config.conversion_value * (p - p[:, :1]) - costs[None, :]
+        given = np.array([arms.index(c) for c in assignments["channel"]])
+        policy = best = 0.0
+        for day in assignments["dt"].unique():
+            mask = (assignments["dt"] == day).to_numpy()
+            policy += gain[mask, given[mask]].sum()
+            value = gain[mask].copy()
+            value[:, 0] = 0
+            best += value[np.arange(mask.sum()), allocate(config, value)].sum()
+        closeness = {"policy": policy, "best": best, "days": len(days)}
+    return {"latest_dt": days[-1].isoformat(), "latest": latest["channel"].value_counts().to_dict(),
+            "holdout": int(latest["holdout"].sum()), "policy_version": latest["policy_version"].iloc[0],
+            "effect": effect, "closeness": closeness, "none": NONE}
+
+
+def print_outreach(outreach: dict) -> None:
+    if not outreach:
+        print("\noutreach: no day was assigned")
+        return
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(outreach["latest"].items()) if k != outreach["none"])
+    print(f"\n=== outreach assigned for {outreach['latest_dt']} (policy {outreach['policy_version']}) ===")
+    print(f"contact: {counts or 'nobody'}; {outreach['latest'].get(outreach['none'], 0)} not contacted, of whom "
+          f"{outreach['holdout']} in the holdout (chosen, kept uncontacted to measure)")
+    effect = outreach["effect"]
+    if len(effect):
+        print("what the holdout says each channel is worth (contacted vs holdout conversion, learned days):")
+        for row in effect.itertuples():
+            print(f"  {row.channel:<6} {row.contacted:>6} contacted  uplift {row.uplift:+.3f} [{row.low:+.3f}, "
+                  f"{row.high:+.3f}]  (holdout {row.holdout})")
+    else:
+        print("no outcome of an assignment has arrived yet (they arrive 23 days after it)")
+    close = outreach["closeness"]
+    if close:
+        share = close["policy"] / close["best"] if close["best"] else float("nan")
+        print(f"net value of the policy's contacts over {close['days']} days: {close['policy']:,.0f} "
+              f"= {share:.0%} of the best possible allocation ({close['best']:,.0f}, from the simulator's truth)")
 
 
 def print_summary(summary: dict) -> None:
@@ -366,6 +460,7 @@ def print_summary(summary: dict) -> None:
                   f"(its validation AUC {part['validation_roc_auc'].iloc[0]:.3f})")
     else:
         print("realised performance: no scored trial has reached the end of its label window yet")
+    print_outreach(summary.get("outreach") or {})
     print(f"\nHTML report of the champion: {summary['report']}")
     print(f"monitoring dashboard (rewritten by every monitoring run; `churn monitor report`): {summary['dashboard']}")
     print(f'\nquery the tables with Athena SQL (DuckDB locally):\n  .venv/bin/churn query "{QUERY_EXAMPLE}"')
