@@ -112,3 +112,17 @@ def test_a_removed_channel_with_pending_outcomes_is_still_learned(warehouse, mon
     assert result["status"] == "learned"
     state, _ = PolicyRegistry(warehouse).current()
     assert "call" in state.posteriors  # kept: it may come back, and its outcomes were real
+
+
+def test_the_tables_answer_athena_sql(warehouse):
+    from churn.tools.query import run_query
+
+    w1 = _score(warehouse, DAY)
+    assign_day(DAY, warehouse)
+    learn_day(_outcomes(warehouse, DAY, w1), warehouse)
+    counts = run_query("SELECT channel, COUNT(*) AS n FROM outreach_assignments WHERE dt = DATE '2026-04-10' "
+                       "GROUP BY channel ORDER BY channel", warehouse)
+    assert int(counts["n"].sum()) == 600 and "email" in set(counts["channel"])
+    effect = run_query("SELECT channel, uplift, uplift_low, uplift_high FROM outreach_effect "
+                       "WHERE segment = 'all'", warehouse)
+    assert len(effect) >= 1 and (effect["uplift_low"] <= effect["uplift_high"]).all()
