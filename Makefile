@@ -50,6 +50,7 @@ bench: java install spark-classes
 	$(BIN)/python bench/bench_reliability.py --kills 52
 	$(BIN)/python bench/bench_alerts.py --days 2000 --changes 300
 	$(BIN)/python bench/bench_base_rate.py
+	$(BIN)/python bench/bench_outreach.py --seeds 5
 	test -d warehouse/predictions && $(BIN)/python bench/bench_drift.py || echo "bench_drift.py skipped: run make demo first"
 
 # The EMR Serverless job's packed environment and entry point, in dist/emr/ (see docs/operations.md).

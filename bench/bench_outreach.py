@@ -60,7 +60,8 @@ def run(seed: int, days: int, per_day: int, config: PolicyConfig) -> dict:
     chance = world.chance  # the world's own draw: a trial converts under arm a iff chance < P(a), for every policy
     value = config.conversion_value
     costs = np.array([0.0, *(c.cost for c in config.channels)])
-    net = {k: np.zeros(days) for k in ("random", "riskiest", "learned", "oracle")}
+    names = ("random", "riskiest", "learned", "oracle")
+    net, saved, spent = ({k: np.zeros(days) for k in names} for _ in range(3))
     state, pending, log, seconds = PolicyState.prior(config), {}, [], []
     call = arms.index("call") if "call" in arms else None
     for d in range(days):
@@ -84,6 +85,8 @@ def run(seed: int, days: int, per_day: int, config: PolicyConfig) -> dict:
         picks["learned"] = np.array([arms.index(c) for c in assigned["channel"]])
         for name, chosen in picks.items():
             net[name][d] = gain[np.arange(len(rows)), chosen].sum()
+            saved[name][d] = (true_p[rows, chosen] - true_p[rows, 0]).sum()
+            spent[name][d] = costs[chosen].sum()
         assigned["converted"] = chance[rows] < true_p[rows, picks["learned"]]
         assigned["true_effect"] = (true_p[rows, [arms.index(c) for c in assigned["intended"]]] - true_p[rows, 0])
         assigned["day"] = d
@@ -91,7 +94,8 @@ def run(seed: int, days: int, per_day: int, config: PolicyConfig) -> dict:
         pending[d + LABEL_DAYS - FIRST_WEEK] = assigned.join(cohort.drop(columns="instance_id"))
         if d in pending:  # outcomes of the cohort assigned 23 days ago are known today
             state = learn(config, state, pending.pop(d), day=f"day{d}")
-    return {"net": net, "log": pd.concat(log, ignore_index=True), "seconds": seconds, "state": state}
+    return {"net": net, "saved": saved, "spent": spent, "log": pd.concat(log, ignore_index=True),
+            "seconds": seconds, "state": state}
 
 
 def timing(config: PolicyConfig, trials: int = 10_000) -> tuple[float, float]:
@@ -124,7 +128,9 @@ def main() -> None:
         weeks = args.days // 7
         for w in range(weeks):
             span = slice(7 * w, 7 * w + 7)
-            weekly.append({"seed": seed, "week": w + 1, **{k: v[span].sum() for k, v in net.items()}})
+            weekly.append({"seed": seed, "week": w + 1, **{k: v[span].sum() for k, v in net.items()},
+                           **{f"{k}_saved": v[span].sum() for k, v in result["saved"].items()},
+                           **{f"{k}_cost": v[span].sum() for k, v in result["spent"].items()}})
         late = slice(56, args.days)  # after 8 weeks
         shares.append({k: v[late].sum() / net["oracle"][late].sum() for k, v in net.items()})
         settled = result["log"][result["log"]["day"] >= 28]  # once the policy has had outcomes to learn from
@@ -141,17 +147,20 @@ def main() -> None:
     print(by_week.round(0))
     print("share of oracle after week 8:", share.round(3).to_dict(), "coverage:", np.mean(coverage))
     print(f"10k trials: assign {assign_s:.2f} s, learn {learn_s:.2f} s")
-    columns = ["week", "none", "random", "riskiest", "learned", "oracle", "learned / oracle", "learned regret"]
+    columns = ["week", "net value: none", "random", "riskiest", "learned", "oracle", "learned / oracle",
+               "learned regret", "saved conversions: learned / oracle", "cost: learned / oracle"]
     for week, row in by_week.iterrows():
         record("Outreach policy", columns,
                [week, 0, f"{row['random']:,.0f}", f"{row['riskiest']:,.0f}", f"{row['learned']:,.0f}",
-                f"{row['oracle']:,.0f}", f"{row['learned'] / row['oracle']:.0%}", f"{row['oracle'] - row['learned']:,.0f}"],
+                f"{row['oracle']:,.0f}", f"{row['learned'] / row['oracle']:.0%}", f"{row['oracle'] - row['learned']:,.0f}",
+                f"{row['learned_saved']:,.0f} / {row['oracle_saved']:,.0f}",
+                f"{row['learned_cost']:,.0f} / {row['oracle_cost']:,.0f}"],
                key=str(week))
     summary = (f"after week 8: learned {share['learned']:.0%} of the oracle's net value, riskiest {share['riskiest']:.0%}, "
                f"random {share['random']:.0%}; learned vs riskiest {share['learned'] / share['riskiest']:.2f}x; holdout "
                f"uplift intervals cover the true effect in {np.mean(coverage):.0%} of {len(coverage)} (channel, seed); "
                f"10k trials: assign {assign_s:.1f} s, learn {learn_s:.2f} s")
-    record("Outreach policy", columns, ["summary", "", "", "", summary, "", "", ""], key="summary")
+    record("Outreach policy", columns, ["summary", "", "", "", summary, "", "", "", "", ""], key="summary")
 
 
 if __name__ == "__main__":
