@@ -82,6 +82,8 @@ def connect(settings: Settings, s3: bool = False):
 
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
+    if settings.duckdb_memory_limit:  # beyond it DuckDB spills to its temporary directory
+        con.execute(f"SET memory_limit = {quote(settings.duckdb_memory_limit)}")
     if s3:
         configure_s3(con, settings)
     return con

@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     spark_executor_memory: str = Field(
         "14g", pattern=r"^[0-9]+[mMgG]$", description="spark.executor.memory of cluster (EMR) executors")
     spark_executor_cores: int = Field(4, ge=1, description="spark.executor.cores of cluster (EMR) executors")
+    duckdb_memory_limit: str | None = Field(
+        None, pattern=r"^([0-9]+(\.[0-9]+)?\s*[KMGT]i?B)?$",
+        description="DuckDB's memory_limit (e.g. 8GB; beyond it DuckDB spills to disk); empty: DuckDB's default, "
+                    "80% of the machine's memory (a 10k trials/day 90-day rebuild peaked at 20.8 GB on 24 GiB)")
     spark_short_run_mb: int = Field(
         150, ge=0,
         description="a local Spark feature run whose largest chunk reads less raw data than this (MB) starts its JVM "

@@ -30,3 +30,10 @@ def test_a_short_run_uses_the_quick_compiler_only(tmp_path):
     assert "-XX:TieredStopAtLevel=1" not in driver_java_options(settings, short_run=False)
     assert any(o.startswith("-Dlog4j2.configurationFile=") for o in driver_java_options(settings, False))
     assert os.path.isabs(class_archive_path(settings))
+
+
+def test_duckdb_takes_the_memory_limit_setting():
+    from churn.core.duck import connect
+
+    con = connect(Settings(duckdb_memory_limit="1GB", _env_file=None))
+    assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] in ("1.0 GiB", "953.6 MiB", "1.0 GB")
