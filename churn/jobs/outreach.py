@@ -173,23 +173,24 @@ def effect_rows(joined, config, assigned: date):
 
 
 def assign_outreach(settings: Settings, days) -> dict:
-    """:func:`assign_day` for each day, in order (the CLI and the DAG's ``assign`` task)."""
-    from churn.jobs.summaries import Skipped
+    """:func:`assign_day` for each day, in order (the CLI and the DAG's ``assign`` task); JSON-safe (XCom)."""
+    from churn.jobs.summaries import Skipped, json_safe
 
     days = sorted(set(days))
     if not days:
         raise Skipped("no scored day to assign outreach for")
     results = [assign_day(day, settings) for day in days]
-    return {"days": [r["dt"] for r in results], "contacted": sum(r["contacted"] for r in results),
-            "holdout": sum(r["holdout"] for r in results), "assigned": results}
+    return json_safe({"days": [r["dt"] for r in results], "contacted": sum(r["contacted"] for r in results),
+                      "holdout": sum(r["holdout"] for r in results), "assigned": results})
 
 
 def learn_outreach(settings: Settings, days) -> dict:
-    """:func:`learn_day` for each day whose outcomes arrived, in day order (sequential updates)."""
-    from churn.jobs.summaries import Skipped
+    """:func:`learn_day` for each day whose outcomes arrived, in day order (sequential updates); JSON-safe."""
+    from churn.jobs.summaries import Skipped, json_safe
 
     days = sorted(set(days))
     if not days:
         raise Skipped("no day with new outcomes to learn from")
     results = [learn_day(day, settings) for day in days]
-    return {"days": [r["dt"] for r in results], "learned": sum(r["learned"] for r in results), "results": results}
+    return json_safe({"days": [r["dt"] for r in results], "learned": sum(r["learned"] for r in results),
+                      "results": results})

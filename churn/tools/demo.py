@@ -33,7 +33,7 @@ from churn.core.tables import FEATURE_DRIFT, MODEL_PERFORMANCE, OUTREACH_ASSIGNM
 from churn.jobs.monitor import dashboard_path
 
 DAG_IDS = ("churn_features", "churn_retrain", "churn_scoring", "churn_monitoring", "churn_outreach")
-DEMO_TABLE_FOLDERS = ("raw", "features", "predictions", "models", "simulation", "monitoring")
+DEMO_TABLE_FOLDERS = ("raw", "features", "predictions", "models", "simulation", "monitoring", "outreach")
 QUERY_EXAMPLE = (
     "SELECT dt, count(*) AS trials, round(avg(p_retained), 3) AS mean_p_retained, "
     "sum(at_risk) AS flagged_at_risk FROM churn.instances_w1_scored "

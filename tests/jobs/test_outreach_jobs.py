@@ -126,3 +126,14 @@ def test_the_tables_answer_athena_sql(warehouse):
     effect = run_query("SELECT channel, uplift, uplift_low, uplift_high FROM outreach_effect "
                        "WHERE segment = 'all'", warehouse)
     assert len(effect) >= 1 and (effect["uplift_low"] <= effect["uplift_high"]).all()
+
+
+def test_the_summaries_are_json_for_xcom(warehouse):
+    """What the DAG's tasks return: strict JSON (no dates, no NaN) — XCom refuses anything else."""
+    import json
+
+    from churn.jobs.outreach import assign_outreach, learn_outreach
+
+    w1 = _score(warehouse, DAY, n=40)  # small: some channel has no holdout trial, its interval is NaN
+    json.dumps(assign_outreach(warehouse, [DAY]), allow_nan=False)
+    json.dumps(learn_outreach(warehouse, [_outcomes(warehouse, DAY, w1)]), allow_nan=False)

@@ -18,3 +18,14 @@ def test_a_rerun_of_the_demo_starts_from_an_empty_warehouse(warehouse):
     assert list_partitions("instances_w1", warehouse) == []
     write_w1(warehouse, day, 7, seed=2)  # the catalog no longer points at removed metadata
     assert len(read_partition("instances_w1", day, warehouse)) == 7
+
+
+def test_a_rerun_of_the_demo_starts_without_an_outreach_policy(warehouse):
+    from models.outreach import PolicyConfig, PolicyState
+    from models.policy_registry import PolicyRegistry
+
+    config = PolicyConfig(PolicyConfig.parse_channels("email:1:10"))
+    PolicyRegistry(warehouse).record(PolicyState.prior(config), "2026-03-01", parent=None)
+    assert PolicyRegistry(warehouse).current() is not None
+    _clean_warehouse(warehouse, [].append)
+    assert PolicyRegistry(warehouse).current() is None  # the next demo's policy starts from the prior
