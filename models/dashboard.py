@@ -100,11 +100,9 @@ def _with_intervals(performance: pd.DataFrame) -> pd.DataFrame:
 
 
 def _wilson(rate: pd.Series, n: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score interval of a proportion: sensible also at rates near 0 or 1 and small n."""
-    p, n = rate.to_numpy(dtype=float), np.maximum(n.to_numpy(dtype=float), 1)
-    centre = (p + Z * Z / (2 * n)) / (1 + Z * Z / n)
-    half = Z * np.sqrt(p * (1 - p) / n + Z * Z / (4 * n * n)) / (1 + Z * Z / n)
-    return centre - half, centre + half
+    from models.evaluate import wilson_interval
+
+    return wilson_interval(rate.to_numpy(dtype=float), n.to_numpy(dtype=float), Z)
 
 
 def _alerts(performance: pd.DataFrame, drift: pd.DataFrame) -> list[tuple[date, str, str]]:

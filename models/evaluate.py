@@ -242,3 +242,12 @@ def _two_halves(groups: np.ndarray) -> np.ndarray:
 
 def margin_of(p: np.ndarray) -> np.ndarray:
     return logit(np.clip(p, EPS, 1 - EPS))
+
+
+def wilson_interval(p, n, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of a proportion ``p`` of ``n``: sensible also near 0 or 1 and at small n."""
+    p, n = np.asarray(p, dtype=float), np.maximum(np.asarray(n, dtype=float), 1)
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+

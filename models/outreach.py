@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from models.evaluate import wilson_interval
+
 NONE = "none"
 # z(x): a contact matters most for undecided trials (4 p (1 - p): 1 at p = 0.5, the champion's p), so the segment
 # terms are scaled by it; intercept and the two outer risk bands let each arm correct the champion's calibration
@@ -288,7 +290,8 @@ def learn(config: PolicyConfig, state: PolicyState, outcomes: pd.DataFrame, day:
 def uplift(assignments: pd.DataFrame, z_value: float = 1.96) -> pd.DataFrame:
     """Per intended channel: the holdout comparison. Among trials the policy chose a channel for, the holdout is
     a random share kept uncontacted, so contacted minus holdout conversion rate is an unbiased estimate of the
-    channel's average effect on the trials it is used for (normal interval of a difference of proportions).
+    channel's average effect on the trials it is used for; its 95% interval is Newcombe's (from the two Wilson
+    intervals), which stays honest with a holdout of a few trials or a rate of 0 or 1.
 
     ``assignments``: channel, intended, holdout, converted (and optionally segment columns, grouped by ``by``).
     """
@@ -300,8 +303,12 @@ def uplift(assignments: pd.DataFrame, z_value: float = 1.96) -> pd.DataFrame:
         n1, n0 = len(treated), len(held)
         r1 = treated["converted"].mean() if n1 else np.nan
         r0 = held["converted"].mean() if n0 else np.nan
-        se = np.sqrt(r1 * (1 - r1) / n1 + r0 * (1 - r0) / n0) if n1 and n0 else np.nan
+        low, high = np.nan, np.nan
+        if n1 and n0:
+            (l1, u1), (l0, u0) = wilson_interval(r1, n1, z_value), wilson_interval(r0, n0, z_value)
+            low = r1 - r0 - float(np.sqrt((r1 - l1) ** 2 + (u0 - r0) ** 2))
+            high = r1 - r0 + float(np.sqrt((u1 - r1) ** 2 + (r0 - l0) ** 2))
         rows.append({"channel": channel, "contacted": n1, "converted": int(treated["converted"].sum()),
                      "holdout": n0, "holdout_converted": int(held["converted"].sum()),
-                     "uplift": r1 - r0, "uplift_low": r1 - r0 - z_value * se, "uplift_high": r1 - r0 + z_value * se})
+                     "uplift": r1 - r0, "uplift_low": low, "uplift_high": high})
     return pd.DataFrame(rows)

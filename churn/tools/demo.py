@@ -358,7 +358,7 @@ def outreach_summary(settings) -> dict:
 
     from churn.core.warehouse import list_partitions, read_partition, read_partitions
     from churn.jobs.outreach import policy_config
-    from models.outreach import NONE, allocate
+    from models.outreach import NONE, allocate, uplift
 
     days = list_partitions(OUTREACH_ASSIGNMENTS, settings)
     if not days:
@@ -370,9 +370,14 @@ def outreach_summary(settings) -> dict:
     if len(effect):
         overall = effect[effect["segment"] == "all"]
         effect = overall.groupby("channel")[["contacted", "converted", "holdout", "holdout_converted"]].sum()
-        p1, p0 = effect["converted"] / effect["contacted"], effect["holdout_converted"] / effect["holdout"]
-        se = np.sqrt(p1 * (1 - p1) / effect["contacted"] + p0 * (1 - p0) / effect["holdout"])
-        effect = effect.assign(uplift=p1 - p0, low=p1 - p0 - 1.96 * se, high=p1 - p0 + 1.96 * se).reset_index()
+        pooled = pd.DataFrame({"intended": np.repeat(effect.index, effect["contacted"] + effect["holdout"]),
+                             "holdout": np.concatenate([[False] * c + [True] * h for c, h in
+                                                        zip(effect["contacted"], effect["holdout"], strict=True)]),
+                             "converted": np.concatenate([[True] * a + [False] * (c - a) + [True] * b + [False] * (h - b)
+                                                          for a, c, b, h in effect[["converted", "contacted",
+                                                                                    "holdout_converted", "holdout"]]
+                                                          .itertuples(index=False)])})
+        effect = uplift(pooled).rename(columns={"uplift_low": "low", "uplift_high": "high"})  # pooled over days
     assignments = read_partitions(OUTREACH_ASSIGNMENTS, days, settings)
     truth = pd.read_parquet(settings.truth_path).set_index("instance_id")
     arms = config.arms
