@@ -157,7 +157,8 @@ def main() -> None:
                 f"{row['learned_cost']:,.0f} / {row['oracle_cost']:,.0f}"],
                key=str(week))
     summary = (f"after week 8: learned {share['learned']:.0%} of the oracle's net value, riskiest {share['riskiest']:.0%}, "
-               f"random {share['random']:.0%}; learned vs riskiest {share['learned'] / share['riskiest']:.2f}x; holdout "
+               f"random {share['random']:.0%}; learned minus riskiest {share['learned'] - share['riskiest']:+.0%} of the "
+               f"oracle's value; holdout "
                f"uplift intervals cover the true effect in {np.mean(coverage):.0%} of {len(coverage)} (channel, seed); "
                f"10k trials: assign {assign_s:.1f} s, learn {learn_s:.2f} s")
     record("Outreach policy", columns, ["summary", "", "", "", summary, "", "", "", "", ""], key="summary")

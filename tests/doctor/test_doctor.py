@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from churn.cli import app
 from churn.core.settings import DEFAULT_FEATURE_CONFIG, Settings
+from churn.core.tables import TABLES
 from churn.tools.catalog import apply_catalog
 from churn.tools.simulator import simulate
 from churn.tools.synthetic import write_modeling
@@ -53,8 +54,7 @@ def deployment(moto_server):
         simulate(RUN_DATE - timedelta(days=20), 20, 10, 3, settings, progress=False)
         write_modeling(settings, RUN_DATE, 100)
         retrain(RUN_DATE, settings)
-        apply_catalog(settings, [n for n in ("evaluations", "events", "instances_w1", "instances_modeling",
-                                             "instances_w1_scored", "model_performance", "feature_drift")])
+        apply_catalog(settings, list(TABLES))  # every table the registry declares
         s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
         for key in ("churn/code/build_features.py", "churn/code/churn-env.tar.gz"):  # what make emr-bundle uploads
             s3.put_object(Bucket=BUCKET, Key=key, Body=b"uploaded")
