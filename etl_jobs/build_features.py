@@ -69,6 +69,11 @@ def event_days_needed(t: FeatureTable, start: date, end: date, settings: Setting
     return days_between(start - timedelta(days=offset), end - timedelta(days=offset - settings.first_week_days + 1))
 
 
+def chunk_event_days(chosen: list[FeatureTable], start: date, end: date, settings: Settings) -> list[date]:
+    """Every event partition a chunk of these tables reads, once."""
+    return sorted({d for t in chosen for d in event_days_needed(t, start, end, settings)})
+
+
 def chunk_ranges(start: date, end: date, size: int) -> list[tuple[date, date]]:
     """[start, end] cut into consecutive ranges of ``size`` days (the last one may be shorter)."""
     out, first = [], start
@@ -167,7 +172,7 @@ def chunk_inputs(start: date, end: date, chosen: list[FeatureTable], settings: S
     }, sort_keys=True, default=str).encode())
     for code in sorted((Path(SQL_DIR) / "features").glob("*.sql")) + [Path(__file__)]:
         digest.update(code.read_bytes())
-    event_days = sorted({d for t in chosen for d in event_days_needed(t, start, end, settings)})
+    event_days = chunk_event_days(chosen, start, end, settings)
     folders = [EVALUATIONS.location(settings)] + [join(EVENTS.location(settings), f"dt={d.isoformat()}")
                                                   for d in event_days]
     read = 0
@@ -221,7 +226,7 @@ def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: S
         # every trial whose first week this chunk reads, once (instance_id is unique in evaluations: no DISTINCT)
         engine.create_view("cohort", "SELECT instance_id, eval_start_date FROM evaluations WHERE "
                            + " OR ".join(f"({where})" for where in starts), materialize=True)
-        event_days = sorted({d for t in chosen for d in event_days_needed(t, start, end, settings)})
+        event_days = chunk_event_days(chosen, start, end, settings)
         received_at, footers = _load_events(engine, settings, event_days)
         quality = _check_events(engine, config, settings, received_at, footers) | {"future_evaluations": future}
         _progress(started, f"{quality['events_read']} events in {len(event_days)} partitions checked")

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 
 from models.evaluate import wilson_interval
 
@@ -31,6 +32,7 @@ NONE = "none"
 # terms are scaled by it; intercept and the two outer risk bands let each arm correct the champion's calibration
 TERMS = ("intercept", "undecided", "undecided_small", "undecided_large", "undecided_mobile", "risk_lost", "risk_sure")
 SMALL_RANKS, LARGE_RANKS = 2, 4  # company_size_rank (1 = 1-10 people … 5 = 1000+): <= 2 small, >= 4 large
+MOBILE_SEGMENT = 0.15  # share of week-1 events from a mobile client from which a trial is in the mobile segment
 RISK_LOST, RISK_SURE = 0.12, 0.55  # champion conversion probability: below = likely lost, above = likely won
 
 
@@ -105,9 +107,18 @@ class PolicyState:
     learned_days: list[str] = field(default_factory=list)
 
     @classmethod
-    def prior(cls, config: PolicyConfig) -> PolicyState:
+    def prior(cls, config: PolicyConfig, arms: tuple[str, ...] | None = None) -> PolicyState:
         d = len(TERMS)
-        return cls({arm: Posterior(np.zeros(d), np.eye(d) * config.prior_precision) for arm in config.arms})
+        return cls({arm: Posterior(np.zeros(d), np.eye(d) * config.prior_precision)
+                    for arm in (config.arms if arms is None else arms)})
+
+    def with_arms(self, config: PolicyConfig, arms) -> PolicyState:
+        """This state with a prior posterior for each of ``arms`` it has none for (a channel new to the setting)."""
+        added = tuple(arm for arm in dict.fromkeys(arms) if arm not in self.posteriors)
+        if not added:
+            return self
+        return PolicyState({**self.posteriors, **PolicyState.prior(config, added).posteriors}, self.batches,
+                           self.outcomes, list(self.learned_days))
 
     def to_json(self) -> dict:
         return {"terms": list(TERMS), "batches": self.batches, "outcomes": self.outcomes,
@@ -128,7 +139,7 @@ def design(trials: pd.DataFrame) -> np.ndarray:
     """z(x) for each trial (:data:`TERMS`), from ``log_odds`` (the champion's), ``company_size_rank`` (the
     feature; unknown: neither small nor large) and ``mobile_share`` (the share of week-1 events from a mobile
     client)."""
-    p = 1.0 / (1.0 + np.exp(-trials["log_odds"].to_numpy(float)))
+    p = expit(trials["log_odds"].to_numpy(float))
     undecided = 4 * p * (1 - p)
     rank = trials["company_size_rank"].to_numpy(float)
     return np.column_stack([
@@ -150,16 +161,12 @@ def in_holdout(instance_ids: pd.Series, version: str, fraction: float) -> np.nda
     return np.fromiter((unit(i) < fraction for i in instance_ids), dtype=bool, count=len(instance_ids))
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
 def values(config: PolicyConfig, offsets: np.ndarray, z: np.ndarray, thetas: dict[str, np.ndarray]) -> np.ndarray:
     """(trials, arms) net value of each arm: conversion value x uplift over ``none`` - cost (``none``: 0).
     ``thetas[arm]`` is one coefficient vector, or one per trial (Thompson draws)."""
     def prob(arm: str) -> np.ndarray:
         theta = thetas[arm]
-        return _sigmoid(offsets + (z * theta).sum(axis=1) if theta.ndim == 2 else offsets + z @ theta)
+        return expit(offsets + (z * theta).sum(axis=1) if theta.ndim == 2 else offsets + z @ theta)
     base = prob(NONE)
     out = np.zeros((len(offsets), len(config.arms)))
     for k, channel in enumerate(config.channels, 1):
@@ -188,14 +195,11 @@ def allocate(config: PolicyConfig, value: np.ndarray, share: float = 1.0) -> np.
     return chosen
 
 
-def draw(state: PolicyState, arms: tuple[str, ...], n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """One Thompson draw of every arm's coefficients per trial."""
-    out = {}
-    for arm in arms:
-        posterior = state.posteriors[arm]
-        factor = posterior.covariance_factor()
-        out[arm] = posterior.mean[None, :] + rng.standard_normal((n, len(posterior.mean))) @ factor.T
-    return out
+def draw(state: PolicyState, factors: dict[str, np.ndarray], n: int, rng: np.random.Generator
+         ) -> dict[str, np.ndarray]:
+    """One Thompson draw of every arm's coefficients per trial (``factors``: each arm's covariance factor)."""
+    return {arm: state.posteriors[arm].mean[None, :] + rng.standard_normal((n, len(factor))) @ factor.T
+            for arm, factor in factors.items()}
 
 
 def assign(config: PolicyConfig, state: PolicyState, trials: pd.DataFrame, version: str, seed: int) -> pd.DataFrame:
@@ -207,7 +211,8 @@ def assign(config: PolicyConfig, state: PolicyState, trials: pd.DataFrame, versi
     missing = [c for c in config.arms if c not in state.posteriors]
     if missing:
         raise OutreachError(f"channel(s) {missing} are configured but the policy state has no posterior for them; "
-                            "add them with `churn outreach learn --add-channels` or remove them from CHURN_OUTREACH_CHANNELS")
+                            "start them from the prior (PolicyState.with_arms, as churn outreach assign does) or "
+                            "remove them from CHURN_OUTREACH_CHANNELS")
     if trials["instance_id"].duplicated().any():
         dupes = trials.loc[trials["instance_id"].duplicated(), "instance_id"].head(5).tolist()
         raise OutreachError(f"scored trials: instance_id must be unique, e.g. {dupes}")
@@ -219,11 +224,12 @@ def assign(config: PolicyConfig, state: PolicyState, trials: pd.DataFrame, versi
     # share of each channel's trials; capacities are divided by the contacted share so the holdout does not
     # leave contacts unused. Should chance put more than a capacity outside the holdout, the lowest-valued
     # extras are not contacted (``overflow``: neither contacted nor holdout, left out of the comparison).
-    sampled = values(config, offsets, z, draw(state, config.arms, n, rng))
+    factors = {arm: state.posteriors[arm].covariance_factor() for arm in config.arms}
+    sampled = values(config, offsets, z, draw(state, factors, n, rng))
     chosen = allocate(config, sampled, share=1 - config.holdout)
     counts = np.zeros((n, len(config.arms)))
     for _ in range(config.propensity_draws):  # how often each arm is chosen over further independent draws
-        again = allocate(config, values(config, offsets, z, draw(state, config.arms, n, rng)), 1 - config.holdout)
+        again = allocate(config, values(config, offsets, z, draw(state, factors, n, rng)), 1 - config.holdout)
         counts[np.arange(n), again] += 1
     shares = (counts + 1.0 / len(config.arms)) / (config.propensity_draws + 1.0)  # smoothed: never 0
     holdout = in_holdout(trials["instance_id"], version, config.holdout) & (chosen > 0)
@@ -301,14 +307,22 @@ def uplift(assignments: pd.DataFrame, z_value: float = 1.96) -> pd.DataFrame:
     for channel, group in chosen.groupby("intended"):
         treated, held = group[~group["holdout"]], group[group["holdout"]]
         n1, n0 = len(treated), len(held)
-        r1 = treated["converted"].mean() if n1 else np.nan
-        r0 = held["converted"].mean() if n0 else np.nan
-        low, high = np.nan, np.nan
-        if n1 and n0:
-            (l1, u1), (l0, u0) = wilson_interval(r1, n1, z_value), wilson_interval(r0, n0, z_value)
-            low = r1 - r0 - float(np.sqrt((r1 - l1) ** 2 + (u0 - r0) ** 2))
-            high = r1 - r0 + float(np.sqrt((u1 - r1) ** 2 + (r0 - l0) ** 2))
-        rows.append({"channel": channel, "contacted": n1, "converted": int(treated["converted"].sum()),
-                     "holdout": n0, "holdout_converted": int(held["converted"].sum()),
-                     "uplift": r1 - r0, "uplift_low": low, "uplift_high": high})
+        x1, x0 = int(treated["converted"].sum()), int(held["converted"].sum())
+        estimate, low, high = uplift_interval(n1, x1, n0, x0, z_value)
+        rows.append({"channel": channel, "contacted": n1, "converted": x1, "holdout": n0, "holdout_converted": x0,
+                     "uplift": estimate, "uplift_low": low, "uplift_high": high})
     return pd.DataFrame(rows)
+
+
+def uplift_interval(contacted: int, converted: int, holdout: int, holdout_converted: int, z_value: float = 1.96
+                    ) -> tuple[float, float, float]:
+    """Contacted minus holdout conversion rate and Newcombe's interval of it (from the two Wilson intervals);
+    NaN where a group is empty."""
+    r1 = converted / contacted if contacted else np.nan
+    r0 = holdout_converted / holdout if holdout else np.nan
+    if not (contacted and holdout):
+        return r1 - r0, np.nan, np.nan
+    (l1, u1), (l0, u0) = wilson_interval(r1, contacted, z_value), wilson_interval(r0, holdout, z_value)
+    return (r1 - r0, r1 - r0 - float(np.sqrt((r1 - l1) ** 2 + (u0 - r0) ** 2)),
+            r1 - r0 + float(np.sqrt((u1 - r1) ** 2 + (r0 - l0) ** 2)))
+

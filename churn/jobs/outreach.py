@@ -11,7 +11,6 @@ their day: a rerun overwrites the same partition; a day's outcomes are learned o
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from datetime import date, timedelta
 
 from churn.core.settings import Settings
@@ -38,19 +37,16 @@ def _current_policy(settings: Settings, config, also: tuple[str, ...] = ()):
     """(state, version): the registry's current policy with a posterior for every configured channel and every
     channel in ``also`` (one added to the configuration, or one with outcomes but removed before its first
     learning, starts from the prior); before any learning, the prior, version ``prior``."""
-    from models.outreach import PolicyState, Posterior
+    from models.outreach import PolicyState
     from models.policy_registry import PolicyRegistry
 
     current = PolicyRegistry(settings).current()
     state, version = (PolicyState.prior(config), "prior") if current is None else (current[0], current[1]["version"])
-    added = [arm for arm in dict.fromkeys([*config.arms, *also]) if arm not in state.posteriors]
-    if added:
-        if current is not None:
-            log.warning("outreach: channel(s) %s have no posterior yet: they start from the prior", added)
-        fresh = PolicyState.prior(config).posteriors[config.arms[0]]
-        state = replace(state, posteriors={**state.posteriors,
-                                           **{a: Posterior(fresh.mean.copy(), fresh.precision.copy()) for a in added}})
-    return state, version
+    wanted = (*config.arms, *also)
+    added = [arm for arm in dict.fromkeys(wanted) if arm not in state.posteriors]
+    if added and current is not None:
+        log.warning("outreach: channel(s) %s have no posterior yet: they start from the prior", added)
+    return state.with_arms(config, wanted), version
 
 
 def _segments_of(day: date, settings: Settings):
@@ -152,12 +148,12 @@ def effect_rows(joined, config, assigned: date):
     import numpy as np
     import pandas as pd
 
-    from models.outreach import LARGE_RANKS, SMALL_RANKS, uplift
+    from models.outreach import LARGE_RANKS, MOBILE_SEGMENT, SMALL_RANKS, uplift
 
     masks = {"all": np.ones(len(joined), dtype=bool),
              "small": (joined["company_size_rank"] <= SMALL_RANKS).to_numpy(),
              "large": (joined["company_size_rank"] >= LARGE_RANKS).to_numpy(),
-             "mobile": (joined["mobile_share"] >= 0.15).to_numpy()}
+             "mobile": (joined["mobile_share"] >= MOBILE_SEGMENT).to_numpy()}
     rows = []
     costs = {c.name: c.cost for c in config.channels}
     for segment in SEGMENTS:

@@ -358,7 +358,7 @@ def outreach_summary(settings) -> dict:
 
     from churn.core.warehouse import list_partitions, read_partition, read_partitions
     from churn.jobs.outreach import policy_config
-    from models.outreach import NONE, allocate, uplift
+    from models.outreach import NONE, allocate, uplift_interval
 
     days = list_partitions(OUTREACH_ASSIGNMENTS, settings)
     if not days:
@@ -370,14 +370,10 @@ def outreach_summary(settings) -> dict:
     if len(effect):
         overall = effect[effect["segment"] == "all"]
         effect = overall.groupby("channel")[["contacted", "converted", "holdout", "holdout_converted"]].sum()
-        pooled = pd.DataFrame({"intended": np.repeat(effect.index, effect["contacted"] + effect["holdout"]),
-                             "holdout": np.concatenate([[False] * c + [True] * h for c, h in
-                                                        zip(effect["contacted"], effect["holdout"], strict=True)]),
-                             "converted": np.concatenate([[True] * a + [False] * (c - a) + [True] * b + [False] * (h - b)
-                                                          for a, c, b, h in effect[["converted", "contacted",
-                                                                                    "holdout_converted", "holdout"]]
-                                                          .itertuples(index=False)])})
-        effect = uplift(pooled).rename(columns={"uplift_low": "low", "uplift_high": "high"})  # pooled over days
+        intervals = [uplift_interval(*counts) for counts in effect[["contacted", "converted", "holdout",
+                                                                         "holdout_converted"]].itertuples(index=False)]
+        effect = effect.assign(**dict(zip(("uplift", "low", "high"), map(list, zip(*intervals, strict=True)),
+                                          strict=True))).reset_index()  # pooled over the learned days
     assignments = read_partitions(OUTREACH_ASSIGNMENTS, days, settings)
     truth = pd.read_parquet(settings.truth_path).set_index("instance_id")
     arms = config.arms

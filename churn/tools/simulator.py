@@ -504,19 +504,17 @@ def resolve_outreach(assignments, settings: Settings) -> dict:
     frame = evaluations.to_pandas()
     rows = truth.loc[assignments["instance_id"]]
     channel = assignments["channel"].to_numpy()
-    p = np.where(channel == "none", rows["p_convert"].to_numpy(),
-                 np.choose(np.maximum(0, [OUTREACH_CHANNELS.index(c) - 1 for c in channel]),
-                           [rows[f"p_{c}"].to_numpy() for c in OUTREACH_EFFECTS]))
+    under = np.column_stack([rows["p_convert"].to_numpy(), *(rows[f"p_{c}"].to_numpy() for c in OUTREACH_EFFECTS)])
+    p = under[np.arange(len(rows)), [OUTREACH_CHANNELS.index(c) for c in channel]]
     converts = rows["chance"].to_numpy() < p
     start = pd.to_datetime(rows["eval_start_date"]).to_numpy()
     converted = start + rows["conversion_day_any"].to_numpy().astype("timedelta64[D]")
     world_end = pd.Timestamp(truth["eval_start_date"].max()).to_datetime64()
     dates = pd.Series(np.where(converts & (converted <= world_end), converted, np.datetime64("NaT")),
                       index=assignments["instance_id"].to_numpy())
-    position = frame["instance_id"].map({k: i for i, k in enumerate(dates.index)})
-    hit = position.notna().to_numpy()
+    hit = frame["instance_id"].isin(dates.index)
     new = pd.to_datetime(frame["converted_date"])
-    new[hit] = dates.to_numpy()[position[hit].astype(int)]
+    new[hit] = frame.loc[hit, "instance_id"].map(dates)
     column = pa.array(new.dt.date.where(new.notna(), None), type=pa.date32())
     table = evaluations.set_column(evaluations.schema.get_field_index("converted_date"), "converted_date", column)
     storage.write_bytes(path, _parquet_bytes(table.cast(evaluations.schema)), settings)
