@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from bench.report import record  # noqa: E402
 from churn.core.settings import Settings  # noqa: E402
 from churn.tools.simulator import _instances, outreach_probabilities  # noqa: E402
-from models.outreach import PolicyConfig, PolicyState, allocate, assign, learn, uplift  # noqa: E402
+from models.outreach import PolicyConfig, PolicyState, allocate, assign, learn, off_policy_value, uplift  # noqa: E402
 
 LABEL_DAYS, FIRST_WEEK = 30, 7
 MODEL_ERROR = 0.7  # sd of the champion's log-odds error (a week-1 model does not see intent)
@@ -90,6 +90,8 @@ def run(seed: int, days: int, per_day: int, config: PolicyConfig) -> dict:
         assigned["converted"] = chance[rows] < true_p[rows, picks["learned"]]
         assigned["true_effect"] = (true_p[rows, [arms.index(c) for c in assigned["intended"]]] - true_p[rows, 0])
         assigned["day"] = d
+        for name in ("random", "riskiest", "oracle"):  # what the others gave these trials: valued off-policy below
+            assigned[f"pick_{name}"] = np.asarray(arms, dtype=object)[picks[name]]
         log.append(assigned)
         pending[d + LABEL_DAYS - FIRST_WEEK] = assigned.join(cohort.drop(columns="instance_id"))
         if d in pending:  # outcomes of the cohort assigned 23 days ago are known today
@@ -121,7 +123,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     args = parser.parse_args()
     config = config_from_settings(Settings(_env_file=None))
-    weekly, coverage, shares = [], [], []
+    weekly, coverage, shares, off_policy = [], [], [], []
     for seed in range(1, args.seeds + 1):
         result = run(seed, args.days, args.instances_per_day, config)
         net = result["net"]
@@ -139,6 +141,13 @@ def main() -> None:
             used = settled[settled["intended"] == row["channel"]]
             effect = used["true_effect"].mean()
             coverage.append(row["uplift_low"] <= effect <= row["uplift_high"])
+        late_log = result["log"][result["log"]["day"] >= 56]
+        for name in ("random", "riskiest", "oracle", "learned"):
+            target = late_log["channel"] if name == "learned" else late_log[f"pick_{name}"]
+            estimate = off_policy_value(config, late_log, target.to_numpy())
+            off_policy.append({"seed": seed, "policy": name, "estimate": estimate["net_value"],
+                               "true": net[name][late].sum(), "effective_size": estimate["effective_size"]})
+        print(pd.DataFrame(off_policy[-4:]).round(1).to_string(index=False))
         print(f"seed {seed}: after week 8 the learned policy has {shares[-1]['learned']:.0%} of the oracle's net value; "
               f"assignment {np.mean(result['seconds']):.2f} s/day; uplift intervals\n{estimates.round(4)}", flush=True)
     by_week = pd.DataFrame(weekly).groupby("week").mean().drop(columns="seed")
@@ -156,11 +165,17 @@ def main() -> None:
                 f"{row['learned_saved']:,.0f} / {row['oracle_saved']:,.0f}",
                 f"{row['learned_cost']:,.0f} / {row['oracle_cost']:,.0f}"],
                key=str(week))
+    ope = pd.DataFrame(off_policy).groupby("policy")[["estimate", "true", "effective_size"]].mean()
+    print("off-policy estimates of each policy's net value after week 8, from the learned policy's log (mean of seeds)")
+    print(ope.round(0))
+    ope_text = "; ".join(f"{name} {row['estimate']:,.0f} vs true {row['true']:,.0f} (effective n {row['effective_size']:,.0f})"
+                         for name, row in ope.iterrows())
     summary = (f"after week 8: learned {share['learned']:.0%} of the oracle's net value, riskiest {share['riskiest']:.0%}, "
                f"random {share['random']:.0%}; learned minus riskiest {share['learned'] - share['riskiest']:+.0%} of the "
                f"oracle's value; holdout "
                f"uplift intervals cover the true effect in {np.mean(coverage):.0%} of {len(coverage)} (channel, seed); "
-               f"10k trials: assign {assign_s:.1f} s, learn {learn_s:.2f} s")
+               f"10k trials: assign {assign_s:.1f} s, learn {learn_s:.2f} s; off-policy estimates of the net value after "
+               f"week 8 from the learned policy's propensities (mean of seeds): {ope_text}")
     record("Outreach policy", columns, ["summary", "", "", "", summary, "", "", "", "", ""], key="summary")
 
 

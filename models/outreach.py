@@ -7,9 +7,11 @@ with segment and risk-band terms (the random effects):
     P(convert | arm a, trial x) = sigmoid(champion_log_odds(x) + z(x) . theta_a),   theta_a ~ N(mean_a, H_a^-1)
 
 The ``none`` arm learns how far the champion is off without contact; a channel's value for a trial is the
-conversion value times its uplift over ``none`` minus the channel's cost. Every day the policy draws the
-coefficients from their posteriors (Thompson sampling: arms it is unsure of get tried in proportion to the
-chance that they are best), fills each channel's daily capacity with the trials worth most, keeps a
+conversion value times its uplift over ``none`` minus the channel's cost. Every day the policy draws one set of
+coefficients from their posteriors (batched Thompson sampling: arms it is unsure of get tried in proportion to the
+chance that they are best; one draw for the day's batch, as the posterior only changes between batches, so the
+capacity goes to the trials worth most under that draw rather than to trials lifted by their own draw's noise),
+fills each channel's daily capacity with the trials worth most, keeps a
 deterministic random holdout uncontacted, and records each assignment's propensity. When the outcomes of a
 day's assignments are known, each arm's posterior is updated with that mini-batch only, the previous posterior
 as the prior, discounted by a forgetting factor (lambda-learner's sequential Bayesian logistic trainer): no
@@ -162,11 +164,10 @@ def in_holdout(instance_ids: pd.Series, version: str, fraction: float) -> np.nda
 
 
 def values(config: PolicyConfig, offsets: np.ndarray, z: np.ndarray, thetas: dict[str, np.ndarray]) -> np.ndarray:
-    """(trials, arms) net value of each arm: conversion value x uplift over ``none`` - cost (``none``: 0).
-    ``thetas[arm]`` is one coefficient vector, or one per trial (Thompson draws)."""
+    """(trials, arms) net value of each arm: conversion value x uplift over ``none`` - cost (``none``: 0), with
+    ``thetas[arm]`` the arm's coefficients (a Thompson draw, or the posterior means)."""
     def prob(arm: str) -> np.ndarray:
-        theta = thetas[arm]
-        return expit(offsets + (z * theta).sum(axis=1) if theta.ndim == 2 else offsets + z @ theta)
+        return expit(offsets + z @ thetas[arm])
     base = prob(NONE)
     out = np.zeros((len(offsets), len(config.arms)))
     for k, channel in enumerate(config.channels, 1):
@@ -195,10 +196,9 @@ def allocate(config: PolicyConfig, value: np.ndarray, share: float = 1.0) -> np.
     return chosen
 
 
-def draw(state: PolicyState, factors: dict[str, np.ndarray], n: int, rng: np.random.Generator
-         ) -> dict[str, np.ndarray]:
-    """One Thompson draw of every arm's coefficients per trial (``factors``: each arm's covariance factor)."""
-    return {arm: state.posteriors[arm].mean[None, :] + rng.standard_normal((n, len(factor))) @ factor.T
+def draw(state: PolicyState, factors: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """One Thompson draw of every arm's coefficients (``factors``: each arm's covariance factor)."""
+    return {arm: state.posteriors[arm].mean + factor @ rng.standard_normal(len(factor))
             for arm, factor in factors.items()}
 
 
@@ -225,11 +225,11 @@ def assign(config: PolicyConfig, state: PolicyState, trials: pd.DataFrame, versi
     # leave contacts unused. Should chance put more than a capacity outside the holdout, the lowest-valued
     # extras are not contacted (``overflow``: neither contacted nor holdout, left out of the comparison).
     factors = {arm: state.posteriors[arm].covariance_factor() for arm in config.arms}
-    sampled = values(config, offsets, z, draw(state, factors, n, rng))
+    sampled = values(config, offsets, z, draw(state, factors, rng))
     chosen = allocate(config, sampled, share=1 - config.holdout)
     counts = np.zeros((n, len(config.arms)))
-    for _ in range(config.propensity_draws):  # how often each arm is chosen over further independent draws
-        again = allocate(config, values(config, offsets, z, draw(state, factors, n, rng)), 1 - config.holdout)
+    for _ in range(config.propensity_draws):  # how often each arm is chosen over further independent day draws
+        again = allocate(config, values(config, offsets, z, draw(state, factors, rng)), 1 - config.holdout)
         counts[np.arange(n), again] += 1
     shares = (counts + 1.0 / len(config.arms)) / (config.propensity_draws + 1.0)  # smoothed: never 0
     holdout = in_holdout(trials["instance_id"], version, config.holdout) & (chosen > 0)
@@ -326,3 +326,40 @@ def uplift_interval(contacted: int, converted: int, holdout: int, holdout_conver
     return (r1 - r0, r1 - r0 - float(np.sqrt((r1 - l1) ** 2 + (u0 - r0) ** 2)),
             r1 - r0 + float(np.sqrt((u1 - r1) ** 2 + (r0 - l0) ** 2)))
 
+
+
+def off_policy_value(config: PolicyConfig, logged: pd.DataFrame, target: np.ndarray) -> dict:
+    """Net value (conversion value x conversions gained over no contact, minus cost) that another policy would
+    have had on logged trials, estimated from what this policy did: ``logged`` (channel, propensity, converted:
+    one row per trial) and ``target`` (the channel the other policy gives each row). Self-normalised inverse
+    propensity weighting: a row counts for a policy when that policy gives the channel the row got, weighted
+    by 1 / the recorded propensity; the no-contact value is estimated the same way and subtracted.
+
+    Returns the estimate, the rows that match ``target`` and the effective sample size of their weights (a
+    few dozen or fewer: the logged policy rarely did what the target does, and the estimate is not to be
+    trusted)."""
+    channel = logged["channel"].to_numpy(object)
+    target = np.asarray(target, dtype=object)
+    if len(target) != len(logged):
+        raise OutreachError(f"off-policy value: {len(target)} target channels for {len(logged)} logged trials")
+    propensity = logged["propensity"].to_numpy(float)
+    if not ((propensity > 0) & (propensity <= 1)).all():
+        raise OutreachError("off-policy value: every logged propensity must be in (0, 1]; "
+                            f"{int((~((propensity > 0) & (propensity <= 1))).sum())} rows are not")
+    costs = {NONE: 0.0, **{c.name: c.cost for c in config.channels}}
+    unknown = sorted(set(target) - set(costs))
+    if unknown:
+        raise OutreachError(f"off-policy value: target channel(s) {unknown} are not configured")
+    reward = config.conversion_value * logged["converted"].to_numpy(float) - np.array([costs.get(c, 0.0) for c in channel])
+    n = len(logged)
+
+    def mean_reward(gives: np.ndarray) -> tuple[float, float, int]:
+        weight = (channel == gives) / propensity
+        if not weight.any():
+            return np.nan, 0.0, 0
+        return float((weight * reward).sum() / weight.sum()), float(weight.sum() ** 2 / (weight**2).sum()), int(
+            (weight > 0).sum())
+
+    value, ess, matched = mean_reward(target)
+    baseline, _, _ = mean_reward(np.full(n, NONE, dtype=object))
+    return {"net_value": n * (value - baseline), "matched": matched, "effective_size": ess}

@@ -24,6 +24,7 @@ from churn.core.tables import (
     INSTANCES_W1,
     MODEL_PERFORMANCE,
     MODEL_REGISTRY_URI,
+    OUTREACH_ASSIGNMENTS,
     PREDICTIONS,
 )
 from churn.jobs import runs, training_data_ready
@@ -164,6 +165,19 @@ def test_daily_features_then_scoring_then_retrain(metadata_db, warehouse_with_ch
     assert len(dag_rows["instances_w1_scored"]) > 60
     for name, frame in dag_rows.items():
         pd.testing.assert_frame_equal(cli_rows[name], frame)
+
+    # 2d. outreach for the scored days: learning first (no outcomes of assigned days yet: counted, not an error),
+    #     then one assignment partition per scored day, a row per scored trial; a rerun publishes the same rows
+    run = _run("churn_outreach", None, {"assign": dts, "learn": [dts[0]]})
+    assert str(run.state) == "success", _states(run)
+    assert _xcom(run, "learn")["results"][0]["status"] == "no assignments"
+    assert list_partitions(OUTREACH_ASSIGNMENTS, settings) == DAILY
+    assigned = _rows(settings, [OUTREACH_ASSIGNMENTS])["outreach_assignments"]
+    assert len(assigned) == sum(w1_rows.values()) and assigned["propensity"].between(0, 1).all()
+    assert _asset_extras(OUTREACH_ASSIGNMENTS.asset_uri)[-1] == {"dts": dts}
+    run = _run("churn_outreach", None, {"assign": dts})
+    assert str(run.state) == "success", _states(run)
+    pd.testing.assert_frame_equal(_rows(settings, [OUTREACH_ASSIGNMENTS])["outreach_assignments"], assigned)
 
     # 3. a range rebuild of the last two days in one task, asking for rescoring: same rows
     start, end = DAILY[1], DAILY[2]

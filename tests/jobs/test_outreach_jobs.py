@@ -102,12 +102,14 @@ def test_a_day_without_assignments_learns_nothing(warehouse):
 
 
 def test_a_removed_channel_with_pending_outcomes_is_still_learned(warehouse, monkeypatch):
-    w1 = _score(warehouse, DAY)
-    assign_day(DAY, warehouse)
-    known = _outcomes(warehouse, DAY, w1)
-    monkeypatch.setenv("CHURN_OUTREACH_CHANNELS", "email:0.5:500,chat:3:60,push:0.1:300")  # call removed
     from churn.core.settings import Settings
 
+    w1 = _score(warehouse, DAY)
+    # a free call: whatever the day's draw, it is worth something for some trials, so calls are pending
+    monkeypatch.setenv("CHURN_OUTREACH_CHANNELS", "email:0.5:500,chat:3:60,push:0.1:300,call:0:30")
+    assert assign_day(DAY, Settings())["by_channel"].get("call", 0) > 0
+    known = _outcomes(warehouse, DAY, w1)
+    monkeypatch.setenv("CHURN_OUTREACH_CHANNELS", "email:0.5:500,chat:3:60,push:0.1:300")  # call removed
     result = learn_day(known, Settings())
     assert result["status"] == "learned"
     state, _ = PolicyRegistry(warehouse).current()

@@ -17,6 +17,7 @@ from models.outreach import (
     assign,
     in_holdout,
     learn,
+    off_policy_value,
     uplift,
 )
 
@@ -149,3 +150,27 @@ def test_the_holdout_estimate_covers_the_true_uplift():
         covered += row["uplift_low"] <= 0.08 <= row["uplift_high"]
         assert row["contacted"] + row["holdout"] == n
     assert covered >= 34  # a 95% interval: 38 of 40 expected
+
+
+def test_another_policy_is_valued_off_policy_from_the_recorded_propensities():
+    """Logged: large companies (who convert more anyway) were called 4x as often as small ones. The value of
+    "call everyone" is then only recovered by weighting with the propensities; unweighted it is 10x too high."""
+    rng = np.random.default_rng(5)
+    n = 200_000
+    large = rng.random(n) < 0.5
+    p_call = np.where(large, 0.8, 0.2)
+    called = rng.random(n) < p_call
+    converted = rng.random(n) < np.where(large, 0.4, 0.1) + 0.1 * called
+    config = PolicyConfig(PolicyConfig.parse_channels("call:20:1000000"), conversion_value=250.0)
+    logged = pd.DataFrame({"channel": np.where(called, "call", NONE), "converted": converted,
+                           "propensity": np.where(called, p_call, 1 - p_call)})
+    everyone = np.full(n, "call", dtype=object)
+    estimate = off_policy_value(config, logged, everyone)
+    assert abs(estimate["net_value"] / n - (250 * 0.1 - 20)) < 1.5  # true: 5 per trial
+    assert estimate["matched"] == called.sum() and estimate["effective_size"] > 0.5 * called.sum()
+    unweighted = off_policy_value(config, logged.assign(propensity=1.0), everyone)
+    assert unweighted["net_value"] / n > 40
+    nobody = off_policy_value(config, logged, np.full(n, NONE, dtype=object))
+    assert nobody["net_value"] == 0
+    with pytest.raises(OutreachError, match="propensity must be in"):
+        off_policy_value(config, logged.assign(propensity=0.0), everyone)
