@@ -336,7 +336,7 @@ def _load_evaluations(engine: Engine, settings: Settings, config: FeatureConfig,
         + "".join(f", {expression}" for expression in attributes.values())
         + " FROM evaluations_raw WHERE eval_start_date BETWEEN :first_start AND :last_start OR eval_start_date IS NULL",
         {"first_start": first_start, "last_start": last_start},
-        materialize=True,
+        materialize=True, read_whole_next=True,  # by the checks below
     )
     unranked = {a.name: f"SUM(CASE WHEN {a.column} IS NOT NULL AND {a.column} NOT IN ({sql_list(a.ranks)}) "
                         "THEN 1 ELSE 0 END)" for a in config.attribute_features}
@@ -413,9 +413,13 @@ def _check_events(engine: Engine, config: FeatureConfig, settings: Settings, rec
     the partitions a daily run reads) are only counted, from the files' footers; a null instance_id is an error
     wherever it is.
     """
-    engine.create_view("events", render("features/cohort_events.sql", received_at=received_at), materialize=True)
+    engine.create_view("events", render("features/cohort_events.sql", received_at=received_at), materialize=True,
+                       read_whole_next=True)  # by the checks, whose join to the cohort is sized from the cohort
     sql = render("features/event_quality.sql", known_event_types=config.known_event_types)
-    counts = {k: int(v or 0) for k, v in engine.rows(sql, {"first_week_days": settings.first_week_days})[0].items()}
+    by_type = engine.rows(sql, {"first_week_days": settings.first_week_days})  # a row per event type
+    counters = ("cohort_events", "cohort_rows", "null_keys", "outside_partition", "cohort_before_eval_start",
+                "cohort_after_first_week", "cohort_received_late", "unknown_event_type")
+    counts = {k: sum(int(row[k] or 0) for row in by_type) for k in counters}
     null_ids = footers.get("nulls", {}).get("instance_id")
     if null_ids is None:  # a file without statistics: count them
         null_ids = int(engine.rows("SELECT COUNT(*) AS n FROM events_raw WHERE instance_id IS NULL")[0]["n"])
@@ -433,13 +437,10 @@ def _check_events(engine: Engine, config: FeatureConfig, settings: Settings, rec
         log.warning("events: %d exact duplicate events (every column equal) of this run's trials dropped",
                     counts["duplicate_events"])
     if counts["unknown_event_type"]:
-        top = engine.rows(
-            f"SELECT event_type, COUNT(*) AS n FROM events WHERE event_type NOT IN ({sql_list(config.known_event_types)}) "
-            "GROUP BY event_type ORDER BY n DESC, event_type LIMIT 5"
-        )
+        top = sorted((-int(r["unknown_event_type"]), r["event_type"]) for r in by_type if r["unknown_event_type"])[:5]
         log.warning(
             "events: %d events of this run's trials have types outside %s (counted in w1_events only): %s",
-            counts["unknown_event_type"], config.source, ", ".join(f"{r['event_type']}={r['n']}" for r in top),
+            counts["unknown_event_type"], config.source, ", ".join(f"{kind}={-n}" for n, kind in top),
         )
     if counts["outside_cohorts"]:
         log.info("events: %d events read belong to no trial of this run's cohorts (other trials' later days, or "

@@ -35,7 +35,11 @@ class Engine(Protocol):
         union as the contract found it in the footers ({name: type name}); ``hive_root`` adds the ``dt`` column
         of ``dt=`` folders."""
 
-    def create_view(self, view: str, sql: str, params: dict | None = None, materialize: bool = False) -> None: ...
+    def create_view(self, view: str, sql: str, params: dict | None = None, materialize: bool = False,
+                    read_whole_next: bool = False) -> None:
+        """``materialize``: computed once and kept. ``read_whole_next``: the next query reads every row of it
+        (no join that needs its size to be planned), so Spark fills its cache in that query instead of a count
+        job of its own; DuckDB creates the table at once either way."""
 
     def rows(self, sql: str, params: dict | None = None) -> list[dict]: ...
 
@@ -74,11 +78,13 @@ class SparkEngine:
         df = reader.parquet(*[spark_uri(p) for p in files])
         df.createOrReplaceTempView(view)
 
-    def create_view(self, view: str, sql: str, params: dict | None = None, materialize: bool = False) -> None:
+    def create_view(self, view: str, sql: str, params: dict | None = None, materialize: bool = False,
+                    read_whole_next: bool = False) -> None:
         df = self.spark.sql(sql, args=used_params(sql, params))
-        if materialize:  # cached now, so the joins that use it are planned from its real size
+        if materialize:
             df = df.cache()
-            df.count()
+            if not read_whole_next:  # cached now, so the joins that use it are planned from its real size
+                df.count()
         df.createOrReplaceTempView(view)
 
     def rows(self, sql: str, params: dict | None = None) -> list[dict]:
@@ -127,7 +133,8 @@ class DuckDBEngine:
         self.con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet({files}, {options}, "
                          "union_by_name = true)")
 
-    def create_view(self, view: str, sql: str, params: dict | None = None, materialize: bool = False) -> None:
+    def create_view(self, view: str, sql: str, params: dict | None = None, materialize: bool = False,
+                    read_whole_next: bool = False) -> None:
         params = used_params(sql, params) or None
         # DuckDB cannot prepare a view's parameters: a parameterized view is made a table (the plan's are small)
         kind = "TEMP TABLE" if materialize or params else "TEMP VIEW"

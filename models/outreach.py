@@ -54,7 +54,7 @@ class PolicyConfig:
     channels: tuple[Channel, ...]
     conversion_value: float = 250.0
     holdout: float = 0.10
-    forgetting: float = 0.99  # lambda-learner's delta: the weight of yesterday's posterior
+    forgetting: float = 0.995  # lambda-learner's delta: the weight of yesterday's posterior (memory ~200 days)
     prior_precision: float = 4.0  # of every coefficient before any outcome (lambda-learner's penalty)
     propensity_draws: int = 30
 

@@ -151,7 +151,7 @@ class Settings(BaseSettings):
     outreach_holdout: float = Field(
         0.10, ge=0, lt=1, description="share of eligible trials randomised to no contact, to measure each channel")
     outreach_forgetting: float = Field(
-        0.99, gt=0, le=1,
+        0.995, gt=0, le=1,
         description="weight of yesterday's policy posterior in today's update (lambda-learner's delta; 1: never forget)")
     outreach_prior_precision: float = Field(
         4.0, gt=0, description="precision of every policy coefficient before any outcome (lambda-learner's penalty)")

@@ -1,7 +1,9 @@
 -- The checks of the cohorts' events (the view `events`, deduplicated, joined to its trial): contract violations
 -- (errors) and documented handlings (counted and logged): before eval start, after the first week, or inside it
 -- but received after the cutoff (late arrivals); types outside the configuration (counted in w1_events only).
+-- One row per event type: the job adds them up, and names the most frequent unknown types from the same rows.
 SELECT
+  e.event_type,
   COUNT(*) AS cohort_events,
   SUM(e.copies) AS cohort_rows,
   SUM(CASE WHEN e.user_id IS NULL OR e.event_time IS NULL OR e.event_type IS NULL THEN 1 ELSE 0 END) AS null_keys,
@@ -16,3 +18,4 @@ SELECT
   SUM(CASE WHEN e.event_type NOT IN ({{ known_event_types | sql_list }}) THEN 1 ELSE 0 END) AS unknown_event_type
 FROM events AS e
 JOIN cohort AS c ON c.instance_id = e.instance_id
+GROUP BY e.event_type

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import date, timedelta
 
@@ -67,7 +68,8 @@ def _table(settings, name, dt):
     return frame.set_index("instance_id").sort_index()
 
 
-def test_hand_computed_features_respect_the_first_week_cutoff(raw, spark):
+def test_hand_computed_features_respect_the_first_week_cutoff(raw, spark, caplog):
+    caplog.set_level(logging.INFO, logger="churn.features")
     summary = build_features(W1_DT, W1_DT, raw, tables=["instances_w1"], spark=spark)
     w1 = _table(raw, "instances_w1", W1_DT)
     assert list(w1.index) == ["A", "B"]
@@ -89,6 +91,8 @@ def test_hand_computed_features_respect_the_first_week_cutoff(raw, spark):
     assert quality["cohort_received_late"] == 1
     assert quality["unknown_event_type"] == 1
     assert quality["outside_cohorts"] >= 1
+    # the unknown type is named, with its count
+    assert any("types outside" in r.getMessage() and "page_loaded=1" in r.getMessage() for r in caplog.records)
 
 
 def test_instances_w1_has_no_label_and_modeling_labels_use_the_window(raw, spark):
