@@ -142,12 +142,12 @@ def main() -> None:
             effect = used["true_effect"].mean()
             coverage.append(row["uplift_low"] <= effect <= row["uplift_high"])
         late_log = result["log"][result["log"]["day"] >= 56]
-        for name in ("random", "riskiest", "oracle", "learned"):
-            target = late_log["channel"] if name == "learned" else late_log[f"pick_{name}"]
-            estimate = off_policy_value(config, late_log, target.to_numpy())
+        for name in ("random", "riskiest", "oracle"):
+            estimate = off_policy_value(config, late_log, late_log[f"pick_{name}"].to_numpy())
             off_policy.append({"seed": seed, "policy": name, "estimate": estimate["net_value"],
-                               "true": net[name][late].sum(), "effective_size": estimate["effective_size"]})
-        print(pd.DataFrame(off_policy[-4:]).round(1).to_string(index=False))
+                               "true": net[name][late].sum(), "coverage": estimate["coverage"],
+                               "effective_size": estimate["effective_size"]})
+        print(pd.DataFrame(off_policy[-3:]).round(2).to_string(index=False))
         print(f"seed {seed}: after week 8 the learned policy has {shares[-1]['learned']:.0%} of the oracle's net value; "
               f"assignment {np.mean(result['seconds']):.2f} s/day; uplift intervals\n{estimates.round(4)}", flush=True)
     by_week = pd.DataFrame(weekly).groupby("week").mean().drop(columns="seed")
@@ -165,11 +165,11 @@ def main() -> None:
                 f"{row['learned_saved']:,.0f} / {row['oracle_saved']:,.0f}",
                 f"{row['learned_cost']:,.0f} / {row['oracle_cost']:,.0f}"],
                key=str(week))
-    ope = pd.DataFrame(off_policy).groupby("policy")[["estimate", "true", "effective_size"]].mean()
+    ope = pd.DataFrame(off_policy).groupby("policy")[["estimate", "true", "coverage", "effective_size"]].mean()
     print("off-policy estimates of each policy's net value after week 8, from the learned policy's log (mean of seeds)")
     print(ope.round(0))
-    ope_text = "; ".join(f"{name} {row['estimate']:,.0f} vs true {row['true']:,.0f} (effective n {row['effective_size']:,.0f})"
-                         for name, row in ope.iterrows())
+    ope_text = "; ".join(f"{name} {row['estimate']:,.0f} vs true {row['true']:,.0f} (coverage {row['coverage']:.2f}, "
+                         f"effective n {row['effective_size']:,.0f})" for name, row in ope.iterrows())
     summary = (f"after week 8: learned {share['learned']:.0%} of the oracle's net value, riskiest {share['riskiest']:.0%}, "
                f"random {share['random']:.0%}; learned minus riskiest {share['learned'] - share['riskiest']:+.0%} of the "
                f"oracle's value; holdout "

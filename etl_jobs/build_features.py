@@ -209,7 +209,7 @@ def committed_with(chosen: list[FeatureTable], start: date, end: date, key: str,
 def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: Settings, config: FeatureConfig,
                  engine: Engine, started: float, key: str, what: str) -> dict:
     """One chunk: read, check, compute, stage, then publish each table's days in one commit."""
-    staged: dict[str, str] = {}
+    stage = staging_path(settings, "features")
     try:
         first = min(start - timedelta(days=t.offset_days(settings)) for t in chosen)
         last = max(end - timedelta(days=t.offset_days(settings)) for t in chosen)
@@ -236,22 +236,23 @@ def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: S
                    mobile_platforms=config.mobile_platforms, key_event_types=config.key_event_types,
                    first_week_days=settings.first_week_days),
             {"first_week_days": settings.first_week_days}, materialize=True,
+            read_whole_next=len(chosen) == 1,  # one table: by its staging; several: sized before their union
         )
         week1_columns = [name for name, _ in config.week1_columns()]
         summary: dict = {"event_partitions": len(event_days), "quality": quality, "tables": {}}
+        # every table in one query (one job: the week-1 features are read once, for all of them)
+        engine.stage("\nUNION ALL\n".join(
+            render("features/feature_table.sql", table_name=t.name, with_label=t.with_label,
+                   week1_columns=week1_columns, attribute_features=config.attribute_features,
+                   cohort_view=f"cohort_{t.name}") for t in chosen), stage)
+        _progress(started, f"{what}: {', '.join(t.name for t in chosen)} staged")
         for t in chosen:
-            sql = render("features/feature_table.sql", with_label=t.with_label, week1_columns=week1_columns,
-                         attribute_features=config.attribute_features, cohort_view=f"cohort_{t.name}")
-            staged[t.name] = staging_path(settings, t.name)
-            engine.stage(sql, staged[t.name])
-            _progress(started, f"{what}: {t.name} staged")
-        for t in chosen:
-            partitions = _publish_range(t.name, staged.pop(t.name), start, end, settings, {INPUTS_PROPERTY: key})
+            partitions = _publish_range(t.name, join(stage, f"feature_table={t.name}"), start, end, settings,
+                                        {INPUTS_PROPERTY: key})
             summary["tables"][t.name] = partitions
             _progress(started, f"{what}: {t.name}: {len(partitions)} partitions published")
     finally:
-        for leftover in staged.values():
-            _remove_quietly(leftover, settings)
+        _remove_quietly(stage, settings)
     return summary
 
 

@@ -44,7 +44,7 @@ class Engine(Protocol):
     def rows(self, sql: str, params: dict | None = None) -> list[dict]: ...
 
     def stage(self, sql: str, stage_dir: str) -> None:
-        """Write the query's rows as Parquet under ``stage_dir/dt=…/``, sorted by dt and instance_id."""
+        """Write the query's rows as Parquet under ``stage_dir/feature_table=…/dt=…/``, sorted by instance_id."""
 
     def release(self) -> None:
         """Drop what a chunk materialized, so the next chunk starts with the memory the first one had."""
@@ -55,6 +55,9 @@ class Engine(Protocol):
 # contract type names (churn.core.contract.type_name) that are exactly one Spark type; "int" and "double" also name
 # narrower Parquet types (int8, float32), which Spark must read with their own type
 SPARK_EXACT_TYPES = {"string", "date", "timestamp", "timestamp_ntz", "bigint", "boolean"}
+
+
+STAGE_PARTITIONS = ("feature_table", "dt")  # the staged folders: one per table and day
 
 
 class SparkEngine:
@@ -93,10 +96,10 @@ class SparkEngine:
     def stage(self, sql: str, stage_dir: str) -> None:
         (
             self.spark.sql(sql)
-            .repartition("dt")
-            .sortWithinPartitions("dt", "instance_id")
+            .repartition(*STAGE_PARTITIONS)
+            .sortWithinPartitions(*STAGE_PARTITIONS, "instance_id")
             .write.mode("overwrite")
-            .partitionBy("dt")
+            .partitionBy(*STAGE_PARTITIONS)
             .parquet(spark_uri(stage_dir))
         )
 
@@ -152,8 +155,9 @@ class DuckDBEngine:
 
         if "://" not in stage_dir:
             os.makedirs(stage_dir, exist_ok=True)  # DuckDB creates the last folder only
-        self.con.execute(f"COPY ({self.translate(sql)} ORDER BY dt, instance_id) TO {quote(stage_dir)} "
-                         "(FORMAT parquet, PARTITION_BY (dt), OVERWRITE_OR_IGNORE true)")
+        self.con.execute(f"COPY ({self.translate(sql)} ORDER BY {', '.join(STAGE_PARTITIONS)}, instance_id) TO "
+                         f"{quote(stage_dir)} (FORMAT parquet, PARTITION_BY ({', '.join(STAGE_PARTITIONS)}), "
+                         "OVERWRITE_OR_IGNORE true)")
 
     def release(self) -> None:
         for (name,) in self.con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall():

@@ -335,9 +335,11 @@ def off_policy_value(config: PolicyConfig, logged: pd.DataFrame, target: np.ndar
     propensity weighting: a row counts for a policy when that policy gives the channel the row got, weighted
     by 1 / the recorded propensity; the no-contact value is estimated the same way and subtracted.
 
-    Returns the estimate, the rows that match ``target`` and the effective sample size of their weights (a
-    few dozen or fewer: the logged policy rarely did what the target does, and the estimate is not to be
-    trusted)."""
+    Returns the estimate, the rows that match ``target``, the effective sample size of their weights (a few
+    dozen or fewer: the estimate is noise) and ``coverage``, the weights' sum per trial: about 1 when the
+    logged policy gives the target's channels a chance for every trial, well below 1 when it (almost) never
+    does what the target does for some trials — the estimate then says nothing about those, and is not to be
+    trusted (inverse propensity weighting needs the logged policy to have explored where the target goes)."""
     channel = logged["channel"].to_numpy(object)
     target = np.asarray(target, dtype=object)
     if len(target) != len(logged):
@@ -353,13 +355,14 @@ def off_policy_value(config: PolicyConfig, logged: pd.DataFrame, target: np.ndar
     reward = config.conversion_value * logged["converted"].to_numpy(float) - np.array([costs.get(c, 0.0) for c in channel])
     n = len(logged)
 
-    def mean_reward(gives: np.ndarray) -> tuple[float, float, int]:
+    def mean_reward(gives: np.ndarray) -> tuple[float, dict]:
         weight = (channel == gives) / propensity
         if not weight.any():
-            return np.nan, 0.0, 0
-        return float((weight * reward).sum() / weight.sum()), float(weight.sum() ** 2 / (weight**2).sum()), int(
-            (weight > 0).sum())
+            return np.nan, {"matched": 0, "effective_size": 0.0, "coverage": 0.0}
+        return float((weight * reward).sum() / weight.sum()), {
+            "matched": int((weight > 0).sum()), "effective_size": float(weight.sum() ** 2 / (weight**2).sum()),
+            "coverage": float(weight.sum() / n)}
 
-    value, ess, matched = mean_reward(target)
-    baseline, _, _ = mean_reward(np.full(n, NONE, dtype=object))
-    return {"net_value": n * (value - baseline), "matched": matched, "effective_size": ess}
+    value, diagnostics = mean_reward(target)
+    baseline, _ = mean_reward(np.full(n, NONE, dtype=object))
+    return {"net_value": n * (value - baseline), **diagnostics}

@@ -1,11 +1,16 @@
 -- One output table: its cohort (from cohort_<table>.sql) joined to the shared week-1 features,
 -- plus what was known at sign-up: the weekday of eval start and the configured sign-up attributes
 -- (ordinal ranks of evaluations columns; the view `evaluations` is NULL-filled for absent columns).
+-- The tables of a run are staged by one query, a UNION ALL of this per table: every table has the same
+-- columns here (`retained` NULL without a label; publishing keeps the table's own) and names itself.
 SELECT
+  '{{ table_name }}' AS feature_table,
   c.instance_id,
   c.eval_start_date,
 {%- if with_label %}
   c.retained,
+{%- else %}
+  CAST(NULL AS INT) AS retained,
 {%- endif %}
 {%- for feature in week1_columns %}
   f.{{ feature }},

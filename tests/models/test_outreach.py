@@ -168,9 +168,14 @@ def test_another_policy_is_valued_off_policy_from_the_recorded_propensities():
     estimate = off_policy_value(config, logged, everyone)
     assert abs(estimate["net_value"] / n - (250 * 0.1 - 20)) < 1.5  # true: 5 per trial
     assert estimate["matched"] == called.sum() and estimate["effective_size"] > 0.5 * called.sum()
+    assert abs(estimate["coverage"] - 1) < 0.05  # every trial had a chance of a call
     unweighted = off_policy_value(config, logged.assign(propensity=1.0), everyone)
     assert unweighted["net_value"] / n > 40
     nobody = off_policy_value(config, logged, np.full(n, NONE, dtype=object))
     assert nobody["net_value"] == 0
+    # a logged policy that never called small companies says nothing about calling them: coverage shows it
+    never = pd.DataFrame({"channel": np.where(called & large, "call", NONE), "converted": converted,
+                          "propensity": np.where(large, np.where(called, p_call, 1 - p_call), 1.0)})
+    assert abs(off_policy_value(config, never, everyone)["coverage"] - 0.5) < 0.05
     with pytest.raises(OutreachError, match="propensity must be in"):
         off_policy_value(config, logged.assign(propensity=0.0), everyone)
