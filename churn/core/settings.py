@@ -98,6 +98,10 @@ class Settings(BaseSettings):
         30, ge=1,
         description="a feature range is built and committed in chunks of this many days: memory is bounded by the "
                     "chunk, and a rerun after a crash resumes at the first chunk not committed with the same inputs")
+    feature_chunk_max_mb: float = Field(
+        4096, gt=0,
+        description="raw Parquet a feature chunk may read: a range whose chunks would read more is cut into shorter "
+                    "chunks (halved down to a day), so 50k trials a day builds in the memory and disk that 10k does")
     athena_database: str = Field("churn", description="Glue/Athena database (Iceberg namespace) of the tables")
     table_catalog: Literal["sql", "glue"] = Field(
         "sql", description="Iceberg catalog of the output tables: sql (SQLite or PostgreSQL; local) or glue (AWS, Athena)"

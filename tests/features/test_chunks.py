@@ -14,7 +14,7 @@ import pytest
 from churn.core.contract import DataContractError
 from churn.core.tables import table_location
 from churn.core.warehouse import list_partitions, partition_snapshot, read_partitions
-from etl_jobs.build_features import INPUTS_PROPERTY, build_features, chunk_ranges
+from etl_jobs.build_features import INPUTS_PROPERTY, TABLES, build_features, chunk_ranges, plan_chunks
 
 from .test_week1_features import W1_DT, raw  # noqa: F401 - the fixture
 
@@ -28,6 +28,23 @@ def test_chunks_cover_the_range_in_order():
     assert chunk_ranges(date(2026, 1, 1), date(2026, 1, 5), 2) == [
         (date(2026, 1, 1), date(2026, 1, 2)), (date(2026, 1, 3), date(2026, 1, 4)), (date(2026, 1, 5), date(2026, 1, 5))]
     assert chunk_ranges(date(2026, 1, 1), date(2026, 1, 1), 30) == [(date(2026, 1, 1), date(2026, 1, 1))]
+
+
+def test_chunks_are_shortened_while_one_would_read_more_raw_data_than_the_budget(raw):  # noqa: F811
+    from churn.core.feature_config import load_feature_config
+
+    tables, config = list(TABLES.values()), load_feature_config(raw)
+    chunks, inputs = plan_chunks(START, END, tables, raw, config)
+    assert chunks == [(START, END)]  # the fixture's raw files are far under the default 4 GB
+    read = inputs[0][1] / 2**20
+    per_day = max(r for _, r in plan_chunks(START, END, tables, raw.model_copy(
+        update={"feature_chunk_max_mb": 1e-9}), config)[1]) / 2**20
+    assert per_day < read
+    for budget, expected in ((1e-9, chunk_ranges(START, END, 1)),  # less than a day reads: days
+                             (read, [(START, END)]),  # exactly what the range reads: one chunk
+                             (read * 0.99, chunk_ranges(START, END, 3))):  # a little less: halved
+        assert plan_chunks(START, END, tables, raw.model_copy(update={"feature_chunk_max_mb": budget}),
+                           config)[0] == expected, budget
 
 
 def _chunked(settings):
