@@ -95,7 +95,8 @@ def build_features(
 ) -> dict:
     """Build and publish partitions dt in [start, end] of the given feature tables in one engine run.
 
-    The range is built in chunks of ``feature_chunk_days`` days, one after the other, so memory is bounded
+    The range is built in chunks of ``feature_chunk_days`` days (shorter when one would read more than
+    ``feature_chunk_max_mb`` of raw files: :func:`plan_chunks`), one after the other, so memory is bounded
     by a chunk whatever the range's length. Within a chunk, week-1 features are computed once for the union
     of the tables' cohorts from one read of the event partitions they need, and everything is staged and
     checked before the chunk's partitions are published in one commit per table: a failed chunk publishes
