@@ -156,7 +156,8 @@ class Settings(BaseSettings):
         0.10, ge=0, lt=1, description="share of eligible trials randomised to no contact, to measure each channel")
     outreach_forgetting: float = Field(
         0.995, gt=0, le=1,
-        description="weight of yesterday's policy posterior in today's update (lambda-learner's delta; 1: never forget)")
+        description="weight of yesterday's policy posterior in today's update (lambda-learner's delta; 1: never "
+                    "forget; 0.995 remembers ~200 daily batches, so effects that change are followed within months)")
     outreach_prior_precision: float = Field(
         4.0, gt=0, description="precision of every policy coefficient before any outcome (lambda-learner's penalty)")
     alert_callback: str | None = Field(
