@@ -155,10 +155,10 @@ def plan_chunks(start: date, end: date, chosen: list[FeatureTable], settings: Se
     """The range's chunks and their inputs: chunks of ``feature_chunk_days``, halved (down to a day) while one
     would read more than ``feature_chunk_max_mb`` of raw files. Memory and spill follow the raw bytes a chunk
     reads, not its days: at 50k trials a day a 14-day chunk reads 8.6 GB, and DuckDB's spill of it filled the disk."""
-    size = settings.feature_chunk_days
+    size, listed = settings.feature_chunk_days, {}  # each folder listed once, whatever the chunks that read it
     while True:
         chunks = chunk_ranges(start, end, size)
-        inputs = [chunk_inputs(first, last, chosen, settings, config) for first, last in chunks]
+        inputs = [chunk_inputs(first, last, chosen, settings, config, listed) for first, last in chunks]
         largest = max(read for _, read in inputs)
         if largest <= settings.feature_chunk_max_mb * 2**20 or size == 1:
             if size < settings.feature_chunk_days:
@@ -172,11 +172,11 @@ def plan_chunks(start: date, end: date, chosen: list[FeatureTable], settings: Se
 INPUTS_PROPERTY = "churn.inputs"  # snapshot property: the fingerprint of the inputs a chunk was built from
 
 
-def chunk_inputs(start: date, end: date, chosen: list[FeatureTable], settings: Settings, config: FeatureConfig
-                 ) -> tuple[str, int]:
+def chunk_inputs(start: date, end: date, chosen: list[FeatureTable], settings: Settings, config: FeatureConfig,
+                 listed: dict[str, list[dict]] | None = None) -> tuple[str, int]:
     """Fingerprint of everything a chunk's output depends on — the raw files it reads (name, size, version),
     the feature configuration, the SQL and this module, the windows: equal keys give equal partitions — and
-    the bytes of those raw files (what sizes the engine's start)."""
+    the bytes of those raw files (what sizes the engine's start). ``listed``: folder listings already made."""
     import hashlib
     import json
     from dataclasses import asdict
@@ -195,9 +195,11 @@ def chunk_inputs(start: date, end: date, chosen: list[FeatureTable], settings: S
     folders = [EVALUATIONS.location(settings)] + [join(EVENTS.location(settings), f"dt={d.isoformat()}")
                                                   for d in event_days]
     read = 0
+    listed = {} if listed is None else listed
     for folder in folders:
-        fs = storage.filesystem(folder, settings)
-        for info in contract.data_file_infos(fs, storage.strip_scheme(folder)):
+        if folder not in listed:
+            listed[folder] = contract.data_file_infos(storage.filesystem(folder, settings), storage.strip_scheme(folder))
+        for info in listed[folder]:
             version = info.get("ETag") or info.get("mtime") or info.get("LastModified") or info.get("created")
             digest.update(f"{info['name']}|{info.get('size')}|{version}\n".encode())
             read += int(info.get("size") or 0)
@@ -255,7 +257,9 @@ def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: S
                    mobile_platforms=config.mobile_platforms, key_event_types=config.key_event_types,
                    first_week_days=settings.first_week_days),
             {"first_week_days": settings.first_week_days}, materialize=True,
-            read_whole_next=len(chosen) == 1,  # one table: by its staging; several: sized before their union
+            # one table: its staging reads it whole (the join to the cohort is planned from an estimate that is
+            # no smaller than it: its events are materialized); several: materialized before their union
+            read_whole_next=len(chosen) == 1,
         )
         week1_columns = [name for name, _ in config.week1_columns()]
         summary: dict = {"event_partitions": len(event_days), "quality": quality, "tables": {}}

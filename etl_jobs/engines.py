@@ -38,7 +38,7 @@ class Engine(Protocol):
     def create_view(self, view: str, sql: str, params: dict | None = None, materialize: bool = False,
                     read_whole_next: bool = False) -> None:
         """``materialize``: computed once and kept. ``read_whole_next``: the next query reads every row of it
-        (no join that needs its size to be planned), so Spark fills its cache in that query instead of a count
+        and does not need its real size to plan a join, so Spark fills its cache in that query instead of a count
         job of its own; DuckDB creates the table at once either way."""
 
     def rows(self, sql: str, params: dict | None = None) -> list[dict]: ...

@@ -327,7 +327,6 @@ def uplift_interval(contacted: int, converted: int, holdout: int, holdout_conver
             r1 - r0 + float(np.sqrt((u1 - r1) ** 2 + (r0 - l0) ** 2)))
 
 
-
 def off_policy_value(config: PolicyConfig, logged: pd.DataFrame, target: np.ndarray) -> dict:
     """Net value (conversion value x conversions gained over no contact, minus cost) that another policy would
     have had on logged trials, estimated from what this policy did: ``logged`` (channel, propensity, converted:
@@ -345,14 +344,16 @@ def off_policy_value(config: PolicyConfig, logged: pd.DataFrame, target: np.ndar
     if len(target) != len(logged):
         raise OutreachError(f"off-policy value: {len(target)} target channels for {len(logged)} logged trials")
     propensity = logged["propensity"].to_numpy(float)
-    if not ((propensity > 0) & (propensity <= 1)).all():
-        raise OutreachError("off-policy value: every logged propensity must be in (0, 1]; "
-                            f"{int((~((propensity > 0) & (propensity <= 1))).sum())} rows are not")
+    outside = ~((propensity > 0) & (propensity <= 1))
+    if outside.any():
+        raise OutreachError(f"off-policy value: every logged propensity must be in (0, 1]; {int(outside.sum())} rows "
+                            "are not")
     costs = {NONE: 0.0, **{c.name: c.cost for c in config.channels}}
-    unknown = sorted(set(target) - set(costs))
-    if unknown:
-        raise OutreachError(f"off-policy value: target channel(s) {unknown} are not configured")
-    reward = config.conversion_value * logged["converted"].to_numpy(float) - np.array([costs.get(c, 0.0) for c in channel])
+    for what, given in (("target", target), ("logged", channel)):
+        unknown = sorted(set(given) - set(costs))
+        if unknown:
+            raise OutreachError(f"off-policy value: {what} channel(s) {unknown} are not configured")
+    reward = config.conversion_value * logged["converted"].to_numpy(float) - np.array([costs[c] for c in channel])
     n = len(logged)
 
     def mean_reward(gives: np.ndarray) -> tuple[float, dict]:

@@ -370,10 +370,9 @@ def outreach_summary(settings) -> dict:
     if len(effect):
         overall = effect[effect["segment"] == "all"]
         effect = overall.groupby("channel")[["contacted", "converted", "holdout", "holdout_converted"]].sum()
-        intervals = [uplift_interval(*counts) for counts in effect[["contacted", "converted", "holdout",
-                                                                         "holdout_converted"]].itertuples(index=False)]
-        effect = effect.assign(**dict(zip(("uplift", "low", "high"), map(list, zip(*intervals, strict=True)),
-                                          strict=True))).reset_index()  # pooled over the learned days
+        effect[["uplift", "low", "high"]] = pd.DataFrame(  # pooled over the learned days
+            [uplift_interval(*counts) for counts in effect.itertuples(index=False)], index=effect.index)
+        effect = effect.reset_index()
     assignments = read_partitions(OUTREACH_ASSIGNMENTS, days, settings)
     truth = pd.read_parquet(settings.truth_path).set_index("instance_id")
     arms = config.arms

@@ -179,3 +179,5 @@ def test_another_policy_is_valued_off_policy_from_the_recorded_propensities():
     assert abs(off_policy_value(config, never, everyone)["coverage"] - 0.5) < 0.05
     with pytest.raises(OutreachError, match="propensity must be in"):
         off_policy_value(config, logged.assign(propensity=0.0), everyone)
+    with pytest.raises(OutreachError, match=r"logged channel\(s\) \['fax'\] are not configured"):
+        off_policy_value(config, logged.assign(channel=np.where(called, "fax", NONE)), everyone)
