@@ -181,3 +181,14 @@ def test_another_policy_is_valued_off_policy_from_the_recorded_propensities():
         off_policy_value(config, logged.assign(propensity=0.0), everyone)
     with pytest.raises(OutreachError, match=r"logged channel\(s\) \['fax'\] are not configured"):
         off_policy_value(config, logged.assign(channel=np.where(called, "fax", NONE)), everyone)
+
+
+def test_one_thompson_draw_serves_the_whole_day():
+    """Batched Thompson sampling: trials that look the same get the same channel on a day (a draw per trial
+    would scatter them by its own noise)."""
+    same = pd.DataFrame({"instance_id": [f"twin-{k}" for k in range(300)], "log_odds": -0.2,
+                         "company_size_rank": 3.0, "mobile_share": 0.1})
+    config = PolicyConfig(PolicyConfig.parse_channels("email:0:1000,chat:0:1000,call:0:1000"))
+    for day in range(5):
+        intended = assign(config, PolicyState.prior(config), same, version=f"d{day}", seed=day)["intended"]
+        assert intended.nunique() == 1, intended.value_counts().to_dict()
