@@ -83,7 +83,12 @@ def main() -> None:
     parser.add_argument("--rebuild-days", type=int, default=90)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workdir", default=None, help="reuse a simulated warehouse here")
+    parser.add_argument("--runs", default="daily,rebuild",
+                        help="which runs to measure: daily, rebuild or both (the others' rows in the table are kept)")
     args = parser.parse_args()
+    wanted = set(args.runs.split(","))
+    if not wanted or wanted - {"daily", "rebuild"}:
+        parser.error(f"--runs {args.runs}: choose daily, rebuild or daily,rebuild")
 
     workdir = args.workdir or tempfile.mkdtemp(prefix="churn-bench-")
     warehouse = Path(workdir) / "warehouse"
@@ -105,11 +110,11 @@ def main() -> None:
               f"{summary['events']:,} events")
 
     runs = {}
-    for engine in ("spark", "duckdb"):
+    for engine in ("spark", "duckdb") if "daily" in wanted else ():
         runs[("daily", engine)] = measured(["--ds", end.isoformat()], {**env, "CHURN_FEATURE_ENGINE": engine})
         print("daily", engine, runs[("daily", engine)])
-    digests = {}
-    for engine in ("spark", "duckdb"):
+    digests = {"spark": {}, "duckdb": {}}
+    for engine in ("spark", "duckdb") if "rebuild" in wanted else ():
         runs[("rebuild", engine)] = measured(["--start", start.isoformat(), "--end", end.isoformat(), "--no-resume"],
                                              {**env, "CHURN_FEATURE_ENGINE": engine})
         digests[engine] = _row_digests(settings)
@@ -117,7 +122,7 @@ def main() -> None:
     differing = sorted(k for k in digests["spark"] if digests["spark"][k] != digests["duckdb"].get(k))
     if differing:
         raise SystemExit(f"the engines disagree on {len(differing)} partitions, e.g. {differing[:3]}")
-    rows = _rows(settings)
+    rows = _rows(settings) if "rebuild" in wanted else None
     for (what, engine), run in runs.items():
         other = runs[(what, "duckdb")]
         days = 1 if what == "daily" else args.rebuild_days

@@ -232,42 +232,36 @@ def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: S
     """One chunk: read, check, compute, stage, then publish each table's days in one commit."""
     stage = staging_path(settings, "features")
     try:
-        first = min(start - timedelta(days=t.offset_days(settings)) for t in chosen)
-        last = max(end - timedelta(days=t.offset_days(settings)) for t in chosen)
-        future = _load_evaluations(engine, settings, config, first, last, datetime.now(UTC).date())
+        cohorts = {t.name: (start - timedelta(days=t.offset_days(settings)), end - timedelta(days=t.offset_days(settings)))
+                   for t in chosen}  # each table's range of eval_start_date
+        future = _load_evaluations(engine, settings, config, list(cohorts.values()), datetime.now(UTC).date())
         _progress(started, "evaluations checked")
-        starts = []
         for t in chosen:
-            offset = t.offset_days(settings)
-            params = {"cohort_start": start - timedelta(days=offset), "cohort_end": end - timedelta(days=offset),
+            params = {"cohort_start": cohorts[t.name][0], "cohort_end": cohorts[t.name][1],
                       "first_week_days": settings.first_week_days, "label_window_days": settings.label_window_days}
             # a filter of the materialized evaluations: cheap to recompute, sized from them when joined
             engine.create_view(f"cohort_{t.name}", render(t.cohort_sql), params)
-            starts.append(f"eval_start_date BETWEEN DATE '{params['cohort_start']}' AND DATE '{params['cohort_end']}'")
         # every trial whose first week this chunk reads, once (instance_id is unique in evaluations: no DISTINCT)
         engine.create_view("cohort", "SELECT instance_id, eval_start_date FROM evaluations WHERE "
-                           + " OR ".join(f"({where})" for where in starts), materialize=True)
+                           + " OR ".join(f"(eval_start_date BETWEEN DATE '{first}' AND DATE '{last}')"
+                                         for first, last in cohorts.values()), materialize=True)
         event_days = chunk_event_days(chosen, start, end, settings)
         received_at, footers = _load_events(engine, settings, event_days)
         quality = _check_events(engine, config, settings, received_at, footers) | {"future_evaluations": future}
         _progress(started, f"{quality['events_read']} events in {len(event_days)} partitions checked")
+        # a view, computed once by the staging query below (which joins it to every table's cohort at once)
         engine.create_view(
             "week1_features",
             render("features/week1_features.sql", count_features=config.count_features,
                    mobile_platforms=config.mobile_platforms, key_event_types=config.key_event_types,
                    first_week_days=settings.first_week_days),
-            {"first_week_days": settings.first_week_days}, materialize=True,
-            # one table: its staging reads it whole (the join to the cohort is planned from an estimate that is
-            # no smaller than it: its events are materialized); several: materialized before their union
-            read_whole_next=len(chosen) == 1,
+            {"first_week_days": settings.first_week_days},
         )
         week1_columns = [name for name, _ in config.week1_columns()]
         summary: dict = {"event_partitions": len(event_days), "quality": quality, "tables": {}}
-        # every table in one query (one job: the week-1 features are read once, for all of them)
-        engine.stage("\nUNION ALL\n".join(
-            render("features/feature_table.sql", table_name=t.name, with_label=t.with_label,
-                   week1_columns=week1_columns, attribute_features=config.attribute_features,
-                   cohort_view=f"cohort_{t.name}") for t in chosen), stage)
+        # every table in one query (one job: the week-1 features are computed once, for all of them)
+        engine.stage(render("features/feature_table.sql", tables=chosen, week1_columns=week1_columns,
+                            attribute_features=config.attribute_features), stage)
         _progress(started, f"{what}: {', '.join(t.name for t in chosen)} staged")
         for t in chosen:
             partitions = _publish_range(t.name, join(stage, f"feature_table={t.name}"), start, end, settings,
@@ -330,9 +324,10 @@ def _remove_quietly(path: str, settings: Settings) -> None:
         fs.rm(bare, recursive=True)
 
 
-def _load_evaluations(engine: Engine, settings: Settings, config: FeatureConfig, first_start: date, last_start: date,
+def _load_evaluations(engine: Engine, settings: Settings, config: FeatureConfig, cohorts: list[tuple[date, date]],
                       today: date) -> int:
-    """The view ``evaluations``: the trials of the run's cohorts (eval_start_date in [first_start, last_start]), checked.
+    """The view ``evaluations``: the trials of the run's cohorts (eval_start_date in one of the ranges ``cohorts``),
+    checked. Only those: a daily run needs two days of sign-ups, not the month between them.
 
     The date predicate reaches the Parquet reader (Spark's PushedFilters, DuckDB's filter pushdown): a
     daily run reads the row groups of a few days, not the whole history. Keys are checked within these rows.
@@ -358,8 +353,10 @@ def _load_evaluations(engine: Engine, settings: Settings, config: FeatureConfig,
         "evaluations",
         "SELECT instance_id, eval_start_date, CAST(converted_date AS DATE) AS converted_date"
         + "".join(f", {expression}" for expression in attributes.values())
-        + " FROM evaluations_raw WHERE eval_start_date BETWEEN :first_start AND :last_start OR eval_start_date IS NULL",
-        {"first_start": first_start, "last_start": last_start},
+        + " FROM evaluations_raw WHERE "
+        + "".join(f"eval_start_date BETWEEN :first_{i} AND :last_{i} OR " for i in range(len(cohorts)))
+        + "eval_start_date IS NULL",
+        {name: day for i, (first, last) in enumerate(cohorts) for name, day in ((f"first_{i}", first), (f"last_{i}", last))},
         materialize=True, read_whole_next=True,  # by the checks below
     )
     unranked = {a.name: f"SUM(CASE WHEN {a.column} IS NOT NULL AND {a.column} NOT IN ({sql_list(a.ranks)}) "

@@ -78,6 +78,19 @@ def test_only_the_evaluations_of_the_runs_cohorts_are_read_and_checked(raw, spar
         _build(raw, spark)
 
 
+def test_a_daily_run_checks_the_sign_ups_of_its_two_cohorts_not_the_month_between(raw, spark):
+    """Both tables of a daily run: sign-ups of dt - 7 and dt - 37 days. A duplicate between them is not this run's
+    (the run of its own cohort reports it); before, the whole month between was read and checked."""
+    between = START - timedelta(days=15)
+    rows = [*_good_evaluations(), *[{"instance_id": "MID", "eval_start_date": between, "converted_date": None}] * 2]
+    write_evaluations(raw, rows)
+    summary = _build(raw, spark, tables=("instances_w1", "instances_modeling"))
+    assert summary["tables"]["instances_w1"]["partitions"][0]["rows"] == 2
+    with pytest.raises(DataContractError, match="MID x2"):  # the run whose w1 cohort it is
+        build_features(between + timedelta(days=7), between + timedelta(days=7), raw, tables=["instances_w1"],
+                       spark=spark)
+
+
 def test_missing_evaluation_column_is_named(raw, spark):
     schema = pa.schema([("instance_id", pa.string()), ("eval_start_date", pa.date32())])
     write_evaluations(raw, [{"instance_id": "A", "eval_start_date": START}], schema=schema)
@@ -183,3 +196,14 @@ def test_bad_feature_configuration_is_explained(tmp_path):
     config.write_text("count_features:\n  w1_events: [issue_created]\n")
     with pytest.raises(FeatureConfigError, match="reserved"):
         load_feature_config(path=config)
+
+
+def test_the_cohorts_events_are_shuffled_once_by_instance(raw, spark):
+    """Spark plan of the view ``events``: one shuffle, by instance_id alone. Deduplicating by every column shuffled
+    by all seven and pre-aggregated a hash table as big as the input (nearly every row is unique); the week-1
+    aggregations by instance then shuffled the events again (a 30-day chunk at 1k trials/day: 100 s -> 76 s)."""
+    _build(raw, spark)
+    plan = spark.sql("SELECT * FROM events")._jdf.queryExecution().executedPlan().toString()
+    shuffles = [line.strip() for line in plan.splitlines() if "Exchange hashpartitioning" in line]
+    assert len(shuffles) == 1 and "hashpartitioning(instance_id#" in shuffles[0], plan
+    assert shuffles[0].split("hashpartitioning(")[1].split(")")[0].count("#") == 1, plan
