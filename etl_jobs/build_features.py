@@ -249,19 +249,23 @@ def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: S
         received_at, footers = _load_events(engine, settings, event_days)
         quality = _check_events(engine, config, settings, received_at, footers) | {"future_evaluations": future}
         _progress(started, f"{quality['events_read']} events in {len(event_days)} partitions checked")
-        # a view, computed once by the staging query below (which joins it to every table's cohort at once)
         engine.create_view(
             "week1_features",
             render("features/week1_features.sql", count_features=config.count_features,
                    mobile_platforms=config.mobile_platforms, key_event_types=config.key_event_types,
                    first_week_days=settings.first_week_days),
-            {"first_week_days": settings.first_week_days},
+            {"first_week_days": settings.first_week_days}, materialize=True,
+            # one table: its staging reads it whole (the join to the cohort is planned from an estimate that is
+            # no smaller than it: its events are materialized); several: materialized before their union
+            read_whole_next=len(chosen) == 1,
         )
         week1_columns = [name for name, _ in config.week1_columns()]
         summary: dict = {"event_partitions": len(event_days), "quality": quality, "tables": {}}
-        # every table in one query (one job: the week-1 features are computed once, for all of them)
-        engine.stage(render("features/feature_table.sql", tables=chosen, week1_columns=week1_columns,
-                            attribute_features=config.attribute_features), stage)
+        # every table in one query (one job: the week-1 features are read once, for all of them)
+        engine.stage("\nUNION ALL\n".join(
+            render("features/feature_table.sql", table_name=t.name, with_label=t.with_label,
+                   week1_columns=week1_columns, attribute_features=config.attribute_features,
+                   cohort_view=f"cohort_{t.name}") for t in chosen), stage)
         _progress(started, f"{what}: {', '.join(t.name for t in chosen)} staged")
         for t in chosen:
             partitions = _publish_range(t.name, join(stage, f"feature_table={t.name}"), start, end, settings,

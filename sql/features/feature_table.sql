@@ -1,28 +1,17 @@
--- The feature tables of a run, staged by one query: each table's cohort (from cohort_<table>.sql) joined to the
--- shared week-1 features, plus what was known at sign-up: the weekday of eval start and the configured sign-up
--- attributes (ordinal ranks of evaluations columns; the view `evaluations` is NULL-filled for absent columns).
--- The cohorts are joined as one (a row per table and instance): the week-1 features are computed once, in this
--- query, and never cached. Every table has the same columns here (`retained` NULL without a label; publishing keeps
--- the table's own) and each row names its table.
-WITH cohorts AS (
-{%- for table in tables %}
-  SELECT
-    '{{ table.name }}' AS feature_table,
-    instance_id,
-    eval_start_date,
-    {{ "retained" if table.with_label else "CAST(NULL AS INT) AS retained" }},
-    dt
-  FROM cohort_{{ table.name }}
-{%- if not loop.last %}
-  UNION ALL
-{%- endif %}
-{%- endfor %}
-)
+-- One output table: its cohort (from cohort_<table>.sql) joined to the shared week-1 features,
+-- plus what was known at sign-up: the weekday of eval start and the configured sign-up attributes
+-- (ordinal ranks of evaluations columns; the view `evaluations` is NULL-filled for absent columns).
+-- The tables of a run are staged by one query, a UNION ALL of this per table: every table has the same
+-- columns here (`retained` NULL without a label; publishing keeps the table's own) and names itself.
 SELECT
-  c.feature_table,
+  '{{ table_name }}' AS feature_table,
   c.instance_id,
   c.eval_start_date,
+{%- if with_label %}
   c.retained,
+{%- else %}
+  CAST(NULL AS INT) AS retained,
+{%- endif %}
 {%- for feature in week1_columns %}
   f.{{ feature }},
 {%- endfor %}
@@ -36,7 +25,7 @@ SELECT
   END AS DOUBLE) AS {{ attribute.name }},
 {%- endfor %}
   c.dt
-FROM cohorts AS c
+FROM {{ cohort_view }} AS c
 JOIN week1_features AS f ON f.instance_id = c.instance_id
 {%- if attribute_features %}
 LEFT JOIN evaluations AS ev ON ev.instance_id = c.instance_id

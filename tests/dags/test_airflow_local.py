@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
+
+import psutil
 
 from churn.core.settings import PROJECT_ROOT
 from churn.tools.airflow_local import LocalAirflow, _is_our_airflow, free_port
@@ -44,6 +48,19 @@ def test_free_port_avoids_a_taken_port():
         assert free_port(taken) != taken
 
 
+def _live_members(group: int) -> list[int]:
+    """The processes of a process group that still run: a killed child whose new parent has not reaped it yet is a
+    zombie (pgrep lists it; the flake this test had), not a process left running."""
+    members = []
+    for process in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(process.pid) == group and process.info["status"] != psutil.STATUS_ZOMBIE:
+                members.append(process.pid)
+        except (ProcessLookupError, psutil.Error):
+            pass
+    return members
+
+
 def test_stop_ends_the_whole_process_group(tmp_path):
     # a parent that starts a child in its own group, like the scheduler and its workers / Spark JVMs
     script = "import subprocess, time; subprocess.Popen(['sleep', '300']); time.sleep(300)"
@@ -52,10 +69,14 @@ def test_stop_ends_the_whole_process_group(tmp_path):
     local.processes["fake"] = parent
     local.home.mkdir(parents=True, exist_ok=True)
     local._write_pid_file()
-    children = subprocess.run(["pgrep", "-g", str(parent.pid)], capture_output=True, text=True).stdout.split()
+    deadline = time.monotonic() + 10
+    while len(_live_members(parent.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)  # the child is started
+    children = _live_members(parent.pid)
+    assert len(children) == 2, children
     local.stop(timeout=5)
     assert parent.poll() is not None
-    remaining = subprocess.run(["pgrep", "-g", str(parent.pid)], capture_output=True, text=True).stdout.split()
+    remaining = _live_members(parent.pid)
     assert remaining == [], (children, remaining)
     assert not local.pid_file.exists()
 

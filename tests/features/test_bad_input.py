@@ -197,13 +197,3 @@ def test_bad_feature_configuration_is_explained(tmp_path):
     with pytest.raises(FeatureConfigError, match="reserved"):
         load_feature_config(path=config)
 
-
-def test_the_cohorts_events_are_shuffled_once_by_instance(raw, spark):
-    """Spark plan of the view ``events``: one shuffle, by instance_id alone. Deduplicating by every column shuffled
-    by all seven and pre-aggregated a hash table as big as the input (nearly every row is unique); the week-1
-    aggregations by instance then shuffled the events again (a 30-day chunk at 1k trials/day: 100 s -> 76 s)."""
-    _build(raw, spark)
-    plan = spark.sql("SELECT * FROM events")._jdf.queryExecution().executedPlan().toString()
-    shuffles = [line.strip() for line in plan.splitlines() if "Exchange hashpartitioning" in line]
-    assert len(shuffles) == 1 and "hashpartitioning(instance_id#" in shuffles[0], plan
-    assert shuffles[0].split("hashpartitioning(")[1].split(")")[0].count("#") == 1, plan
