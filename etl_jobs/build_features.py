@@ -243,8 +243,7 @@ def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: S
             engine.create_view(f"cohort_{t.name}", render(t.cohort_sql), params)
         # every trial whose first week this chunk reads, once (instance_id is unique in evaluations: no DISTINCT)
         engine.create_view("cohort", "SELECT instance_id, eval_start_date FROM evaluations WHERE "
-                           + " OR ".join(f"(eval_start_date BETWEEN DATE '{first}' AND DATE '{last}')"
-                                         for first, last in cohorts.values()), materialize=True)
+                           + _starts_in(list(cohorts.values())), materialize=True)
         event_days = chunk_event_days(chosen, start, end, settings)
         received_at, footers = _load_events(engine, settings, event_days)
         quality = _check_events(engine, config, settings, received_at, footers) | {"future_evaluations": future}
@@ -328,6 +327,11 @@ def _remove_quietly(path: str, settings: Settings) -> None:
         fs.rm(bare, recursive=True)
 
 
+def _starts_in(cohorts: list[tuple[date, date]]) -> str:
+    """The predicate "eval_start_date in one of these ranges" (date literals: the Parquet readers prune on them)."""
+    return " OR ".join(f"(eval_start_date BETWEEN DATE '{first}' AND DATE '{last}')" for first, last in cohorts)
+
+
 def _load_evaluations(engine: Engine, settings: Settings, config: FeatureConfig, cohorts: list[tuple[date, date]],
                       today: date) -> int:
     """The view ``evaluations``: the trials of the run's cohorts (eval_start_date in one of the ranges ``cohorts``),
@@ -357,10 +361,7 @@ def _load_evaluations(engine: Engine, settings: Settings, config: FeatureConfig,
         "evaluations",
         "SELECT instance_id, eval_start_date, CAST(converted_date AS DATE) AS converted_date"
         + "".join(f", {expression}" for expression in attributes.values())
-        + " FROM evaluations_raw WHERE "
-        + "".join(f"eval_start_date BETWEEN :first_{i} AND :last_{i} OR " for i in range(len(cohorts)))
-        + "eval_start_date IS NULL",
-        {name: day for i, (first, last) in enumerate(cohorts) for name, day in ((f"first_{i}", first), (f"last_{i}", last))},
+        + f" FROM evaluations_raw WHERE {_starts_in(cohorts)} OR eval_start_date IS NULL",
         materialize=True, read_whole_next=True,  # by the checks below
     )
     unranked = {a.name: f"SUM(CASE WHEN {a.column} IS NOT NULL AND {a.column} NOT IN ({sql_list(a.ranks)}) "

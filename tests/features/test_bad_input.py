@@ -196,4 +196,3 @@ def test_bad_feature_configuration_is_explained(tmp_path):
     config.write_text("count_features:\n  w1_events: [issue_created]\n")
     with pytest.raises(FeatureConfigError, match="reserved"):
         load_feature_config(path=config)
-
