@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -133,13 +134,14 @@ def build_features(
                     summary["tables"][name]["partitions"] += partitions
                 summary["chunks"].append({"start": first.isoformat(), "end": last.isoformat(), "status": "kept"})
                 continue
-            built = _build_chunk(first, last, chosen, settings, config, engine, started, key, what)
+            built = _build_chunk(first, last, chosen, settings, config, engine, started, key, what, reuse=resume)
             for name, partitions in built["tables"].items():
                 summary["tables"][name]["partitions"] += partitions
             for counter, value in built["quality"].items():
                 summary["quality"][counter] = summary["quality"].get(counter, 0) + value
             summary["event_partitions"] += built["event_partitions"]
-            summary["chunks"].append({"start": first.isoformat(), "end": last.isoformat(), "status": "built"})
+            summary["chunks"].append({"start": first.isoformat(), "end": last.isoformat(), "status": "built",
+                                      "week1_from_instances_w1": built["week1_from_instances_w1"]})
             engine.release()  # the next chunk starts with the memory this one had
     finally:
         if owned:
@@ -177,6 +179,27 @@ def chunk_inputs(start: date, end: date, chosen: list[FeatureTable], settings: S
     """Fingerprint of everything a chunk's output depends on — the raw files it reads (name, size, version),
     the feature configuration, the SQL and this module, the windows: equal keys give equal partitions — and
     the bytes of those raw files (what sizes the engine's start). ``listed``: folder listings already made."""
+    digest = _definition_digest(settings, config, {"start": start.isoformat(), "end": end.isoformat(),
+                                                   "tables": [t.name for t in chosen]})
+    event_days = chunk_event_days(chosen, start, end, settings)
+    read = _digest_files(digest, [EVALUATIONS.location(settings)] + _event_folders(event_days, settings), settings,
+                         listed)
+    return digest.hexdigest()[:32], read
+
+
+def week1_inputs(cohort_day: date, settings: Settings, config: FeatureConfig,
+                 listed: dict[str, list[dict]] | None = None) -> str:
+    """Fingerprint of what the week-1 features of the trials that started on ``cohort_day`` are computed from: the
+    feature definition (configuration, SQL, this module, the windows) and the event files of their first week.
+    instances_w1 records it for each day it publishes; instances_modeling takes its features from a day whose
+    fingerprint is still the same (:func:`_published_week1`)."""
+    digest = _definition_digest(settings, config, {"week1_of": cohort_day.isoformat()})
+    week = days_between(cohort_day, cohort_day + timedelta(days=settings.first_week_days - 1))
+    _digest_files(digest, _event_folders(week, settings), settings, listed)
+    return digest.hexdigest()[:32]
+
+
+def _definition_digest(settings: Settings, config: FeatureConfig, what: dict):
     import hashlib
     import json
     from dataclasses import asdict
@@ -185,15 +208,20 @@ def chunk_inputs(start: date, end: date, chosen: list[FeatureTable], settings: S
     from churn.core.settings import SQL_DIR
 
     digest = hashlib.sha256(json.dumps({
-        "start": start.isoformat(), "end": end.isoformat(), "tables": [t.name for t in chosen],
-        "first_week_days": settings.first_week_days, "label_window_days": settings.label_window_days,
+        **what, "first_week_days": settings.first_week_days, "label_window_days": settings.label_window_days,
         "config": asdict(config) | {"source": None},
     }, sort_keys=True, default=str).encode())
     for code in sorted((Path(SQL_DIR) / "features").glob("*.sql")) + [Path(__file__)]:
         digest.update(code.read_bytes())
-    event_days = chunk_event_days(chosen, start, end, settings)
-    folders = [EVALUATIONS.location(settings)] + [join(EVENTS.location(settings), f"dt={d.isoformat()}")
-                                                  for d in event_days]
+    return digest
+
+
+def _event_folders(days: list[date], settings: Settings) -> list[str]:
+    return [join(EVENTS.location(settings), f"dt={d.isoformat()}") for d in days]
+
+
+def _digest_files(digest, folders: list[str], settings: Settings, listed: dict[str, list[dict]] | None) -> int:
+    """Add each file's name, size and version to ``digest``; the bytes of those files."""
     read = 0
     listed = {} if listed is None else listed
     for folder in folders:
@@ -203,7 +231,7 @@ def chunk_inputs(start: date, end: date, chosen: list[FeatureTable], settings: S
             version = info.get("ETag") or info.get("mtime") or info.get("LastModified") or info.get("created")
             digest.update(f"{info['name']}|{info.get('size')}|{version}\n".encode())
             read += int(info.get("size") or 0)
-    return digest.hexdigest()[:32], read
+    return read
 
 
 def committed_with(chosen: list[FeatureTable], start: date, end: date, key: str, settings: Settings
@@ -228,47 +256,67 @@ def committed_with(chosen: list[FeatureTable], start: date, end: date, key: str,
 
 
 def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: Settings, config: FeatureConfig,
-                 engine: Engine, started: float, key: str, what: str) -> dict:
-    """One chunk: read, check, compute, stage, then publish each table's days in one commit."""
+                 engine: Engine, started: float, key: str, what: str, reuse: bool = True) -> dict:
+    """One chunk: read, check, compute, stage, then publish each table's days in one commit.
+
+    ``reuse``: instances_modeling takes the week-1 features of its cohorts from instances_w1 when that published
+    them from the inputs they have now (:func:`_published_week1`); its cohorts' events are then not read.
+    """
     stage = staging_path(settings, "features")
     try:
         cohorts = {t.name: (start - timedelta(days=t.offset_days(settings)), end - timedelta(days=t.offset_days(settings)))
                    for t in chosen}  # each table's range of eval_start_date
-        future = _load_evaluations(engine, settings, config, list(cohorts.values()), datetime.now(UTC).date())
-        _progress(started, "evaluations checked")
-        for t in chosen:
-            params = {"cohort_start": cohorts[t.name][0], "cohort_end": cohorts[t.name][1],
-                      "first_week_days": settings.first_week_days, "label_window_days": settings.label_window_days}
-            # a filter of the materialized evaluations: cheap to recompute, sized from them when joined
-            engine.create_view(f"cohort_{t.name}", render(t.cohort_sql), params)
-        # every trial whose first week this chunk reads, once (instance_id is unique in evaluations: no DISTINCT)
-        engine.create_view("cohort", "SELECT instance_id, eval_start_date FROM evaluations WHERE "
-                           + _starts_in(list(cohorts.values())), materialize=True)
-        event_days = chunk_event_days(chosen, start, end, settings)
-        received_at, footers = _load_events(engine, settings, event_days)
-        quality = _check_events(engine, config, settings, received_at, footers) | {"future_evaluations": future}
-        _progress(started, f"{quality['events_read']} events in {len(event_days)} partitions checked")
-        engine.create_view(
-            "week1_features",
-            render("features/week1_features.sql", count_features=config.count_features,
-                   mobile_platforms=config.mobile_platforms, key_event_types=config.key_event_types,
-                   first_week_days=settings.first_week_days),
-            {"first_week_days": settings.first_week_days}, materialize=True,
-            # one table: its staging reads it whole (the join to the cohort is planned from an estimate that is
-            # no smaller than it: its events are materialized); several: materialized before their union
-            read_whole_next=len(chosen) == 1,
-        )
+        listed: dict[str, list[dict]] = {}
+        # fingerprinted before anything is read: a file that changes during the run cannot be recorded as read
+        week1_recorded = {day: week1_inputs(day - timedelta(days=settings.first_week_days), settings, config, listed)
+                          for day in days_between(start, end)} if TABLES["instances_w1"] in chosen else {}
+        with ThreadPoolExecutor(1) as pool:  # instances_w1's metadata and rows are read while the engine works
+            reusable = pool.submit(_published_week1, chosen, start, end, settings, config) if reuse else None
+            future = _load_evaluations(engine, settings, config, list(cohorts.values()), datetime.now(UTC).date())
+            _progress(started, "evaluations checked")
+            for t in chosen:
+                params = {"cohort_start": cohorts[t.name][0], "cohort_end": cohorts[t.name][1],
+                          "first_week_days": settings.first_week_days, "label_window_days": settings.label_window_days}
+                # a filter of the materialized evaluations: cheap to recompute, sized from them when joined
+                engine.create_view(f"cohort_{t.name}", render(t.cohort_sql), params)
+            published = _take_published_week1(reusable.result(), engine) if reusable else []
+        if published:
+            _progress(started, f"{what}: instances_modeling takes the week-1 features of its cohorts from "
+                               "instances_w1 (published from the same event files, configuration and code)")
+        computed = [t for t in chosen if t.name not in published]
         week1_columns = [name for name, _ in config.week1_columns()]
-        summary: dict = {"event_partitions": len(event_days), "quality": quality, "tables": {}}
+        summary: dict = {"event_partitions": 0, "quality": {"future_evaluations": future}, "tables": {},
+                         "week1_from_instances_w1": published}
+        if computed:
+            # every trial whose first week this chunk reads, once (instance_id is unique in evaluations: no DISTINCT)
+            # a filter of the materialized evaluations, like the tables' cohorts
+            engine.create_view("cohort", "SELECT instance_id, eval_start_date FROM evaluations WHERE "
+                               + _starts_in([cohorts[t.name] for t in computed]))
+            event_days = chunk_event_days(computed, start, end, settings)
+            received_at, footers = _load_events(engine, settings, event_days)
+            summary["quality"] |= _check_events(engine, config, settings, received_at, footers)
+            summary["event_partitions"] = len(event_days)
+            _progress(started, f"{summary['quality']['events_read']} events in {len(event_days)} partitions checked")
+            engine.create_view(
+                "week1_features",
+                render("features/week1_features.sql", count_features=config.count_features,
+                       mobile_platforms=config.mobile_platforms, key_event_types=config.key_event_types,
+                       first_week_days=settings.first_week_days),
+                {"first_week_days": settings.first_week_days}, materialize=True,
+                # one table: its staging reads it whole (the join to the cohort is planned from an estimate that is
+                # no smaller than it: its events are materialized); several: materialized before their union
+                read_whole_next=len(computed) == 1,
+            )
         # every table in one query (one job: the week-1 features are read once, for all of them)
         engine.stage("\nUNION ALL\n".join(
             render("features/feature_table.sql", table_name=t.name, with_label=t.with_label,
                    week1_columns=week1_columns, attribute_features=config.attribute_features,
-                   cohort_view=f"cohort_{t.name}") for t in chosen), stage)
+                   cohort_view=f"cohort_{t.name}",
+                   features_view="week1_published" if t.name in published else "week1_features") for t in chosen), stage)
         _progress(started, f"{what}: {', '.join(t.name for t in chosen)} staged")
         for t in chosen:
             partitions = _publish_range(t.name, join(stage, f"feature_table={t.name}"), start, end, settings,
-                                        {INPUTS_PROPERTY: key})
+                                        {INPUTS_PROPERTY: key}, week1_recorded if t.name == "instances_w1" else None)
             summary["tables"][t.name] = partitions
             _progress(started, f"{what}: {t.name}: {len(partitions)} partitions published")
     finally:
@@ -276,12 +324,62 @@ def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: S
     return summary
 
 
+def _published_week1(chosen: list[FeatureTable], start: date, end: date, settings: Settings, config: FeatureConfig):
+    """instances_w1's rows of the chunk's modeling cohorts (instance_id and the week-1 columns) when that table can
+    give instances_modeling its week-1 features; None when it cannot (they are computed from the events).
+
+    A modeling cohort (eval_start_date d) is the scoring cohort instances_w1 published at d + first_week_days,
+    weeks before its label was known. Its features are taken from there only when equal by construction to what
+    this run would compute: every day of the chunk's cohorts was recorded with the fingerprint its inputs have now
+    (:func:`week1_inputs`: the same event files, configuration and code), and (:func:`_take_published_week1`) it
+    holds every trial of the cohort. A daily run then reads the first week of one cohort instead of two, and the
+    model trains on the features its trials were scored on.
+    """
+    from pyiceberg.expressions import In
+
+    from churn.core.tables import PARTITION_KEY
+    from churn.core.warehouse import day_inputs, load_table
+
+    if TABLES["instances_modeling"] not in chosen:
+        return None
+    first_week = timedelta(days=settings.first_week_days)
+    label = timedelta(days=settings.label_window_days)
+    cohort_days = days_between(start - label, end - label)
+    w1 = load_table(table("instances_w1"), settings)
+    recorded = day_inputs("instances_w1", settings, w1)
+    stale = [d for d in cohort_days if recorded.get(d + first_week) != week1_inputs(d, settings, config)]
+    if w1 is None or stale:
+        if w1 is not None and len(stale) < len(cohort_days):
+            log.info("instances_modeling: week-1 features computed from the events: instances_w1 dt=%s was not "
+                     "published from the inputs that day has now", stale[0] + first_week)
+        return None
+    columns = ["instance_id", *(name for name, _ in config.week1_columns())]
+    return w1.scan(row_filter=In(PARTITION_KEY, [(d + first_week).isoformat() for d in cohort_days]),
+                   selected_fields=tuple(columns)).to_arrow()
+
+
+def _take_published_week1(rows, engine: Engine) -> list[str]:
+    """``["instances_modeling"]`` with ``rows`` registered as the view ``week1_published`` when they hold every trial
+    of the table's cohorts (a trial that reached evaluations after instances_w1 was published is not in them);
+    else ``[]``."""
+    if rows is None:
+        return []
+    cohort = {row["instance_id"] for row in engine.rows("SELECT instance_id FROM cohort_instances_modeling")}
+    missing = len(cohort - set(rows.column("instance_id").to_pylist()))
+    if missing:
+        log.info("instances_modeling: week-1 features computed from the events: %d trials of its cohorts are not in "
+                 "instances_w1 (they reached evaluations after it was published)", missing)
+        return []
+    engine.register_arrow("week1_published", rows)
+    return ["instances_modeling"]
+
+
 def _progress(started: float, message: str) -> None:
     log.info("[%5.1f s] %s", time.perf_counter() - started, message)
 
 
 def _publish_range(name: str, stage: str, start: date, end: date, settings: Settings,
-                   properties: dict[str, str] | None = None) -> list[dict]:
+                   properties: dict[str, str] | None = None, day_inputs: dict[date, str] | None = None) -> list[dict]:
     """Publish every day of the range (empty days too) in one Iceberg commit: all days change, or none.
 
     Rows go through pyarrow in the registry's schema, so both engines publish the same rows in the same order.
@@ -301,7 +399,7 @@ def _publish_range(name: str, stage: str, start: date, end: date, settings: Sett
         else:
             log.warning("%s dt=%s: no instances in this cohort, publishing an empty partition", name, day)
             frames[day] = pa.Table.from_pylist([], schema=schema)
-    published = write_partitions(t, frames, settings, properties)
+    published = write_partitions(t, frames, settings, properties, day_inputs)
     _remove_quietly(stage, settings)
     return [p.as_xcom() for p in published]
 
@@ -345,8 +443,10 @@ def _load_evaluations(engine: Engine, settings: Settings, config: FeatureConfig,
     files = contract.data_files(fs, storage.strip_scheme(path))
     if not files:
         raise DataContractError(EVALUATIONS_TABLE, "*", f"no Parquet files at {path} (setting CHURN_RAW_EVALUATIONS)")
+    footers: dict = {}
     columns = contract.check_files(EVALUATIONS_TABLE, fs, files, contract.EVALUATIONS_SCHEMA,
-                                   display=lambda p: storage.with_scheme(path, p))
+                                   display=lambda p: storage.with_scheme(path, p), counts=footers,
+                                   maxima=("eval_start_date",))
     engine.register_parquet("evaluations_raw", [storage.with_scheme(path, f) for f in files], columns)
     attributes = {}  # evaluations column -> expression; two features may rank the same column
     for attribute in config.attribute_features:
@@ -390,8 +490,10 @@ def _load_evaluations(engine: Engine, settings: Settings, config: FeatureConfig,
         raise DataContractError(EVALUATIONS_TABLE, "converted_date",
                                 f"{stats['converted_before_start']} rows converted before their eval_start_date "
                                 "(a conversion before the trial cannot be labelled)", bad)
-    future = int(engine.rows("SELECT COUNT(*) AS n FROM evaluations_raw WHERE eval_start_date > :today",
-                             {"today": today})[0]["n"] or 0)
+    latest = footers["max"]["eval_start_date"]  # the footers' statistics: no query when no sign-up is in the future
+    latest = latest.date() if isinstance(latest, datetime) else latest
+    future = 0 if latest is contract.NO_ROWS or (latest is not None and latest <= today) else int(engine.rows(
+        "SELECT COUNT(*) AS n FROM evaluations_raw WHERE eval_start_date > :today", {"today": today})[0]["n"] or 0)
     if future:
         log.warning("evaluations: %d rows start after today (%s); they belong to no cohort until then", future, today)
     non_null_ids = stats["n_rows"] - stats["null_ids"]

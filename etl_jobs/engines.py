@@ -35,6 +35,9 @@ class Engine(Protocol):
         union as the contract found it in the footers ({name: type name}); ``hive_root`` adds the ``dt`` column
         of ``dt=`` folders."""
 
+    def register_arrow(self, view: str, rows) -> None:
+        """Expose an Arrow table (rows read from a published table) as a view."""
+
     def create_view(self, view: str, sql: str, params: dict | None = None, materialize: bool = False,
                     read_whole_next: bool = False) -> None:
         """``materialize``: computed once and kept. ``read_whole_next``: the next query reads every row of it
@@ -80,6 +83,9 @@ class SparkEngine:
             reader = reader.option("basePath", spark_uri(hive_root))
         df = reader.parquet(*[spark_uri(p) for p in files])
         df.createOrReplaceTempView(view)
+
+    def register_arrow(self, view: str, rows) -> None:
+        self.spark.createDataFrame(rows).createOrReplaceTempView(view)
 
     def create_view(self, view: str, sql: str, params: dict | None = None, materialize: bool = False,
                     read_whole_next: bool = False) -> None:
@@ -135,6 +141,11 @@ class DuckDBEngine:
         options = "hive_partitioning = true, hive_types = {'dt': VARCHAR}" if hive_root else "hive_partitioning = false"
         self.con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet({files}, {options}, "
                          "union_by_name = true)")
+
+    def register_arrow(self, view: str, rows) -> None:
+        self.con.register(f"{view}_arrow", rows)  # a scan of the Arrow table, kept by the connection
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {view} AS SELECT * FROM {view}_arrow")
+        self.con.unregister(f"{view}_arrow")
 
     def create_view(self, view: str, sql: str, params: dict | None = None, materialize: bool = False,
                     read_whole_next: bool = False) -> None:

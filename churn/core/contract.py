@@ -90,7 +90,7 @@ def data_file_infos(fs, folder: str) -> list[dict]:
 
 
 def check_files(table: str, fs, files: list[str], required: pa.Schema, optional: pa.Schema | None = None,
-                display=lambda path: path, counts: dict | None = None) -> dict[str, str]:
+                display=lambda path: path, counts: dict | None = None, maxima: tuple[str, ...] = ()) -> dict[str, str]:
     """Check every file's footer against the contract; returns {column: type name} of the union.
 
     A required column missing from a file, a contract column of another type (``timestamp[ns]`` included),
@@ -99,14 +99,15 @@ def check_files(table: str, fs, files: list[str], required: pa.Schema, optional:
     left to a reader's schema inference, which would silently drop or null a column.
 
     ``counts``, when given, gets what the footers say without reading any data: ``rows`` (all files) and
-    ``nulls`` ({required column: null count}, None for a column some row group has no statistics for).
+    ``nulls`` ({required column: null count}, None for a column some row group has no statistics for), and
+    ``max`` ({column of ``maxima``: largest value}, None where a row group has no statistics for it).
     """
     import pyarrow.parquet as pq
 
     contract = {f.name: f for f in [*required, *(optional or [])]}
     seen: dict[str, tuple[str, str]] = {}  # column -> (type name, first file with it)
     if counts is not None:
-        counts.update(rows=0, nulls=dict.fromkeys(required.names, 0))
+        counts.update(rows=0, nulls=dict.fromkeys(required.names, 0), max=dict.fromkeys(maxima, NO_ROWS))
     for path in files:
         try:
             with fs.open(path, "rb") as handle:
@@ -147,3 +148,20 @@ def _count_from_footer(metadata, counts: dict) -> None:
                 break
             nulls += stats.null_count
         counts["nulls"][name] = nulls
+    for name, largest in counts["max"].items():
+        for group in range(metadata.num_row_groups):
+            row_group = metadata.row_group(group)
+            if largest is None or name not in index:  # unknown already, or the column is absent: nulls only
+                break
+            stats = row_group.column(index[name]).statistics
+            if row_group.num_rows == 0 or (stats is not None and stats.has_null_count
+                                           and stats.null_count == row_group.num_rows):
+                continue  # no values
+            if stats is None or not stats.has_min_max:
+                largest = None
+                break
+            largest = stats.max if largest is NO_ROWS else max(largest, stats.max)
+        counts["max"][name] = largest
+
+
+NO_ROWS = object()  # counts["max"] of a column without a value in any file

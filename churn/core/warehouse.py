@@ -17,6 +17,7 @@ Two things Iceberg does not record are kept in the commit itself:
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import random
 import time
@@ -38,6 +39,11 @@ log = logging.getLogger(__name__)
 
 PUBLISHED_DAYS = "churn.published-days"
 SNAPSHOT_DAYS = "churn.partitions"
+# table property: {dt: fingerprint of the inputs the day was built from}, for the newest DAY_INPUTS_KEPT days. A table
+# property, not a snapshot's: snapshots expire after days (setting snapshot_retention_days), the fingerprint of a day
+# is needed for as long as a later job may reuse the day (instances_modeling reads instances_w1 of 3 weeks before)
+DAY_INPUTS = "churn.day-inputs"
+DAY_INPUTS_KEPT = 120
 COMMIT_ATTEMPTS = 12
 CATALOG_NAME = "churn"
 _ICEBERG_TYPES = {"string": "StringType", "date": "DateType", "int": "IntegerType", "bigint": "LongType",
@@ -224,12 +230,15 @@ def write_partition(t: Table | str, dt: date | str, frame: pd.DataFrame | pa.Tab
 
 
 def write_partitions(t: Table | str, frames: Mapping[date, pd.DataFrame | pa.Table], settings: Settings,
-                     properties: Mapping[str, str] | None = None) -> list[PublishedPartition]:
+                     properties: Mapping[str, str] | None = None,
+                     day_inputs: Mapping[date, str] | None = None) -> list[PublishedPartition]:
     """Publish many days in one Iceberg commit: all of them replace their partitions, or none does.
 
     Each frame must have exactly the table's declared columns (any order; a ``dt`` column is ignored);
     values are cast to the declared types, and a value that does not fit is an error before anything is
-    written. An empty frame publishes an empty day.
+    written. An empty frame publishes an empty day. ``properties`` go on the snapshot; ``day_inputs``
+    ({dt: fingerprint}) are recorded per day in the same commit (:func:`day_inputs`); a day written without
+    one loses the one it had.
     """
     import pyarrow as pa
 
@@ -240,7 +249,7 @@ def write_partitions(t: Table | str, frames: Mapping[date, pd.DataFrame | pa.Tab
     schema = t.arrow_schema(settings)  # once: a feature table's columns come from the YAML configuration
     data = pa.concat_tables([_conform(t, day, frames[day], schema) for day in days])
     rows = {day: len(frames[day]) for day in days}
-    snapshot_id = _commit(t, days, data, settings, dict(properties or {}))
+    snapshot_id = _commit(t, days, data, settings, dict(properties or {}), dict(day_inputs or {}))
     for day in days:
         log.info("published %s dt=%s (%d rows, snapshot %s)", t.name, day, rows[day], snapshot_id)
     return [PublishedPartition(t.name, day.isoformat(), rows[day], snapshot_id) for day in days]
@@ -267,8 +276,10 @@ def _conform(t: Table, day: date, frame, schema):
     return frame.append_column(PARTITION_KEY, pa.array([day] * len(frame), pa.date32()))
 
 
-def _commit(t: Table, days: list[date], data, settings: Settings, properties: dict[str, str]) -> int:
-    """One overwrite of ``days`` plus the published-days property, retried while other writers win the race."""
+def _commit(t: Table, days: list[date], data, settings: Settings, properties: dict[str, str],
+            inputs: dict[date, str] | None = None) -> int:
+    """One overwrite of ``days`` plus the published-days and day-inputs properties, retried while other writers win
+    the race."""
     from pyiceberg.exceptions import CommitFailedException, ValidationException
     from pyiceberg.expressions import EqualTo, In
     from sqlalchemy.exc import OperationalError
@@ -279,11 +290,14 @@ def _commit(t: Table, days: list[date], data, settings: Settings, properties: di
     for attempt in range(1, COMMIT_ATTEMPTS + 1):
         tbl = load_table(t, settings, create=True)
         published = encode_days([*published_days(tbl), *days])
+        recorded = {k: v for k, v in _day_inputs(tbl).items() if k not in days} | (inputs or {})
+        recorded = dict(sorted(recorded.items())[-DAY_INPUTS_KEPT:])
         try:
             with tbl.transaction() as tx, warnings.catch_warnings():
                 warnings.filterwarnings("ignore", "Delete operation did not match any records")
                 tx.overwrite(data, overwrite_filter=where, snapshot_properties=summary)
-                tx.set_properties({PUBLISHED_DAYS: published})
+                tx.set_properties({PUBLISHED_DAYS: published, DAY_INPUTS: json.dumps(
+                    {k.isoformat(): v for k, v in recorded.items()}, separators=(",", ":"))})
             return tbl.current_snapshot().snapshot_id  # the commit updated tbl's metadata in place
         except (CommitFailedException, ValidationException, OperationalError) as exc:
             # another writer committed first (refused commit, or pyiceberg's conflict check): redo on the new table
@@ -318,6 +332,18 @@ def partition_snapshot(t: Table | str, dt: date | str, settings: Settings, tbl=N
         if written and day in set(decode_days(written)):
             return {"snapshot_id": snap.snapshot_id, "timestamp_ms": snap.timestamp_ms, "properties": dict(properties)}
     return None
+
+
+def day_inputs(t: Table | str, settings: Settings, tbl=None) -> dict[date, str]:
+    """The fingerprint of the inputs each recent day was built from, as recorded by :func:`write_partitions`
+    (days written without one, or older than the newest DAY_INPUTS_KEPT, have none)."""
+    return _day_inputs(tbl or load_table(t, settings))
+
+
+def _day_inputs(tbl) -> dict[date, str]:
+    if tbl is None:
+        return {}
+    return {date.fromisoformat(k): v for k, v in json.loads(tbl.properties.get(DAY_INPUTS) or "{}").items()}
 
 
 def partition_rows(t: Table | str, dates: list[date], settings: Settings, tbl=None) -> dict[date, int]:

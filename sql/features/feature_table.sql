@@ -1,4 +1,5 @@
--- One output table: its cohort (from cohort_<table>.sql) joined to the shared week-1 features,
+-- One output table: its cohort (from cohort_<table>.sql) joined to the shared week-1 features (the view
+-- `week1_features`, or `week1_published`: the same features as instances_w1 published them),
 -- plus what was known at sign-up: the weekday of eval start and the configured sign-up attributes
 -- (ordinal ranks of evaluations columns; the view `evaluations` is NULL-filled for absent columns).
 -- The tables of a run are staged by one query, a UNION ALL of this per table: every table has the same
@@ -26,7 +27,7 @@ SELECT
 {%- endfor %}
   c.dt
 FROM {{ cohort_view }} AS c
-JOIN week1_features AS f ON f.instance_id = c.instance_id
+JOIN {{ features_view }} AS f ON f.instance_id = c.instance_id
 {%- if attribute_features %}
 LEFT JOIN evaluations AS ev ON ev.instance_id = c.instance_id
 {%- endif %}

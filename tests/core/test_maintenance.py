@@ -61,3 +61,22 @@ def test_churn_maintain_prints_the_summary(tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["retention_days"] == 7 and {t["table"] for t in summary["tables"]} >= {"instances_w1"}
+
+
+def test_the_inputs_a_day_was_built_from_outlive_its_snapshot_and_go_with_a_rewrite(tmp_path, monkeypatch):
+    """instances_modeling reuses instances_w1 days three weeks old: their fingerprints are table properties, kept
+    when the snapshots that wrote them expire, dropped when the day is rewritten without one, bounded in number."""
+    from churn.core import warehouse
+
+    settings = Settings(warehouse=str(tmp_path / "warehouse"), _env_file=None)
+    other = DAY + timedelta(days=1)
+    warehouse.write_partitions("instances_w1", {d: version_frame(settings, d, "a") for d in (DAY, other)}, settings,
+                               day_inputs={DAY: "k1", other: "k2"})
+    write_partition("instances_w1", DAY, version_frame(settings, DAY, "b"), settings)  # rewritten, no fingerprint
+    warehouse.expire_snapshots("instances_w1", settings, retention_days=1, now=datetime.now(UTC) + timedelta(days=30))
+    assert warehouse.day_inputs("instances_w1", settings) == {other: "k2"}
+
+    monkeypatch.setattr(warehouse, "DAY_INPUTS_KEPT", 2)
+    later = {other + timedelta(days=i): version_frame(settings, other + timedelta(days=i), "a") for i in (1, 2)}
+    warehouse.write_partitions("instances_w1", later, settings, day_inputs=dict.fromkeys(later, "k3"))
+    assert warehouse.day_inputs("instances_w1", settings) == dict.fromkeys(later, "k3")  # the newest two

@@ -12,11 +12,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from churn.core.contract import EVENTS_OPTIONAL, EVENTS_SCHEMA, DataContractError
+from churn.core.contract import EVALUATIONS_SCHEMA, EVENTS_OPTIONAL, EVENTS_SCHEMA, DataContractError
 from churn.core.feature_config import FeatureConfigError, load_feature_config
 from churn.core.settings import Settings
 from churn.core.sql_templates import sql_list
-from churn.core.tables import table
+from churn.core.tables import table, table_location
 from churn.core.warehouse import read_partition
 from etl_jobs.build_features import build_features
 
@@ -195,6 +195,17 @@ def test_converted_before_start_is_rejected_and_future_trials_counted(warehouse,
         _build(warehouse, spark)
     rows[0]["converted_date"] = None
     write_evaluations(warehouse, [*rows, {"instance_id": "F", "eval_start_date": date(2999, 1, 1), "converted_date": None}])
+    assert _build(warehouse, spark)["quality"]["future_evaluations"] == 1
+
+
+def test_future_trials_are_counted_from_a_file_without_statistics(warehouse, spark):
+    """The count comes from the footers' statistics when they prove no sign-up is in the future; a file without
+    them is counted by the engine."""
+    _base(warehouse)
+    rows = [{"instance_id": "A", "eval_start_date": START, "converted_date": None},
+            {"instance_id": "F", "eval_start_date": date(2999, 1, 1), "converted_date": None}]
+    path = os.path.join(table_location("evaluations", warehouse), "part-00000.parquet")
+    pq.write_table(pa.Table.from_pylist(rows, schema=EVALUATIONS_SCHEMA), path, write_statistics=False)
     assert _build(warehouse, spark)["quality"]["future_evaluations"] == 1
 
 

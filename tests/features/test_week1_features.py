@@ -96,8 +96,9 @@ def test_hand_computed_features_respect_the_first_week_cutoff(raw, spark, caplog
 
 
 def test_instances_w1_has_no_label_and_modeling_labels_use_the_window(raw, spark):
-    build_features(W1_DT, W1_DT, raw, tables=["instances_w1"], spark=spark)
+    # modeling first: both computed from the events (built after instances_w1, it would take that table's features)
     build_features(MODELING_DT, MODELING_DT, raw, tables=["instances_modeling"], spark=spark)
+    build_features(W1_DT, W1_DT, raw, tables=["instances_w1"], spark=spark)
     w1 = _table(raw, "instances_w1", W1_DT)
     modeling = _table(raw, "instances_modeling", MODELING_DT)
     assert "retained" not in w1.columns and "converted_date" not in w1.columns
