@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -270,33 +270,43 @@ def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: S
         # fingerprinted before anything is read: a file that changes during the run cannot be recorded as read
         week1_recorded = {day: week1_inputs(day - timedelta(days=settings.first_week_days), settings, config, listed)
                           for day in days_between(start, end)} if TABLES["instances_w1"] in chosen else {}
-        with ThreadPoolExecutor(1) as pool:  # instances_w1's metadata and rows are read while the engine works
+        week1_columns = [name for name, _ in config.week1_columns()]
+        summary: dict = {"event_partitions": 0, "quality": {}, "tables": {}}
+        with ThreadPoolExecutor(2) as pool:  # instances_w1's metadata and rows are read while the engine works
             reusable = pool.submit(_published_week1, chosen, start, end, settings, config) if reuse else None
-            future = _load_evaluations(engine, settings, config, list(cohorts.values()), datetime.now(UTC).date())
-            _progress(started, "evaluations checked")
+            footers = _load_evaluations(engine, settings, config, list(cohorts.values()))
             for t in chosen:
                 params = {"cohort_start": cohorts[t.name][0], "cohort_end": cohorts[t.name][1],
                           "first_week_days": settings.first_week_days, "label_window_days": settings.label_window_days}
                 # a filter of the materialized evaluations: cheap to recompute, sized from them when joined
                 engine.create_view(f"cohort_{t.name}", render(t.cohort_sql), params)
-            published = _take_published_week1(reusable.result(), engine) if reusable else []
-        if published:
-            _progress(started, f"{what}: instances_modeling takes the week-1 features of its cohorts from "
-                               "instances_w1 (published from the same event files, configuration and code)")
-        computed = [t for t in chosen if t.name not in published]
-        week1_columns = [name for name, _ in config.week1_columns()]
-        summary: dict = {"event_partitions": 0, "quality": {"future_evaluations": future}, "tables": {},
-                         "week1_from_instances_w1": published}
-        if computed:
-            # every trial whose first week this chunk reads, once (instance_id is unique in evaluations: no DISTINCT)
-            # a filter of the materialized evaluations, like the tables' cohorts
-            engine.create_view("cohort", "SELECT instance_id, eval_start_date FROM evaluations WHERE "
-                               + _starts_in([cohorts[t.name] for t in computed]))
-            event_days = chunk_event_days(computed, start, end, settings)
-            received_at, footers = _load_events(engine, settings, event_days)
-            summary["quality"] |= _check_events(engine, config, settings, received_at, footers)
-            summary["event_partitions"] = len(event_days)
-            _progress(started, f"{summary['quality']['events_read']} events in {len(event_days)} partitions checked")
+            # the checks of evaluations only read: an engine that runs queries side by side (Spark) checks them while
+            # it reads the events; nothing is staged before they pass, and their error is the one reported
+            checked = _meanwhile(pool, engine, _check_evaluations, engine, config, footers, datetime.now(UTC).date())
+            try:
+                published = _take_published_week1(reusable.result(), engine) if reusable else []
+                summary["week1_from_instances_w1"] = published
+                if published:
+                    _progress(started, f"{what}: instances_modeling takes the week-1 features of its cohorts from "
+                                       "instances_w1 (published from the same event files, configuration and code)")
+                computed = [t for t in chosen if t.name not in published]
+                if computed:
+                    # every trial whose first week this chunk reads, once (instance_id is unique in evaluations, which
+                    # is checked before anything is staged: no DISTINCT); a filter of the materialized evaluations
+                    engine.create_view("cohort", "SELECT instance_id, eval_start_date FROM evaluations WHERE "
+                                       + _starts_in([cohorts[t.name] for t in computed]))
+                    event_days = chunk_event_days(computed, start, end, settings)
+                    received_at, event_footers = _load_events(engine, settings, event_days)
+                    summary["quality"] |= _check_events(engine, config, settings, received_at, event_footers)
+                    summary["event_partitions"] = len(event_days)
+            except DataContractError:
+                checked.result()  # an error in evaluations comes first, as when the checks run one after the other
+                raise
+            summary["quality"]["future_evaluations"] = checked.result()
+        _progress(started, "evaluations checked" + (f"; {summary['quality']['events_read']} events in "
+                                                    f"{summary['event_partitions']} partitions checked"
+                                                    if computed else ""))
+        if computed:  # the week-1 features of the cohorts whose events were read
             engine.create_view(
                 "week1_features",
                 render("features/week1_features.sql", count_features=config.count_features,
@@ -430,10 +440,20 @@ def _starts_in(cohorts: list[tuple[date, date]]) -> str:
     return " OR ".join(f"(eval_start_date BETWEEN DATE '{first}' AND DATE '{last}')" for first, last in cohorts)
 
 
-def _load_evaluations(engine: Engine, settings: Settings, config: FeatureConfig, cohorts: list[tuple[date, date]],
-                      today: date) -> int:
+def _meanwhile(pool: ThreadPoolExecutor, engine: Engine, function, *args) -> Future:
+    """``function(*args)`` beside the caller's next queries when the engine runs queries side by side; else now."""
+    if engine.concurrent:
+        return pool.submit(function, *args)
+    done: Future = Future()
+    done.set_result(function(*args))  # an error is raised here, before the next query
+    return done
+
+
+def _load_evaluations(engine: Engine, settings: Settings, config: FeatureConfig, cohorts: list[tuple[date, date]]
+                      ) -> dict:
     """The view ``evaluations``: the trials of the run's cohorts (eval_start_date in one of the ranges ``cohorts``),
-    checked. Only those: a daily run needs two days of sign-ups, not the month between them.
+    to be checked by :func:`_check_evaluations`. Only those: a daily run needs two days of sign-ups, not the month
+    between them. Returns what the files' footers say (for the count of sign-ups in the future).
 
     The date predicate reaches the Parquet reader (Spark's PushedFilters, DuckDB's filter pushdown): a
     daily run reads the row groups of a few days, not the whole history. Keys are checked within these rows.
@@ -462,8 +482,13 @@ def _load_evaluations(engine: Engine, settings: Settings, config: FeatureConfig,
         "SELECT instance_id, eval_start_date, CAST(converted_date AS DATE) AS converted_date"
         + "".join(f", {expression}" for expression in attributes.values())
         + f" FROM evaluations_raw WHERE {_starts_in(cohorts)} OR eval_start_date IS NULL",
-        materialize=True, read_whole_next=True,  # by the checks below
+        materialize=True, read_whole_next=True,  # by the checks
     )
+    return footers
+
+
+def _check_evaluations(engine: Engine, config: FeatureConfig, footers: dict, today: date) -> int:
+    """Check the view ``evaluations`` (keys, labels, ranks); the number of sign-ups after ``today``."""
     unranked = {a.name: f"SUM(CASE WHEN {a.column} IS NOT NULL AND {a.column} NOT IN ({sql_list(a.ranks)}) "
                         "THEN 1 ELSE 0 END)" for a in config.attribute_features}
     stats = engine.rows(

@@ -28,6 +28,7 @@ def used_params(sql: str, params: dict | None) -> dict:
 
 class Engine(Protocol):
     name: str
+    concurrent: bool  # queries may run from several threads at once (Spark's scheduler runs them side by side)
 
     def register_parquet(self, view: str, files: list[str], columns: dict[str, str],
                          hive_root: str | None = None) -> None:
@@ -65,6 +66,7 @@ STAGE_PARTITIONS = ("feature_table", "dt")  # the staged folders: one per table 
 
 class SparkEngine:
     name = "spark"
+    concurrent = True
 
     def __init__(self, settings: Settings, spark=None, short_run: bool = False):
         self.spark = spark or get_spark("churn_features", settings, short_run=short_run)
@@ -118,6 +120,7 @@ class SparkEngine:
 
 class DuckDBEngine:
     name = "duckdb"
+    concurrent = False  # one connection runs one query at a time (it uses every core for it)
 
     def __init__(self, settings: Settings):
         from churn.core.duck import connect

@@ -132,6 +132,16 @@ def test_event_in_the_wrong_or_a_future_partition_is_rejected(raw, spark):
         (START.isoformat(), START + timedelta(days=20))]
 
 
+def test_with_both_tables_wrong_the_error_of_evaluations_is_reported(raw, spark):
+    """Spark checks evaluations while it reads the events: the error is still the one a step-by-step run gives."""
+    future = {"instance_id": "A", "event_time": ts(START + timedelta(days=20), 10), "event_type": "issue_created",
+              "dt": START.isoformat()}
+    write_events(raw, [*_good_events(), future], ALL_DAYS)
+    write_evaluations(raw, [*_good_evaluations(), {"instance_id": "B", "eval_start_date": START, "converted_date": None}])
+    with pytest.raises(DataContractError, match=r"evaluations\.instance_id: 1 duplicate rows"):
+        _build(raw, spark)
+
+
 def test_unlanded_partition_is_an_error_naming_the_days(raw, spark):
     missing = os.path.join(table_location("events", raw), f"dt={(START + timedelta(days=3)).isoformat()}")
     for name in os.listdir(missing):
