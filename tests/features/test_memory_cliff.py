@@ -63,6 +63,8 @@ def test_a_long_range_completes_in_a_small_driver(tmp_path):
                            "--end", end.isoformat(), "--table", "instances_w1"],
                           cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=850)
     assert done.returncode == 0, done.stderr[-3000:]
+    # completing is not enough: a broadcast of the cohort that spills to disk is the cliff's edge (Spark logs it)
+    assert "Not enough space to cache broadcast" not in done.stdout + done.stderr
     from churn.core.warehouse import partition_rows
 
     rows = partition_rows("instances_w1", [FIRST_DT + timedelta(days=d) for d in range(DAYS)], settings)
