@@ -28,8 +28,12 @@ def record(section: str, columns: list[str], row: list, key: str) -> None:
         body = match.group(2)
         table_lines = [r for r in body.splitlines() if r.startswith("|")]
         rows = [r for r in table_lines[2:] if not r.startswith(f"| {key} |")]
-        notes = [r for r in body.splitlines() if r and not r.startswith("|")]
+        lines = body.splitlines()
+        first = next((i for i, r in enumerate(lines) if r.startswith("|")), len(lines))
+        # the notes above the table kept as written (blank lines separate their paragraphs and lists); a stray line
+        # below it is moved up
+        notes = "\n".join([*lines[:first], *(r for r in lines[first:] if r and not r.startswith("|"))]).strip("\n")
         table = [*head.splitlines(), *rows, line]
-        body = "\n" + "\n".join(notes) + "\n\n" + "\n".join(table) + "\n"
+        body = "\n" + notes + "\n\n" + "\n".join(table) + "\n"
         text = text[: match.start(2)] + body + text[match.end(2) :]
     DOC.write_text(text)
