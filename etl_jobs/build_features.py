@@ -114,7 +114,8 @@ def build_features(
         raise ValueError(f"end {end} is before start {start}")
     started = time.perf_counter()
     chosen = [TABLES[name] for name in tables]
-    chunks, inputs = plan_chunks(start, end, chosen, settings, config)
+    listed: dict[str, list[dict]] = {}  # the raw folders' listings: made once, fingerprinted by the chunks' keys
+    chunks, inputs = plan_chunks(start, end, chosen, settings, config, listed)
     largest_mb = max(read for _, read in inputs) / 2**20
     owned = engine is None
     engine = engine or make_engine(settings, spark, short_run=largest_mb < settings.spark_short_run_mb)
@@ -134,7 +135,8 @@ def build_features(
                     summary["tables"][name]["partitions"] += partitions
                 summary["chunks"].append({"start": first.isoformat(), "end": last.isoformat(), "status": "kept"})
                 continue
-            built = _build_chunk(first, last, chosen, settings, config, engine, started, key, what, reuse=resume)
+            built = _build_chunk(first, last, chosen, settings, config, engine, started, key, what, listed,
+                                 reuse=resume)
             for name, partitions in built["tables"].items():
                 summary["tables"][name]["partitions"] += partitions
             for counter, value in built["quality"].items():
@@ -152,12 +154,13 @@ def build_features(
     return summary
 
 
-def plan_chunks(start: date, end: date, chosen: list[FeatureTable], settings: Settings, config: FeatureConfig
-                ) -> tuple[list[tuple[date, date]], list[tuple[str, int]]]:
+def plan_chunks(start: date, end: date, chosen: list[FeatureTable], settings: Settings, config: FeatureConfig,
+                listed: dict[str, list[dict]] | None = None) -> tuple[list[tuple[date, date]], list[tuple[str, int]]]:
     """The range's chunks and their inputs: chunks of ``feature_chunk_days``, halved (down to a day) while one
     would read more than ``feature_chunk_max_mb`` of raw files. Memory and spill follow the raw bytes a chunk
     reads, not its days: at 50k trials a day a 14-day chunk reads 8.6 GB, and DuckDB's spill of it filled the disk."""
-    size, listed = settings.feature_chunk_days, {}  # each folder listed once, whatever the chunks that read it
+    size = settings.feature_chunk_days
+    listed = {} if listed is None else listed  # each folder listed once, whatever the chunks that read it
     while True:
         chunks = chunk_ranges(start, end, size)
         inputs = [chunk_inputs(first, last, chosen, settings, config, listed) for first, last in chunks]
@@ -256,9 +259,11 @@ def committed_with(chosen: list[FeatureTable], start: date, end: date, key: str,
 
 
 def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: Settings, config: FeatureConfig,
-                 engine: Engine, started: float, key: str, what: str, reuse: bool = True) -> dict:
+                 engine: Engine, started: float, key: str, what: str, listed: dict[str, list[dict]],
+                 reuse: bool = True) -> dict:
     """One chunk: read, check, compute, stage, then publish each table's days in one commit.
 
+    ``listed``: the raw folders' listings the chunk's key was computed from (the week-1 fingerprints use them too).
     ``reuse``: instances_modeling takes the week-1 features of its cohorts from instances_w1 when that published
     them from the inputs they have now (:func:`_published_week1`); its cohorts' events are then not read.
     """
@@ -266,14 +271,14 @@ def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: S
     try:
         cohorts = {t.name: (start - timedelta(days=t.offset_days(settings)), end - timedelta(days=t.offset_days(settings)))
                    for t in chosen}  # each table's range of eval_start_date
-        listed: dict[str, list[dict]] = {}
-        # fingerprinted before anything is read: a file that changes during the run cannot be recorded as read
+        # fingerprinted from the listings made before anything is read: a file that changes during the run cannot be
+        # recorded as read
         week1_recorded = {day: week1_inputs(day - timedelta(days=settings.first_week_days), settings, config, listed)
                           for day in days_between(start, end)} if TABLES["instances_w1"] in chosen else {}
         week1_columns = [name for name, _ in config.week1_columns()]
         summary: dict = {"event_partitions": 0, "quality": {}, "tables": {}}
         with ThreadPoolExecutor(2) as pool:  # instances_w1's metadata and rows are read while the engine works
-            reusable = pool.submit(_published_week1, chosen, start, end, settings, config) if reuse else None
+            reusable = pool.submit(_published_week1, chosen, start, end, settings, config, listed) if reuse else None
             footers = _load_evaluations(engine, settings, config, list(cohorts.values()))
             for t in chosen:
                 params = {"cohort_start": cohorts[t.name][0], "cohort_end": cohorts[t.name][1],
@@ -336,7 +341,8 @@ def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: S
     return summary
 
 
-def _published_week1(chosen: list[FeatureTable], start: date, end: date, settings: Settings, config: FeatureConfig):
+def _published_week1(chosen: list[FeatureTable], start: date, end: date, settings: Settings, config: FeatureConfig,
+                     listed: dict[str, list[dict]]):
     """instances_w1's rows of the chunk's modeling cohorts (instance_id and the week-1 columns) when that table can
     give instances_modeling its week-1 features; None when it cannot (they are computed from the events).
 
@@ -358,10 +364,12 @@ def _published_week1(chosen: list[FeatureTable], start: date, end: date, setting
     label = timedelta(days=settings.label_window_days)
     cohort_days = days_between(start - label, end - label)
     w1 = load_table(table("instances_w1"), settings)
+    if w1 is None:
+        return None
     recorded = day_inputs("instances_w1", settings, w1)
-    stale = [d for d in cohort_days if recorded.get(d + first_week) != week1_inputs(d, settings, config)]
-    if w1 is None or stale:
-        if w1 is not None and len(stale) < len(cohort_days):
+    stale = [d for d in cohort_days if recorded.get(d + first_week) != week1_inputs(d, settings, config, listed)]
+    if stale:
+        if len(stale) < len(cohort_days):
             log.info("instances_modeling: week-1 features computed from the events: instances_w1 dt=%s was not "
                      "published from the inputs that day has now", stale[0] + first_week)
         return None
