@@ -572,22 +572,23 @@ def _load_events(engine: Engine, settings: Settings, days: list[date]) -> tuple[
 
 def _check_events(engine: Engine, config: FeatureConfig, settings: Settings, received_at: str, footers: dict) -> dict:
     """Build the view ``events`` (the cohorts' events without exact duplicates, materialized once for the checks
-    and the features) and check those: the rows a feature can read. Rows of other trials (their later days, in
-    the partitions a daily run reads) are only counted, from the files' footers; a null instance_id is an error
-    wherever it is.
+    and the features) and check those: the rows a feature can read, and the rows that break the contract. The
+    clean rows outside the cohorts' first weeks (other trials' days, these trials' later days) are only counted,
+    from the files' footers; a null instance_id is an error wherever it is.
     """
-    engine.create_view("events", render("features/cohort_events.sql", received_at=received_at), materialize=True,
+    engine.create_view("events", render("features/cohort_events.sql", received_at=received_at),
+                       {"first_week_days": settings.first_week_days}, materialize=True,
                        read_whole_next=True)  # by the checks, whose join to the cohort is sized from the cohort
     sql = render("features/event_quality.sql", known_event_types=config.known_event_types)
     by_type = engine.rows(sql, {"first_week_days": settings.first_week_days})  # a row per event type
     counters = ("cohort_events", "cohort_rows", "null_keys", "outside_partition", "cohort_before_eval_start",
-                "cohort_after_first_week", "cohort_received_late", "unknown_event_type")
+                "cohort_received_late", "unknown_event_type")
     counts = {k: sum(int(row[k] or 0) for row in by_type) for k in counters}
     null_ids = footers.get("nulls", {}).get("instance_id")
     if null_ids is None:  # a file without statistics: count them
         null_ids = int(engine.rows("SELECT COUNT(*) AS n FROM events_raw WHERE instance_id IS NULL")[0]["n"])
     counts["events_read"] = footers.get("rows", 0)
-    counts["outside_cohorts"] = counts["events_read"] - null_ids - counts["cohort_rows"]
+    counts["outside_first_weeks"] = counts["events_read"] - null_ids - counts["cohort_rows"]
     counts["null_keys"] += null_ids
     counts["duplicate_events"] = counts.pop("cohort_rows") - counts.pop("cohort_events")
     for key, (column, problem, predicate) in QUALITY_ERRORS.items():
@@ -605,9 +606,10 @@ def _check_events(engine: Engine, config: FeatureConfig, settings: Settings, rec
             "events: %d events of this run's trials have types outside %s (counted in w1_events only): %s",
             counts["unknown_event_type"], config.source, ", ".join(f"{kind}={-n}" for n, kind in top),
         )
-    if counts["outside_cohorts"]:
-        log.info("events: %d events read belong to no trial of this run's cohorts (other trials' later days, or "
-                 "instances missing from evaluations); they are only counted", counts["outside_cohorts"])
+    if counts["outside_first_weeks"]:
+        log.info("events: %d events read are outside the first week of this run's trials (other trials' days, these "
+                 "trials' later days, or instances missing from evaluations); they are only counted",
+                 counts["outside_first_weeks"])
     return counts
 
 

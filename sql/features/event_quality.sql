@@ -1,6 +1,7 @@
 -- The checks of the cohorts' events (the view `events`, deduplicated, joined to its trial): contract violations
--- (errors) and documented handlings (counted and logged): before eval start, after the first week, or inside it
--- but received after the cutoff (late arrivals); types outside the configuration (counted in w1_events only).
+-- (errors) and documented handlings (counted and logged): before eval start, or inside the first week but received
+-- after the cutoff (late arrivals); types outside the configuration (counted in w1_events only). The clean rows
+-- after the first week are not in the view (cohort_events.sql): the job counts them from the files' footers.
 -- One row per event type: the job adds them up, and names the most frequent unknown types from the same rows.
 SELECT
   e.event_type,
@@ -9,8 +10,6 @@ SELECT
   SUM(CASE WHEN e.user_id IS NULL OR e.event_time IS NULL OR e.event_type IS NULL THEN 1 ELSE 0 END) AS null_keys,
   SUM(CASE WHEN to_date(e.event_time) <> CAST(e.dt AS DATE) THEN 1 ELSE 0 END) AS outside_partition,
   SUM(CASE WHEN e.event_time < CAST(c.eval_start_date AS TIMESTAMP) THEN 1 ELSE 0 END) AS cohort_before_eval_start,
-  SUM(CASE WHEN e.event_time >= CAST(date_add(c.eval_start_date, :first_week_days) AS TIMESTAMP)
-      THEN 1 ELSE 0 END) AS cohort_after_first_week,
   SUM(CASE WHEN e.event_time >= CAST(c.eval_start_date AS TIMESTAMP)
         AND e.event_time < CAST(date_add(c.eval_start_date, :first_week_days) AS TIMESTAMP)
         AND e.received_at >= CAST(date_add(c.eval_start_date, :first_week_days) AS TIMESTAMP)

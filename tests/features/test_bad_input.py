@@ -159,7 +159,7 @@ def test_unknown_instances_and_event_types_are_counted_not_fatal(raw, spark):
     ]
     write_events(raw, events, ALL_DAYS)
     quality = _build(raw, spark)["quality"]
-    assert quality["outside_cohorts"] >= 1 and quality["unknown_event_type"] == 1
+    assert quality["outside_first_weeks"] >= 1 and quality["unknown_event_type"] == 1
     frame = read_partition(table("instances_w1"), DT, raw).set_index("instance_id")
     assert int(frame.loc["A", "w1_events"]) == 2 and int(frame.loc["A", "number_of_issues"]) == 1
 

@@ -243,5 +243,26 @@ def test_events_of_other_trials_are_counted_not_checked(engine_settings, spark):
     _write_file(engine_settings, day, "part-00001.parquet", [other],
                 schema=pa.schema([f.with_nullable(True) for f in EVENTS_SCHEMA]))
     quality = _build(engine_settings, spark)["quality"]
-    assert quality["outside_cohorts"] >= 1 and quality["null_keys"] == 0
-    assert quality["events_read"] == quality["outside_cohorts"] + 4  # the cohort's 4 events (A x3, B x1)
+    assert quality["outside_first_weeks"] >= 1 and quality["null_keys"] == 0
+    assert quality["events_read"] == quality["outside_first_weeks"] + 4  # the cohort's 4 events (A x3, B x1)
+
+
+def test_events_after_the_first_week_are_counted_not_deduplicated_and_still_checked(engine_settings, spark):
+    """A range reads its trials' later days too: a clean row after a trial's first week is only counted (no feature
+    reads it, so it is not deduplicated), while a row there that breaks the contract is still an error."""
+    _base(engine_settings)
+    later = START + timedelta(days=8)  # read by the run for dt..dt+2 (cohorts START..START+2), after A's first week
+    folder = _events_folder(engine_settings, later)
+    _write_file(engine_settings, later, "part-00001.parquet", [_row(later), _row(later)])  # one event, twice
+    summary = build_features(DT, DT + timedelta(days=2), engine_settings, tables=["instances_w1"],
+                             spark=spark if engine_settings.feature_engine == "spark" else None)
+    quality = summary["quality"]
+    assert (quality["outside_first_weeks"], quality["duplicate_events"]) == (2, 0)
+    assert _w1(engine_settings).loc["A", "w1_events"] == 3
+    _write_file(engine_settings, later, "part-00002.parquet", [_row(later, user_id=None)],
+                schema=pa.schema([f.with_nullable(True) for f in EVENTS_SCHEMA]))
+    with pytest.raises(DataContractError, match=r"events\.instance_id/user_id/event_time/event_type: 1 rows with "
+                                                r"null key values"):
+        build_features(DT, DT + timedelta(days=2), engine_settings, tables=["instances_w1"],
+                       spark=spark if engine_settings.feature_engine == "spark" else None)
+    assert os.path.exists(folder)
