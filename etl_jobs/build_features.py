@@ -576,7 +576,9 @@ def _check_events(engine: Engine, config: FeatureConfig, settings: Settings, rec
     clean rows outside the cohorts' first weeks (other trials' days, these trials' later days) are only counted,
     from the files' footers; a null instance_id is an error wherever it is.
     """
-    engine.create_view("events", render("features/cohort_events.sql", received_at=received_at),
+    contract_errors = " OR ".join(f"({predicate})" for _, _, predicate in QUALITY_ERRORS.values())
+    engine.create_view("events", render("features/cohort_events.sql", received_at=received_at,
+                                        contract_errors=contract_errors),
                        {"first_week_days": settings.first_week_days}, materialize=True,
                        read_whole_next=True)  # by the checks, whose join to the cohort is sized from the cohort
     sql = render("features/event_quality.sql", known_event_types=config.known_event_types)

@@ -33,8 +33,8 @@ def engine_settings(request, warehouse):
     return Settings(warehouse=warehouse.warehouse, feature_engine=request.param, _env_file=None)
 
 
-def _build(settings, spark):
-    return build_features(DT, DT, settings, tables=["instances_w1"],
+def _build(settings, spark, end: date = DT):
+    return build_features(DT, end, settings, tables=["instances_w1"],
                           spark=spark if settings.feature_engine == "spark" else None)
 
 
@@ -254,15 +254,12 @@ def test_events_after_the_first_week_are_counted_not_deduplicated_and_still_chec
     later = START + timedelta(days=8)  # read by the run for dt..dt+2 (cohorts START..START+2), after A's first week
     folder = _events_folder(engine_settings, later)
     _write_file(engine_settings, later, "part-00001.parquet", [_row(later), _row(later)])  # one event, twice
-    summary = build_features(DT, DT + timedelta(days=2), engine_settings, tables=["instances_w1"],
-                             spark=spark if engine_settings.feature_engine == "spark" else None)
-    quality = summary["quality"]
+    quality = _build(engine_settings, spark, end=DT + timedelta(days=2))["quality"]
     assert (quality["outside_first_weeks"], quality["duplicate_events"]) == (2, 0)
     assert _w1(engine_settings).loc["A", "w1_events"] == 3
     _write_file(engine_settings, later, "part-00002.parquet", [_row(later, user_id=None)],
                 schema=pa.schema([f.with_nullable(True) for f in EVENTS_SCHEMA]))
     with pytest.raises(DataContractError, match=r"events\.instance_id/user_id/event_time/event_type: 1 rows with "
                                                 r"null key values"):
-        build_features(DT, DT + timedelta(days=2), engine_settings, tables=["instances_w1"],
-                       spark=spark if engine_settings.feature_engine == "spark" else None)
+        _build(engine_settings, spark, end=DT + timedelta(days=2))
     assert os.path.exists(folder)
