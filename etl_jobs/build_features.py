@@ -118,7 +118,15 @@ def build_features(
     chunks, inputs = plan_chunks(start, end, chosen, settings, config, listed)
     largest_mb = max(read for _, read in inputs) / 2**20
     owned = engine is None
-    engine = engine or make_engine(settings, spark, short_run=largest_mb < settings.spark_short_run_mb)
+    # the first chunk's published week-1 features are read while the engine starts (a local JVM: seconds), off a
+    # daily run's critical path; the engine starts in this thread (a Spark session is the active one of its thread)
+    prefetch = ThreadPoolExecutor(1)
+    try:
+        first_reusable = prefetch.submit(_published_week1, chosen, *chunks[0], settings, config, listed) \
+            if resume else None
+        engine = engine or make_engine(settings, spark, short_run=largest_mb < settings.spark_short_run_mb)
+    finally:
+        prefetch.shutdown(wait=False)  # a read under way finishes; its result is taken by the first chunk
     _progress(started, f"{engine.name} engine ready" + (f" (master {engine.spark.sparkContext.master})"
                                                           if engine.name == "spark" else "")
               + f"; the largest chunk reads {largest_mb:,.0f} MB of raw files")
@@ -136,7 +144,7 @@ def build_features(
                 summary["chunks"].append({"start": first.isoformat(), "end": last.isoformat(), "status": "kept"})
                 continue
             built = _build_chunk(first, last, chosen, settings, config, engine, started, key, what, listed,
-                                 reuse=resume)
+                                 reuse=resume, reusable=first_reusable if number == 1 else None)
             for name, partitions in built["tables"].items():
                 summary["tables"][name]["partitions"] += partitions
             for counter, value in built["quality"].items():
@@ -260,12 +268,13 @@ def committed_with(chosen: list[FeatureTable], start: date, end: date, key: str,
 
 def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: Settings, config: FeatureConfig,
                  engine: Engine, started: float, key: str, what: str, listed: dict[str, list[dict]],
-                 reuse: bool = True) -> dict:
+                 reuse: bool = True, reusable: Future | None = None) -> dict:
     """One chunk: read, check, compute, stage, then publish each table's days in one commit.
 
     ``listed``: the raw folders' listings the chunk's key was computed from (the week-1 fingerprints use them too).
     ``reuse``: instances_modeling takes the week-1 features of its cohorts from instances_w1 when that published
     them from the inputs they have now (:func:`_published_week1`); its cohorts' events are then not read.
+    ``reusable``: that function's result, when the caller started it already.
     """
     stage = staging_path(settings, "features")
     try:
@@ -278,7 +287,8 @@ def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: S
         week1_columns = [name for name, _ in config.week1_columns()]
         summary: dict = {"event_partitions": 0, "quality": {}, "tables": {}}
         with ThreadPoolExecutor(2) as pool:  # instances_w1's metadata and rows are read while the engine works
-            reusable = pool.submit(_published_week1, chosen, start, end, settings, config, listed) if reuse else None
+            if reusable is None and reuse:
+                reusable = pool.submit(_published_week1, chosen, start, end, settings, config, listed)
             footers = _load_evaluations(engine, settings, config, list(cohorts.values()))
             for t in chosen:
                 params = {"cohort_start": cohorts[t.name][0], "cohort_end": cohorts[t.name][1],
@@ -349,9 +359,10 @@ def _published_week1(chosen: list[FeatureTable], start: date, end: date, setting
     A modeling cohort (eval_start_date d) is the scoring cohort instances_w1 published at d + first_week_days,
     weeks before its label was known. Its features are taken from there only when equal by construction to what
     this run would compute: every day of the chunk's cohorts was recorded with the fingerprint its inputs have now
-    (:func:`week1_inputs`: the same event files, configuration and code), and (:func:`_take_published_week1`) it
-    holds every trial of the cohort. A daily run then reads the first week of one cohort instead of two, and the
-    model trains on the features its trials were scored on.
+    (:func:`week1_inputs`: the same event files, configuration and code), and it holds every trial of the cohort
+    (a trial that reached evaluations after instances_w1 was published is not in it). A daily run then reads the
+    first week of one cohort instead of two, and the model trains on the features its trials were scored on.
+    Metadata and files only, no engine: it runs while the engine starts.
     """
     from pyiceberg.expressions import In
 
@@ -374,21 +385,37 @@ def _published_week1(chosen: list[FeatureTable], start: date, end: date, setting
                      "published from the inputs that day has now", stale[0] + first_week)
         return None
     columns = ["instance_id", *(name for name, _ in config.week1_columns())]
-    return w1.scan(row_filter=In(PARTITION_KEY, [(d + first_week).isoformat() for d in cohort_days]),
+    rows = w1.scan(row_filter=In(PARTITION_KEY, [(d + first_week).isoformat() for d in cohort_days]),
                    selected_fields=tuple(columns)).to_arrow()
-
-
-def _take_published_week1(rows, engine: Engine) -> list[str]:
-    """``["instances_modeling"]`` with ``rows`` registered as the view ``week1_published`` when they hold every trial
-    of the table's cohorts (a trial that reached evaluations after instances_w1 was published is not in them);
-    else ``[]``."""
-    if rows is None:
-        return []
-    cohort = {row["instance_id"] for row in engine.rows("SELECT instance_id FROM cohort_instances_modeling")}
-    missing = len(cohort - set(rows.column("instance_id").to_pylist()))
+    missing = len(_evaluation_ids(settings, cohort_days[0], cohort_days[-1]) - set(rows.column("instance_id").to_pylist()))
     if missing:
         log.info("instances_modeling: week-1 features computed from the events: %d trials of its cohorts are not in "
                  "instances_w1 (they reached evaluations after it was published)", missing)
+        return None
+    return rows
+
+
+def _evaluation_ids(settings: Settings, first: date, last: date) -> set:
+    """The instance_ids of evaluations whose eval_start_date is in [first, last], from two columns of its files
+    (row groups pruned by their statistics). A file that cannot be read so breaks the contract: the engine's check
+    of evaluations, which runs before this result is taken, names it."""
+    import pyarrow.parquet as pq
+
+    path = EVALUATIONS.location(settings)
+    fs = storage.filesystem(path, settings)
+    ids: set = set()
+    for name in contract.data_files(fs, storage.strip_scheme(path)):
+        with fs.open(name, "rb") as handle:
+            rows = pq.read_table(handle, columns=["instance_id", "eval_start_date"],
+                                 filters=[("eval_start_date", ">=", first), ("eval_start_date", "<=", last)])
+        ids.update(rows.column("instance_id").to_pylist())
+    return ids
+
+
+def _take_published_week1(rows, engine: Engine) -> list[str]:
+    """``["instances_modeling"]`` with ``rows`` (:func:`_published_week1`) registered as the view
+    ``week1_published``; ``[]`` when there are none."""
+    if rows is None:
         return []
     engine.register_arrow("week1_published", rows)
     return ["instances_modeling"]

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from churn.core.contract import DataContractError
 from churn.core.settings import Settings
 from churn.core.tables import table_location
 from churn.core.warehouse import day_inputs, read_partition
@@ -85,3 +86,12 @@ def test_a_changed_feature_configuration_makes_modeling_compute(raw, spark, tmp_
     result = _build(changed, spark, MODELING_DT, ["instances_modeling"])
     assert result["chunks"][0]["week1_from_instances_w1"] == []
     assert _modeling(changed).loc["A", "number_of_issues"] == 3  # 2 created + 1 viewed, the new definition
+
+
+def test_an_unreadable_evaluations_file_is_named_by_the_contract_check_not_by_the_reuse_check(raw, spark):  # noqa: F811
+    _build(raw, spark, W1_DT, ["instances_w1"])
+    broken = os.path.join(table_location("evaluations", raw), "part-broken.parquet")
+    with open(broken, "wb") as handle:
+        handle.write(b"not a parquet file")
+    with pytest.raises(DataContractError, match=r"evaluations\.\*: file .*part-broken\.parquet is not a readable"):
+        _build(raw, spark, MODELING_DT, ["instances_modeling"])
