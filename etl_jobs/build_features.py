@@ -306,12 +306,12 @@ def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: S
                                        "instances_w1 (published from the same event files, configuration and code)")
                 computed = [t for t in chosen if t.name not in published]
                 if computed:
-                    # every trial whose first week this chunk reads, once (instance_id is unique in evaluations, which
-                    # is checked before anything is staged: no DISTINCT). Materialized now, so that the joins to it are
+                    # every trial whose first week this chunk reads, once. Materialized now, so that the joins to it are
                     # planned from its real size: a 90-day cohort must not be broadcast from the estimate of a small
                     # Parquet file (test_memory_cliff), and the checks of evaluations may not have cached them yet
-                    engine.create_view("cohort", "SELECT instance_id, eval_start_date FROM evaluations WHERE "
-                                       + _starts_in([cohorts[t.name] for t in computed]), materialize=True)
+                    engine.create_view("cohort", render("features/cohort.sql",
+                                                        starts_in=_starts_in([cohorts[t.name] for t in computed])),
+                                       {"first_week_days": settings.first_week_days}, materialize=True)
                     event_days = chunk_event_days(computed, start, end, settings)
                     received_at, event_footers = _load_events(engine, settings, event_days)
                     summary["quality"] |= _check_events(engine, config, settings, received_at, event_footers)

@@ -14,10 +14,10 @@ SELECT
   CAST(dt AS STRING) AS dt,
   COUNT(*) AS copies
 FROM (
-  SELECT r.*, c.eval_start_date
+  SELECT r.*, c.week_end
   FROM events_raw AS r
   JOIN cohort AS c ON c.instance_id = r.instance_id
 ) AS e
 WHERE ({{ contract_errors }})
-  OR NOT COALESCE(CAST(event_time AS TIMESTAMP) >= CAST(date_add(eval_start_date, :first_week_days) AS TIMESTAMP), FALSE)
+  OR NOT COALESCE(CAST(event_time AS TIMESTAMP) >= week_end, FALSE)
 GROUP BY instance_id, user_id, CAST(event_time AS TIMESTAMP), event_type, platform, {{ received_at }}, CAST(dt AS STRING)

@@ -9,10 +9,10 @@ SELECT
   SUM(e.copies) AS cohort_rows,
   SUM(CASE WHEN e.user_id IS NULL OR e.event_time IS NULL OR e.event_type IS NULL THEN 1 ELSE 0 END) AS null_keys,
   SUM(CASE WHEN to_date(e.event_time) <> CAST(e.dt AS DATE) THEN 1 ELSE 0 END) AS outside_partition,
-  SUM(CASE WHEN e.event_time < CAST(c.eval_start_date AS TIMESTAMP) THEN 1 ELSE 0 END) AS cohort_before_eval_start,
-  SUM(CASE WHEN e.event_time >= CAST(c.eval_start_date AS TIMESTAMP)
-        AND e.event_time < CAST(date_add(c.eval_start_date, :first_week_days) AS TIMESTAMP)
-        AND e.received_at >= CAST(date_add(c.eval_start_date, :first_week_days) AS TIMESTAMP)
+  SUM(CASE WHEN e.event_time < c.week_start THEN 1 ELSE 0 END) AS cohort_before_eval_start,
+  SUM(CASE WHEN e.event_time >= c.week_start
+        AND e.event_time < c.week_end
+        AND e.received_at >= c.week_end
       THEN 1 ELSE 0 END) AS cohort_received_late,
   SUM(CASE WHEN e.event_type NOT IN ({{ known_event_types | sql_list }}) THEN 1 ELSE 0 END) AS unknown_event_type
 FROM events AS e

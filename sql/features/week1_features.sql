@@ -1,4 +1,4 @@
--- First-week features of every instance in the view `cohort` (instance_id, eval_start_date),
+-- First-week features of every instance in the view `cohort` (instance_id, eval_start_date, week_start, week_end),
 -- from the view `events`. Point in time: only events with
 -- eval_start <= event_time < eval_start + :first_week_days days that had been received before that
 -- cutoff count. Instances without such events get zeros. Jinja renders the configured count
@@ -11,14 +11,14 @@ WITH w1_events AS (
     e.platform,
     datediff(to_date(e.event_time), c.eval_start_date) AS day_index,
     -- exact to the microsecond, as a double: the same number on Spark and DuckDB
-    CAST(unix_micros(e.event_time) - unix_micros(CAST(c.eval_start_date AS TIMESTAMP)) AS DOUBLE) / 3600000000.0
+    CAST(unix_micros(e.event_time) - unix_micros(c.week_start) AS DOUBLE) / 3600000000.0
       AS hours_since_start
   FROM cohort AS c
   JOIN events AS e
     ON e.instance_id = c.instance_id
-  WHERE e.event_time >= CAST(c.eval_start_date AS TIMESTAMP)
-    AND e.event_time < CAST(date_add(c.eval_start_date, :first_week_days) AS TIMESTAMP)
-    AND (e.received_at IS NULL OR e.received_at < CAST(date_add(c.eval_start_date, :first_week_days) AS TIMESTAMP))
+  WHERE e.event_time >= c.week_start
+    AND e.event_time < c.week_end
+    AND (e.received_at IS NULL OR e.received_at < c.week_end)
 ),
 -- One row per instance, user and day: the only aggregation over raw events; all else derives from it.
 user_days AS (
