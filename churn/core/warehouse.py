@@ -20,6 +20,7 @@ import functools
 import json
 import logging
 import random
+import threading
 import time
 import warnings
 from collections.abc import Iterable, Mapping
@@ -95,7 +96,11 @@ def catalog(settings: Settings):
             props["glue.endpoint"] = settings.aws_endpoint_url
     else:
         props = {"type": "sql", "uri": catalog_uri(settings), **io}
-    return _catalog(tuple(sorted(props.items())))
+    with _CATALOG_LOCK:  # threads' first uses at once would each create the SQL catalog's tables: one of them fails
+        return _catalog(tuple(sorted(props.items())))
+
+
+_CATALOG_LOCK = threading.Lock()
 
 
 @functools.lru_cache(maxsize=16)
