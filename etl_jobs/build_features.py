@@ -314,7 +314,7 @@ def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: S
                                        {"first_week_days": settings.first_week_days}, materialize=True)
                     event_days = chunk_event_days(computed, start, end, settings)
                     received_at, event_footers = _load_events(engine, settings, event_days)
-                    summary["quality"] |= _check_events(engine, config, settings, received_at, event_footers)
+                    summary["quality"] |= _check_events(engine, config, received_at, event_footers)
                     summary["event_partitions"] = len(event_days)
             except DataContractError:
                 checked.result()  # an error in evaluations comes first, as when the checks run one after the other
@@ -597,7 +597,7 @@ def _load_events(engine: Engine, settings: Settings, days: list[date]) -> tuple[
     return received, footers
 
 
-def _check_events(engine: Engine, config: FeatureConfig, settings: Settings, received_at: str, footers: dict) -> dict:
+def _check_events(engine: Engine, config: FeatureConfig, received_at: str, footers: dict) -> dict:
     """Build the view ``events`` (the cohorts' events without exact duplicates, materialized once for the checks
     and the features) and check those: the rows a feature can read, and the rows that break the contract. The
     clean rows outside the cohorts' first weeks (other trials' days, these trials' later days) are only counted,
@@ -606,10 +606,9 @@ def _check_events(engine: Engine, config: FeatureConfig, settings: Settings, rec
     contract_errors = " OR ".join(f"({predicate})" for _, _, predicate in QUALITY_ERRORS.values())
     engine.create_view("events", render("features/cohort_events.sql", received_at=received_at,
                                         contract_errors=contract_errors),
-                       {"first_week_days": settings.first_week_days}, materialize=True,
-                       read_whole_next=True)  # by the checks, whose join to the cohort is sized from the cohort
+                       materialize=True, read_whole_next=True)  # by the checks, whose join to the cohort is sized from the cohort
     sql = render("features/event_quality.sql", known_event_types=config.known_event_types)
-    by_type = engine.rows(sql, {"first_week_days": settings.first_week_days})  # a row per event type
+    by_type = engine.rows(sql)  # a row per event type
     counters = ("cohort_events", "cohort_rows", "null_keys", "outside_partition", "cohort_before_eval_start",
                 "cohort_received_late", "unknown_event_type")
     counts = {k: sum(int(row[k] or 0) for row in by_type) for k in counters}

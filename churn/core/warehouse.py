@@ -85,6 +85,9 @@ def catalog_uri(settings: Settings) -> str:
     return f"sqlite:///{join(settings.warehouse, '_catalog', 'iceberg.db')}"
 
 
+_CATALOG_LOCK = threading.Lock()
+
+
 def catalog(settings: Settings):
     """The Iceberg catalog the settings name (one per configuration and process)."""
     io = {"s3.region": settings.aws_region}
@@ -98,9 +101,6 @@ def catalog(settings: Settings):
         props = {"type": "sql", "uri": catalog_uri(settings), **io}
     with _CATALOG_LOCK:  # threads' first uses at once would each create the SQL catalog's tables: one of them fails
         return _catalog(tuple(sorted(props.items())))
-
-
-_CATALOG_LOCK = threading.Lock()
 
 
 @functools.lru_cache(maxsize=16)
