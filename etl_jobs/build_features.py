@@ -272,8 +272,8 @@ def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: S
     """One chunk: read, check, compute, stage, then publish each table's days in one commit.
 
     ``listed``: the raw folders' listings the chunk's key was computed from (the week-1 fingerprints use them too).
-    ``reuse``: instances_modeling takes the week-1 features of its cohorts from instances_w1 when that published
-    them from the inputs they have now (:func:`_published_week1`); its cohorts' events are then not read.
+    ``reuse``: instances_modeling takes the week-1 features of each cohort day that instances_w1 published from the
+    inputs it has now (:func:`_published_week1`, an earlier chunk's commit included); those days' events are not read.
     ``reusable``: that function's result, when the caller started it already.
     """
     stage = staging_path(settings, "features")
@@ -299,20 +299,25 @@ def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: S
             # it reads the events; nothing is staged before they pass, and their error is the one reported
             checked = _meanwhile(pool, engine, _check_evaluations, engine, config, footers, datetime.now(UTC).date())
             try:
-                published = _take_published_week1(reusable.result(), engine) if reusable else []
-                summary["week1_from_instances_w1"] = published
-                if published:
-                    _progress(started, f"{what}: instances_modeling takes the week-1 features of its cohorts from "
-                                       "instances_w1 (published from the same event files, configuration and code)")
-                computed = [t for t in chosen if t.name not in published]
+                taken = reusable.result() if reusable else None
+                taken_days = set(taken.days) if taken else set()
+                summary["week1_from_instances_w1"] = [d.isoformat() for d in sorted(taken_days)]
+                if taken:
+                    engine.register_arrow("week1_published", taken.rows)
+                    _progress(started, f"{what}: instances_modeling takes the week-1 features of {len(taken_days)} "
+                                       "cohort days from instances_w1 (published from the same event files, "
+                                       "configuration and code)")
+                # the trials whose week-1 features are computed here: every cohort's but the days taken
+                computed = _day_ranges({d for first, last in cohorts.values() for d in days_between(first, last)}
+                                       - taken_days)
                 if computed:
                     # every trial whose first week this chunk reads, once. Materialized now, so that the joins to it are
                     # planned from its real size: a 90-day cohort must not be broadcast from the estimate of a small
                     # Parquet file (test_memory_cliff), and the checks of evaluations may not have cached them yet
-                    engine.create_view("cohort", render("features/cohort.sql",
-                                                        starts_in=_starts_in([cohorts[t.name] for t in computed])),
+                    engine.create_view("cohort", render("features/cohort.sql", starts_in=_starts_in(computed)),
                                        {"first_week_days": settings.first_week_days}, materialize=True)
-                    event_days = chunk_event_days(computed, start, end, settings)
+                    event_days = sorted({d for first, last in computed for d in days_between(
+                        first, last + timedelta(days=settings.first_week_days - 1))})
                     received_at, event_footers = _load_events(engine, settings, event_days)
                     summary["quality"] |= _check_events(engine, config, received_at, event_footers)
                     summary["event_partitions"] = len(event_days)
@@ -323,6 +328,7 @@ def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: S
         _progress(started, "evaluations checked" + (f"; {summary['quality']['events_read']} events in "
                                                     f"{summary['event_partitions']} partitions checked"
                                                     if computed else ""))
+        features_views = {t.name: _features_view(t, cohorts[t.name], taken_days) for t in chosen}
         if computed:  # the week-1 features of the cohorts whose events were read
             engine.create_view(
                 "week1_features",
@@ -330,16 +336,20 @@ def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: S
                        mobile_platforms=config.mobile_platforms, key_event_types=config.key_event_types,
                        first_week_days=settings.first_week_days),
                 {"first_week_days": settings.first_week_days}, materialize=True,
-                # one table: its staging reads it whole (the join to the cohort is planned from an estimate that is
+                # one reader: its staging reads it whole (the join to the cohort is planned from an estimate that is
                 # no smaller than it: its events are materialized); several: materialized before their union
-                read_whole_next=len(computed) == 1,
+                read_whole_next=list(features_views.values()).count("week1_features") == 1,
             )
+        if "week1_taken_and_computed" in features_views.values():  # modeling: days taken, days computed
+            columns = ", ".join(["instance_id", *week1_columns])
+            engine.create_view("week1_taken_and_computed", f"SELECT {columns} FROM week1_published UNION ALL "
+                                                           f"SELECT {columns} FROM week1_features")
         # every table in one query (one job: the week-1 features are read once, for all of them)
         engine.stage("\nUNION ALL\n".join(
             render("features/feature_table.sql", table_name=t.name, with_label=t.with_label,
                    week1_columns=week1_columns, attribute_features=config.attribute_features,
                    cohort_view=f"cohort_{t.name}",
-                   features_view="week1_published" if t.name in published else "week1_features") for t in chosen), stage)
+                   features_view=features_views[t.name]) for t in chosen), stage)
         _progress(started, f"{what}: {', '.join(t.name for t in chosen)} staged")
         for t in chosen:
             partitions = _publish_range(t.name, join(stage, f"feature_table={t.name}"), start, end, settings,
@@ -352,18 +362,22 @@ def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: S
 
 
 def _published_week1(chosen: list[FeatureTable], start: date, end: date, settings: Settings, config: FeatureConfig,
-                     listed: dict[str, list[dict]]):
-    """instances_w1's rows of the chunk's modeling cohorts (instance_id and the week-1 columns) when that table can
-    give instances_modeling its week-1 features; None when it cannot (they are computed from the events).
+                     listed: dict[str, list[dict]]) -> Week1Taken | None:
+    """instances_w1's rows (instance_id and the week-1 columns) of the chunk's modeling cohorts that can give
+    instances_modeling their week-1 features, by cohort day; None when no day can (they are computed from the events).
 
     A modeling cohort (eval_start_date d) is the scoring cohort instances_w1 published at d + first_week_days,
-    weeks before its label was known. Its features are taken from there only when equal by construction to what
-    this run would compute: every day of the chunk's cohorts was recorded with the fingerprint its inputs have now
-    (:func:`week1_inputs`: the same event files, configuration and code), and it holds every trial of the cohort
-    (a trial that reached evaluations after instances_w1 was published is not in it). A daily run then reads the
-    first week of one cohort instead of two, and the model trains on the features its trials were scored on.
-    Metadata and files only, no engine: it runs while the engine starts.
+    weeks before its label was known. A day's features are taken from there only when equal by construction to what
+    this run would compute: the day was recorded with the fingerprint its inputs have now (:func:`week1_inputs`:
+    the same event files, configuration and code), and it holds every trial of the cohort (a trial that reached
+    evaluations after instances_w1 was published is not in it). A daily run then reads the first week of one cohort
+    instead of two; a range reads, after its first chunk, the first weeks of its scoring cohorts only (the earlier
+    chunks published the rest); and the model trains on the features its trials were scored on. A day whose first
+    week this chunk reads anyway (a scoring cohort of the chunk) is computed. Metadata and files only, no engine:
+    it runs while the engine starts.
     """
+    import pyarrow as pa
+    import pyarrow.compute as pc
     from pyiceberg.expressions import In
 
     from churn.core.tables import PARTITION_KEY
@@ -373,52 +387,86 @@ def _published_week1(chosen: list[FeatureTable], start: date, end: date, setting
         return None
     first_week = timedelta(days=settings.first_week_days)
     label = timedelta(days=settings.label_window_days)
-    cohort_days = days_between(start - label, end - label)
-    w1 = load_table(table("instances_w1"), settings)
+    scored_here = set(days_between(start - first_week, end - first_week)) if TABLES["instances_w1"] in chosen else set()
+    cohort_days = [d for d in days_between(start - label, end - label) if d not in scored_here]
+    w1 = load_table(table("instances_w1"), settings) if cohort_days else None
     if w1 is None:
         return None
     recorded = day_inputs("instances_w1", settings, w1)
-    stale = [d for d in cohort_days if recorded.get(d + first_week) != week1_inputs(d, settings, config, listed)]
-    if stale:
-        if len(stale) < len(cohort_days):
-            log.info("instances_modeling: week-1 features computed from the events: instances_w1 dt=%s was not "
-                     "published from the inputs that day has now", stale[0] + first_week)
+    fresh = [d for d in cohort_days if recorded.get(d + first_week) == week1_inputs(d, settings, config, listed)]
+    if len(fresh) < len(cohort_days):
+        stale = next(d for d in cohort_days if d not in fresh)
+        log.info("instances_modeling: week-1 features of %d of %d cohort days computed from the events: instances_w1 "
+                 "dt=%s (the first) was not published from the inputs that day has now", len(cohort_days) - len(fresh),
+                 len(cohort_days), stale + first_week)
+    if not fresh:
         return None
     columns = ["instance_id", *(name for name, _ in config.week1_columns())]
-    rows = w1.scan(row_filter=In(PARTITION_KEY, [(d + first_week).isoformat() for d in cohort_days]),
-                   selected_fields=tuple(columns)).to_arrow()
-    missing = len(_evaluation_ids(settings, cohort_days[0], cohort_days[-1]) - set(rows.column("instance_id").to_pylist()))
-    if missing:
-        log.info("instances_modeling: week-1 features computed from the events: %d trials of its cohorts are not in "
-                 "instances_w1 (they reached evaluations after it was published)", missing)
+    rows = w1.scan(row_filter=In(PARTITION_KEY, [(d + first_week).isoformat() for d in fresh]),
+                   selected_fields=("eval_start_date", *columns)).to_arrow()
+    published: dict[date, set] = {}
+    for instance_id, day in zip(rows.column("instance_id").to_pylist(), rows.column("eval_start_date").to_pylist(),
+                                strict=True):
+        published.setdefault(day, set()).add(instance_id)
+    missing = {day: len(ids - published.get(day, set()))
+               for day, ids in _evaluation_ids(settings, fresh[0], fresh[-1]).items() if day in fresh}
+    if any(missing.values()):
+        log.info("instances_modeling: week-1 features of %d cohort days computed from the events: %d of their trials "
+                 "are not in instances_w1 (they reached evaluations after it was published)",
+                 sum(n > 0 for n in missing.values()), sum(missing.values()))
+    taken = [d for d in fresh if not missing.get(d)]
+    if not taken:
         return None
-    return rows
+    if len(taken) < len(fresh):
+        rows = rows.filter(pc.is_in(rows.column("eval_start_date"), value_set=pa.array(taken, pa.date32())))
+    return Week1Taken(rows.select(columns), taken)
 
 
-def _evaluation_ids(settings: Settings, first: date, last: date) -> set:
-    """The instance_ids of evaluations whose eval_start_date is in [first, last], from two columns of its files
-    (row groups pruned by their statistics). A file that cannot be read so breaks the contract: the engine's check
-    of evaluations, which runs before this result is taken, names it."""
+@dataclass(frozen=True)
+class Week1Taken:
+    """instances_w1's rows of the modeling cohort days in ``days``, to be taken as their week-1 features."""
+
+    rows: object  # pyarrow.Table: instance_id and the week-1 columns
+    days: list[date]
+
+
+def _evaluation_ids(settings: Settings, first: date, last: date) -> dict[date, set]:
+    """The instance_ids of evaluations by eval_start_date in [first, last], from two columns of its files (row
+    groups pruned by their statistics). A file that cannot be read so breaks the contract: the engine's check of
+    evaluations, which runs before this result is taken, names it."""
     import pyarrow.parquet as pq
 
     path = EVALUATIONS.location(settings)
     fs = storage.filesystem(path, settings)
-    ids: set = set()
+    ids: dict[date, set] = {}
     for name in contract.data_files(fs, storage.strip_scheme(path)):
         with fs.open(name, "rb") as handle:
             rows = pq.read_table(handle, columns=["instance_id", "eval_start_date"],
                                  filters=[("eval_start_date", ">=", first), ("eval_start_date", "<=", last)])
-        ids.update(rows.column("instance_id").to_pylist())
+        for instance_id, day in zip(rows.column("instance_id").to_pylist(), rows.column("eval_start_date").to_pylist(),
+                                    strict=True):
+            ids.setdefault(day.date() if isinstance(day, datetime) else day, set()).add(instance_id)
     return ids
 
 
-def _take_published_week1(rows, engine: Engine) -> list[str]:
-    """``["instances_modeling"]`` with ``rows`` (:func:`_published_week1`) registered as the view
-    ``week1_published``; ``[]`` when there are none."""
-    if rows is None:
-        return []
-    engine.register_arrow("week1_published", rows)
-    return ["instances_modeling"]
+def _features_view(t: FeatureTable, cohort: tuple[date, date], taken_days: set[date]) -> str:
+    """The view a table's week-1 features come from: computed from the events, taken from instances_w1 (every
+    cohort day taken), or both."""
+    taken = sum(d in taken_days for d in days_between(*cohort))
+    if not taken:
+        return "week1_features"
+    return "week1_published" if taken == (cohort[1] - cohort[0]).days + 1 else "week1_taken_and_computed"
+
+
+def _day_ranges(days: set[date] | list[date]) -> list[tuple[date, date]]:
+    """Days as the fewest ranges of consecutive days."""
+    out: list[tuple[date, date]] = []
+    for day in sorted(days):
+        if out and out[-1][1] + timedelta(days=1) == day:
+            out[-1] = (out[-1][0], day)
+        else:
+            out.append((day, day))
+    return out
 
 
 def _progress(started: float, message: str) -> None:

@@ -4,7 +4,7 @@ the day was published from the same event files, configuration and code, and hol
 from __future__ import annotations
 
 import os
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pandas as pd
 import pyarrow as pa
@@ -45,7 +45,7 @@ def test_modeling_takes_the_scored_features_and_publishes_what_it_would_compute(
 
     assert day_inputs("instances_w1", engine)[W1_DT] == week1_inputs(START_A, engine, load_feature_config(engine))
     taken = _build(engine, spark, MODELING_DT, ["instances_modeling"])
-    assert taken["chunks"][0]["week1_from_instances_w1"] == ["instances_modeling"]
+    assert taken["chunks"][0]["week1_from_instances_w1"] == [START_A.isoformat()]
     assert taken["event_partitions"] == 0  # its cohort's first week is not read again
     pd.testing.assert_frame_equal(_modeling(engine).drop(columns="dt"), from_events.drop(columns="dt"))
 
@@ -95,3 +95,33 @@ def test_an_unreadable_evaluations_file_is_named_by_the_contract_check_not_by_th
         handle.write(b"not a parquet file")
     with pytest.raises(DataContractError, match=r"evaluations\.\*: file .*part-broken\.parquet is not a readable"):
         _build(raw, spark, MODELING_DT, ["instances_modeling"])
+
+
+def test_a_range_takes_from_its_earlier_chunks_what_they_scored_and_computes_the_rest(engine, spark, tmp_path):
+    """Chunk 2's modeling cohorts were scored by chunk 1 (taken) or before the range (computed from the events): the
+    tables are those of a run that computes everything, and chunk 2 reads the first weeks of its scoring cohorts and
+    of the three modeling days it cannot take only."""
+    import shutil
+
+    from churn.core.tables import FEATURE_TABLES
+    from churn.core.warehouse import list_partitions, read_partitions
+    from churn.tools.simulator import simulate
+
+    start = date(2026, 1, 5)
+    taking = engine.model_copy(update={"warehouse": str(tmp_path / "taking"), "feature_chunk_days": 20})
+    simulate(start, 70, 8, 5, taking, progress=False)
+    shutil.copytree(taking.warehouse, tmp_path / "computing")
+    computing = taking.model_copy(update={"warehouse": str(tmp_path / "computing")})
+    first, last = start + timedelta(days=30), start + timedelta(days=69)  # chunks [30, 49] and [50, 69]
+    run = dict(spark=spark if engine.feature_engine == "spark" else None)
+
+    taken = build_features(first, last, taking, **run)
+    computed = build_features(first, last, computing, resume=False, **run)
+    assert [c["week1_from_instances_w1"] for c in taken["chunks"]] == [
+        [], [(start + timedelta(days=n)).isoformat() for n in range(23, 40)]]  # scored at dt 30..46 by chunk 1
+    assert [c["week1_from_instances_w1"] for c in computed["chunks"]] == [[], []]
+    assert (taken["event_partitions"], computed["event_partitions"]) == (49 + 35, 49 + 49)
+    for name in FEATURE_TABLES:
+        days = list_partitions(name, taking)
+        assert days == list_partitions(name, computing) and len(days) == 40
+        pd.testing.assert_frame_equal(read_partitions(name, days, taking), read_partitions(name, days, computing))
