@@ -654,7 +654,9 @@ def _check_events(engine: Engine, config: FeatureConfig, received_at: str, foote
     contract_errors = " OR ".join(f"({predicate})" for _, _, predicate in QUALITY_ERRORS.values())
     engine.create_view("events", render("features/cohort_events.sql", received_at=received_at,
                                         contract_errors=contract_errors),
-                       materialize=True, read_whole_next=True)  # by the checks, whose join to the cohort is sized from the cohort
+                       # read whole by the checks, whose join to the cohort is sized from the cohort; a cohort's rows
+                       # are rarely exact duplicates
+                       materialize=True, read_whole_next=True, grouping_merges_few=True)
     sql = render("features/event_quality.sql", known_event_types=config.known_event_types)
     by_type = engine.rows(sql)  # a row per event type
     counters = ("cohort_events", "cohort_rows", "null_keys", "outside_partition", "cohort_before_eval_start",

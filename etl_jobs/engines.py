@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from contextlib import contextmanager
 from typing import Protocol
 
 from churn.core.settings import Settings
@@ -40,10 +41,11 @@ class Engine(Protocol):
         """Expose an Arrow table (rows read from a published table) as a view."""
 
     def create_view(self, view: str, sql: str, params: dict | None = None, materialize: bool = False,
-                    read_whole_next: bool = False) -> None:
+                    read_whole_next: bool = False, grouping_merges_few: bool = False) -> None:
         """``materialize``: computed once and kept. ``read_whole_next``: the next query reads every row of it
         and does not need its real size to plan a join, so Spark fills its cache in that query instead of a count
-        job of its own; DuckDB creates the table at once either way."""
+        job of its own; DuckDB creates the table at once either way. ``grouping_merges_few``: the query's GROUP BY
+        merges few rows (a deduplication), so Spark aggregates once after its shuffle, not also before it."""
 
     def rows(self, sql: str, params: dict | None = None) -> list[dict]: ...
 
@@ -62,6 +64,7 @@ SPARK_EXACT_TYPES = {"string", "date", "timestamp", "timestamp_ntz", "bigint", "
 
 
 STAGE_PARTITIONS = ("feature_table", "dt")  # the staged folders: one per table and day
+BYPASS_PARTIAL_AGGREGATION = "spark.sql.execution.bypassPartialAggregation"  # a Spark without it ignores it
 
 
 class SparkEngine:
@@ -90,13 +93,33 @@ class SparkEngine:
         self.spark.createDataFrame(rows).createOrReplaceTempView(view)
 
     def create_view(self, view: str, sql: str, params: dict | None = None, materialize: bool = False,
-                    read_whole_next: bool = False) -> None:
-        df = self.spark.sql(sql, args=used_params(sql, params))
-        if materialize:
-            df = df.cache()
-            if not read_whole_next:  # cached now, so the joins that use it are planned from its real size
-                df.count()
+                    read_whole_next: bool = False, grouping_merges_few: bool = False) -> None:
+        with self._bypassing_partial_aggregation(grouping_merges_few):  # the plan is made (and cached) here
+            df = self.spark.sql(sql, args=used_params(sql, params))
+            if materialize:
+                df = df.cache()
+        if materialize and not read_whole_next:  # cached now, so the joins that use it are planned from its real size
+            df.count()
         df.createOrReplaceTempView(view)
+
+    @contextmanager
+    def _bypassing_partial_aggregation(self, bypass: bool):
+        """Plan without the partial aggregation before a shuffle when a GROUP BY merges few rows: deduplicating the
+        cohorts' events, it built a hash map per task that reduced nothing (a quarter of a range's first stage);
+        without it a 1k trials/day 30-day chunk took 10% less time and CPU (docs/benchmarks.md). Spark's cache keeps
+        the plan made here; the session's setting is restored for the queries after."""
+        if not bypass:
+            yield
+            return
+        previous = self.spark.conf.get(BYPASS_PARTIAL_AGGREGATION, None)
+        self.spark.conf.set(BYPASS_PARTIAL_AGGREGATION, "true")
+        try:
+            yield
+        finally:
+            if previous is None:
+                self.spark.conf.unset(BYPASS_PARTIAL_AGGREGATION)
+            else:
+                self.spark.conf.set(BYPASS_PARTIAL_AGGREGATION, previous)
 
     def rows(self, sql: str, params: dict | None = None) -> list[dict]:
         return [r.asDict() for r in self.spark.sql(sql, args=used_params(sql, params)).collect()]
@@ -151,7 +174,7 @@ class DuckDBEngine:
         self.con.unregister(f"{view}_arrow")
 
     def create_view(self, view: str, sql: str, params: dict | None = None, materialize: bool = False,
-                    read_whole_next: bool = False) -> None:
+                    read_whole_next: bool = False, grouping_merges_few: bool = False) -> None:
         params = used_params(sql, params) or None
         # DuckDB cannot prepare a view's parameters: a parameterized view is made a table (the plan's are small)
         kind = "TEMP TABLE" if materialize or params else "TEMP VIEW"

@@ -51,3 +51,27 @@ def test_duckdb_enforces_the_same_contract(warehouse):
     with pytest.raises(DataContractError, match=r"events\.instance_id/user_id/event_time/event_type: 1 rows") as info:
         build_features(START + timedelta(days=7), START + timedelta(days=7), settings, tables=["instances_w1"])
     assert [r["instance_id"] for r in info.value.examples] == ["A"]
+
+
+def test_spark_deduplicates_without_a_partial_aggregation_and_plans_the_next_queries_as_before(spark):
+    """The deduplication of the cohorts' events merges few rows: its cached plan aggregates once, after the shuffle.
+    The session's setting is back afterwards, so the other aggregations keep their partial step."""
+    from etl_jobs.engines import BYPASS_PARTIAL_AGGREGATION, SparkEngine
+
+    engine = SparkEngine(Settings(_env_file=None), spark)
+    spark.range(1000).selectExpr("CAST(id % 7 AS STRING) AS k", "id % 3 AS v").createOrReplaceTempView("rows_raw")
+
+    def plan(sql: str) -> str:
+        frame = spark.sql(sql)
+        frame.collect()
+        return frame._jdf.queryExecution().executedPlan().toString()
+
+    engine.create_view("deduplicated", "SELECT k, v, COUNT(*) AS n FROM rows_raw GROUP BY k, v", materialize=True,
+                       read_whole_next=True, grouping_merges_few=True)
+    cached = plan("SELECT * FROM deduplicated")
+    assert "InMemoryRelation" in cached and "partial_count" not in cached
+    assert spark.conf.get(BYPASS_PARTIAL_AGGREGATION, None) in (None, "false")
+    assert "partial_count" in plan("SELECT k, COUNT(*) AS n FROM rows_raw GROUP BY k")
+    engine.create_view("counted", "SELECT v, k, COUNT(*) AS n FROM rows_raw GROUP BY v, k", materialize=True)
+    assert "partial_count" in plan("SELECT * FROM counted")
+    engine.release()
