@@ -130,6 +130,8 @@ def build_features(
     _progress(started, f"{engine.name} engine ready" + (f" (master {engine.spark.sparkContext.master})"
                                                           if engine.name == "spark" else "")
               + f"; the largest chunk reads {largest_mb:,.0f} MB of raw files")
+    # without resume, instances_modeling takes week-1 features only from the instances_w1 days this run published
+    scored_by_this_run: set[date] | None = None if resume else set()
     summary: dict = {"start": start.isoformat(), "end": end.isoformat(), "engine": engine.name,
                      "event_partitions": 0, "quality": {}, "tables": {t.name: {"partitions": []} for t in chosen},
                      "chunks": []}
@@ -144,7 +146,9 @@ def build_features(
                 summary["chunks"].append({"start": first.isoformat(), "end": last.isoformat(), "status": "kept"})
                 continue
             built = _build_chunk(first, last, chosen, settings, config, engine, started, key, what, listed,
-                                 reuse=resume, reusable=first_reusable if number == 1 else None)
+                                 taking_from=scored_by_this_run, reusable=first_reusable if number == 1 else None)
+            if scored_by_this_run is not None:
+                scored_by_this_run |= {date.fromisoformat(p["dt"]) for p in built["tables"].get("instances_w1", [])}
             for name, partitions in built["tables"].items():
                 summary["tables"][name]["partitions"] += partitions
             for counter, value in built["quality"].items():
@@ -268,12 +272,13 @@ def committed_with(chosen: list[FeatureTable], start: date, end: date, key: str,
 
 def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: Settings, config: FeatureConfig,
                  engine: Engine, started: float, key: str, what: str, listed: dict[str, list[dict]],
-                 reuse: bool = True, reusable: Future | None = None) -> dict:
+                 taking_from: set[date] | None = None, reusable: Future | None = None) -> dict:
     """One chunk: read, check, compute, stage, then publish each table's days in one commit.
 
     ``listed``: the raw folders' listings the chunk's key was computed from (the week-1 fingerprints use them too).
-    ``reuse``: instances_modeling takes the week-1 features of each cohort day that instances_w1 published from the
-    inputs it has now (:func:`_published_week1`, an earlier chunk's commit included); those days' events are not read.
+    instances_modeling takes the week-1 features of each cohort day that instances_w1 published from the inputs it
+    has now (:func:`_published_week1`, an earlier chunk's commit included); those days' events are not read.
+    ``taking_from``: the instances_w1 days it may take them from (None: any; a run without resume: its own).
     ``reusable``: that function's result, when the caller started it already.
     """
     stage = staging_path(settings, "features")
@@ -287,8 +292,8 @@ def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: S
         week1_columns = [name for name, _ in config.week1_columns()]
         summary: dict = {"event_partitions": 0, "quality": {}, "tables": {}}
         with ThreadPoolExecutor(2) as pool:  # instances_w1's metadata and rows are read while the engine works
-            if reusable is None and reuse:
-                reusable = pool.submit(_published_week1, chosen, start, end, settings, config, listed)
+            if reusable is None and (taking_from is None or taking_from):
+                reusable = pool.submit(_published_week1, chosen, start, end, settings, config, listed, taking_from)
             footers = _load_evaluations(engine, settings, config, list(cohorts.values()))
             for t in chosen:
                 params = {"cohort_start": cohorts[t.name][0], "cohort_end": cohorts[t.name][1],
@@ -362,7 +367,7 @@ def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: S
 
 
 def _published_week1(chosen: list[FeatureTable], start: date, end: date, settings: Settings, config: FeatureConfig,
-                     listed: dict[str, list[dict]]) -> Week1Taken | None:
+                     listed: dict[str, list[dict]], taking_from: set[date] | None = None) -> Week1Taken | None:
     """instances_w1's rows (instance_id and the week-1 columns) of the chunk's modeling cohorts that can give
     instances_modeling their week-1 features, by cohort day; None when no day can (they are computed from the events).
 
@@ -372,7 +377,8 @@ def _published_week1(chosen: list[FeatureTable], start: date, end: date, setting
     the same event files, configuration and code), and it holds every trial of the cohort (a trial that reached
     evaluations after instances_w1 was published is not in it). A daily run then reads the first week of one cohort
     instead of two; a range reads, after its first chunk, the first weeks of its scoring cohorts only (the earlier
-    chunks published the rest); and the model trains on the features its trials were scored on. A day whose first
+    chunks published the rest); and the model trains on the features its trials were scored on. ``taking_from``: the
+    instances_w1 days that may give them (None: any; a run without resume: those it published). A day whose first
     week this chunk reads anyway (a scoring cohort of the chunk) is computed. Metadata and files only, no engine:
     it runs while the engine starts.
     """
@@ -388,7 +394,8 @@ def _published_week1(chosen: list[FeatureTable], start: date, end: date, setting
     first_week = timedelta(days=settings.first_week_days)
     label = timedelta(days=settings.label_window_days)
     scored_here = set(days_between(start - first_week, end - first_week)) if TABLES["instances_w1"] in chosen else set()
-    cohort_days = [d for d in days_between(start - label, end - label) if d not in scored_here]
+    cohort_days = [d for d in days_between(start - label, end - label) if d not in scored_here
+                   and (taking_from is None or d + first_week in taking_from)]
     w1 = load_table(table("instances_w1"), settings) if cohort_days else None
     if w1 is None:
         return None

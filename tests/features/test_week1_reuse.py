@@ -100,7 +100,8 @@ def test_an_unreadable_evaluations_file_is_named_by_the_contract_check_not_by_th
 def test_a_range_takes_from_its_earlier_chunks_what_they_scored_and_computes_the_rest(engine, spark, tmp_path):
     """Chunk 2's modeling cohorts were scored by chunk 1 (taken) or before the range (computed from the events): the
     tables are those of a run that computes everything, and chunk 2 reads the first weeks of its scoring cohorts and
-    of the three modeling days it cannot take only."""
+    of the three modeling days it cannot take only. Without resume, a run takes from its own chunks too, and from
+    nothing published before it."""
     import shutil
 
     from churn.core.tables import FEATURE_TABLES
@@ -111,17 +112,22 @@ def test_a_range_takes_from_its_earlier_chunks_what_they_scored_and_computes_the
     taking = engine.model_copy(update={"warehouse": str(tmp_path / "taking"), "feature_chunk_days": 20})
     simulate(start, 70, 8, 5, taking, progress=False)
     shutil.copytree(taking.warehouse, tmp_path / "computing")
-    computing = taking.model_copy(update={"warehouse": str(tmp_path / "computing")})
+    computing = taking.model_copy(update={"warehouse": str(tmp_path / "computing"), "feature_chunk_days": 40})
     first, last = start + timedelta(days=30), start + timedelta(days=69)  # chunks [30, 49] and [50, 69]
     run = dict(spark=spark if engine.feature_engine == "spark" else None)
 
     taken = build_features(first, last, taking, **run)
-    computed = build_features(first, last, computing, resume=False, **run)
-    assert [c["week1_from_instances_w1"] for c in taken["chunks"]] == [
-        [], [(start + timedelta(days=n)).isoformat() for n in range(23, 40)]]  # scored at dt 30..46 by chunk 1
-    assert [c["week1_from_instances_w1"] for c in computed["chunks"]] == [[], []]
-    assert (taken["event_partitions"], computed["event_partitions"]) == (49 + 35, 49 + 49)
+    computed = build_features(first, last, computing, resume=False, **run)  # one chunk: takes nothing
+    chunk_2_takes = [(start + timedelta(days=n)).isoformat() for n in range(23, 40)]  # scored at dt 30..46 by chunk 1
+    assert [c["week1_from_instances_w1"] for c in taken["chunks"]] == [[], chunk_2_takes]
+    assert [c["week1_from_instances_w1"] for c in computed["chunks"]] == [[]]
+    assert (taken["event_partitions"], computed["event_partitions"]) == (49 + 35, 69)
     for name in FEATURE_TABLES:
         days = list_partitions(name, taking)
         assert days == list_partitions(name, computing) and len(days) == 40
         pd.testing.assert_frame_equal(read_partitions(name, days, taking), read_partitions(name, days, computing))
+
+    # without resume, over a range published before: its first chunk takes nothing, its second what the first scored
+    again = build_features(first + timedelta(days=10), last, taking, resume=False, **run)
+    assert [c["week1_from_instances_w1"] for c in again["chunks"]] == [
+        [], [(start + timedelta(days=n)).isoformat() for n in range(33, 40)]]
