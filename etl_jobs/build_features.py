@@ -66,8 +66,13 @@ TABLES = {
 
 def event_days_needed(t: FeatureTable, start: date, end: date, settings: Settings) -> list[date]:
     """The only event partitions a build of dt in [start, end] reads: the cohorts' first weeks."""
-    offset = t.offset_days(settings)
-    return days_between(start - timedelta(days=offset), end - timedelta(days=offset - settings.first_week_days + 1))
+    offset = timedelta(days=t.offset_days(settings))
+    return first_weeks(start - offset, end - offset, settings)
+
+
+def first_weeks(first: date, last: date, settings: Settings) -> list[date]:
+    """The event days of the first weeks of the trials that started in [first, last]."""
+    return days_between(first, last + timedelta(days=settings.first_week_days - 1))
 
 
 def chunk_event_days(chosen: list[FeatureTable], start: date, end: date, settings: Settings) -> list[date]:
@@ -321,8 +326,7 @@ def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: S
                     # Parquet file (test_memory_cliff), and the checks of evaluations may not have cached them yet
                     engine.create_view("cohort", render("features/cohort.sql", starts_in=_starts_in(computed)),
                                        {"first_week_days": settings.first_week_days}, materialize=True)
-                    event_days = sorted({d for first, last in computed for d in days_between(
-                        first, last + timedelta(days=settings.first_week_days - 1))})
+                    event_days = sorted({d for first, last in computed for d in first_weeks(first, last, settings)})
                     received_at, event_footers = _load_events(engine, settings, event_days)
                     summary["quality"] |= _check_events(engine, config, received_at, event_footers)
                     summary["event_partitions"] = len(event_days)
@@ -459,10 +463,11 @@ def _evaluation_ids(settings: Settings, first: date, last: date) -> dict[date, s
 def _features_view(t: FeatureTable, cohort: tuple[date, date], taken_days: set[date]) -> str:
     """The view a table's week-1 features come from: computed from the events, taken from instances_w1 (every
     cohort day taken), or both."""
-    taken = sum(d in taken_days for d in days_between(*cohort))
+    days = days_between(*cohort)
+    taken = sum(d in taken_days for d in days)
     if not taken:
         return "week1_features"
-    return "week1_published" if taken == (cohort[1] - cohort[0]).days + 1 else "week1_taken_and_computed"
+    return "week1_published" if taken == len(days) else "week1_taken_and_computed"
 
 
 def _day_ranges(days: set[date] | list[date]) -> list[tuple[date, date]]:

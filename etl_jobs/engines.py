@@ -106,8 +106,9 @@ class SparkEngine:
     def _bypassing_partial_aggregation(self, bypass: bool):
         """Plan without the partial aggregation before a shuffle when a GROUP BY merges few rows: deduplicating the
         cohorts' events, it built a hash map per task that reduced nothing (a quarter of a range's first stage);
-        without it a 1k trials/day 30-day chunk took 10% less time and CPU (docs/benchmarks.md). Spark's cache keeps
-        the plan made here; the session's setting is restored for the queries after."""
+        without it that query takes 0.73x the time at 1k trials/day (bench/bench_spark_dedup.py; a whole chunk's gain
+        is within this machine's noise: docs/benchmarks.md). Spark's cache keeps the plan made here; the session's
+        setting is restored for the queries after."""
         if not bypass:
             yield
             return

@@ -127,6 +127,14 @@ def test_a_range_takes_from_its_earlier_chunks_what_they_scored_and_computes_the
         assert days == list_partitions(name, computing) and len(days) == 40
         pd.testing.assert_frame_equal(read_partitions(name, days, taking), read_partitions(name, days, computing))
 
+    # a day whose first week the chunk reads anyway is computed, not taken: 40 days of dt hold scoring cohorts 23..62
+    # and modeling cohorts 0..39, and instances_w1 published 23..39 before this run
+    again = build_features(first, last, computing, **run)
+    assert [c["week1_from_instances_w1"] for c in again["chunks"]] == [[]]
+    for name in FEATURE_TABLES:
+        days = list_partitions(name, computing)
+        pd.testing.assert_frame_equal(read_partitions(name, days, taking), read_partitions(name, days, computing))
+
     # without resume, over a range published before: its first chunk takes nothing, its second what the first scored
     again = build_features(first + timedelta(days=10), last, taking, resume=False, **run)
     assert [c["week1_from_instances_w1"] for c in again["chunks"]] == [
