@@ -141,7 +141,7 @@ def build_features(
                      "event_partitions": 0, "quality": {}, "tables": {t.name: {"partitions": []} for t in chosen},
                      "chunks": []}
     try:
-        for number, ((first, last), (key, _)) in enumerate(zip(chunks, inputs, strict=True), 1):
+        for number, ((first, last), (key, read)) in enumerate(zip(chunks, inputs, strict=True), 1):
             what = f"chunk {number}/{len(chunks)} {first}..{last}" if len(chunks) > 1 else f"{first}..{last}"
             kept = committed_with(chosen, first, last, key, settings) if resume and len(chunks) > 1 else None
             if kept is not None:
@@ -150,6 +150,7 @@ def build_features(
                     summary["tables"][name]["partitions"] += partitions
                 summary["chunks"].append({"start": first.isoformat(), "end": last.isoformat(), "status": "kept"})
                 continue
+            engine.size_for(read)
             built = _build_chunk(first, last, chosen, settings, config, engine, started, key, what, listed,
                                  taking_from=scored_by_this_run, reusable=first_reusable if number == 1 else None)
             if scored_by_this_run is not None:

@@ -52,6 +52,9 @@ class Engine(Protocol):
     def stage(self, sql: str, stage_dir: str) -> None:
         """Write the query's rows as Parquet under ``stage_dir/feature_table=…/dt=…/``, sorted by instance_id."""
 
+    def size_for(self, raw_bytes: int) -> None:
+        """Size the next chunk's work from the raw bytes it reads (Spark: its shuffles; DuckDB sizes itself)."""
+
     def release(self) -> None:
         """Drop what a chunk materialized, so the next chunk starts with the memory the first one had."""
 
@@ -65,6 +68,17 @@ SPARK_EXACT_TYPES = {"string", "date", "timestamp", "timestamp_ntz", "bigint", "
 
 STAGE_PARTITIONS = ("feature_table", "dt")  # the staged folders: one per table and day
 BYPASS_PARTIAL_AGGREGATION = "spark.sql.execution.bypassPartialAggregation"  # a Spark without it ignores it
+SHUFFLE_PARTITIONS = "spark.sql.shuffle.partitions"
+RAW_BYTES_PER_SHUFFLE_PARTITION = 96 * 2**20
+FEWEST_SHUFFLE_PARTITIONS = 4
+
+
+def shuffle_partitions(raw_bytes: int, most: int) -> int:
+    """A chunk's shuffle partitions: one per 96 MB of raw Parquet it reads, at least 4, at most ``most`` (the
+    session's, i.e. setting ``spark_shuffle_partitions`` or spark-submit's). A 30-day chunk at 10k trials/day (3 GB)
+    deduplicates its events in memory with 32 where 4 fell back to sorting and spilled; a daily run, whose shuffles
+    are small, is 1-2 s slower with 32 than with 4 even after adaptive execution merged them (docs/benchmarks.md)."""
+    return max(min(FEWEST_SHUFFLE_PARTITIONS, most), min(most, -(-raw_bytes // RAW_BYTES_PER_SHUFFLE_PARTITION)))
 
 
 class SparkEngine:
@@ -73,6 +87,10 @@ class SparkEngine:
 
     def __init__(self, settings: Settings, spark=None, short_run: bool = False):
         self.spark = spark or get_spark("churn_features", settings, short_run=short_run)
+        self.most_shuffle_partitions = int(self.spark.conf.get(SHUFFLE_PARTITIONS))
+
+    def size_for(self, raw_bytes: int) -> None:
+        self.spark.conf.set(SHUFFLE_PARTITIONS, str(shuffle_partitions(raw_bytes, self.most_shuffle_partitions)))
 
     def register_parquet(self, view: str, files: list[str], columns: dict[str, str],
                          hive_root: str | None = None) -> None:
@@ -140,6 +158,7 @@ class SparkEngine:
 
     def close(self) -> None:
         self.release()
+        self.spark.conf.set(SHUFFLE_PARTITIONS, str(self.most_shuffle_partitions))  # a session it was given
 
 
 class DuckDBEngine:
@@ -150,6 +169,9 @@ class DuckDBEngine:
         from churn.core.duck import connect
 
         self.con = connect(settings, s3=settings.warehouse.startswith("s3://"))
+
+    def size_for(self, raw_bytes: int) -> None:
+        pass  # DuckDB sizes each query from the machine (threads, memory_limit)
 
     @staticmethod
     def translate(sql: str) -> str:

@@ -73,7 +73,11 @@ class Settings(BaseSettings):
         "spark", description="engine of the feature job: spark (clusters, EMR) or duckdb (one machine, no Java)"
     )
     spark_master: str = Field("local[2]", description="Spark master URL for in-process runs")
-    spark_shuffle_partitions: int = Field(4, ge=1, description="spark.sql.shuffle.partitions")
+    spark_shuffle_partitions: int = Field(
+        32, ge=1,
+        description="spark.sql.shuffle.partitions: the most partitions a shuffle has; adaptive execution merges small "
+                    "ones (a daily run's), and a 30-day chunk at 10k trials/day needs ~32 for its deduplication to "
+                    "aggregate in memory instead of spilling (docs/benchmarks.md)")
     spark_driver_memory: str = Field(
         "4g", pattern=r"^[0-9]+[mMgG]$",
         description="spark.driver.memory: the heap of an in-process (local) Spark, which is driver and executor at "

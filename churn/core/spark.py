@@ -62,6 +62,12 @@ def get_spark(app_name: str, settings: Settings, short_run: bool = False):
         "spark.sql.autoBroadcastJoinThreshold": f"{broadcast_threshold_mb(settings)}MB",
         "spark.sql.adaptive.autoBroadcastJoinThreshold": f"{broadcast_threshold_mb(settings)}MB",
         "spark.sql.adaptive.enabled": "true",
+        # The feature job caches its cohorts' deduplicated events, read by two queries and then dropped: a working set
+        # that must yield to the aggregations (which otherwise fell back to sorting and spilled 35 GB in a 30-day
+        # chunk at 10k trials/day, with half the unified memory held for the cache), stored as it is rather than
+        # compressed (choosing each column's encoding cost more than reading it back: docs/benchmarks.md)
+        "spark.memory.storageFraction": "0.1",
+        "spark.sql.inMemoryColumnarStorage.compressed": "false",
         "spark.ui.enabled": "false" if not submitted else None,
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.parquet.compression.codec": "snappy",

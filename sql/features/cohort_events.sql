@@ -4,20 +4,51 @@
 -- needs). A clean row dated after its trial's first week is left out before that: a range reads the later days
 -- of its trials too (~40% of the cohorts' rows at 10k trials a day), and no feature reads them.
 -- `contract_errors`: the job's predicates of the rows that are errors (QUALITY_ERRORS), kept wherever they are.
+--
+-- What the checks (event_quality.sql) and the features (week1_features.sql) need of an event's trial is computed
+-- here, once per event, from the join that is made anyway: its readers need no join to the cohort of their own (at
+-- 10k trials a day a 30-day chunk's cohort is 0.6 M trials, probed once per event: 79 M times per reader). The raw
+-- columns only they read (event_time, received_at, dt) are not kept.
+-- The rows are distributed by instance_id before the deduplication: the aggregations by trial that read the view
+-- (week1_features.sql) then need no shuffle of their own on Spark (DuckDB ignores it).
 SELECT
   instance_id,
   user_id,
-  CAST(event_time AS TIMESTAMP) AS event_time,
   event_type,
   platform,
-  {{ received_at }} AS received_at,
-  CAST(dt AS STRING) AS dt,
-  COUNT(*) AS copies
+  copies,
+  user_id IS NULL OR event_time IS NULL OR event_type IS NULL AS null_keys,
+  to_date(event_time) <> CAST(dt AS DATE) AS outside_partition,
+  event_time < week_start AS before_eval_start,
+  event_time >= week_start AND event_time < week_end AND received_at >= week_end AS received_late,
+  -- point in time: an event counts if it happened in the first week and had been received before its end
+  event_time >= week_start AND event_time < week_end AND (received_at IS NULL OR received_at < week_end)
+    AS in_first_week,
+  datediff(to_date(event_time), eval_start_date) AS day_index,
+  -- exact to the microsecond, as a double: the same number on Spark and DuckDB
+  CAST(unix_micros(event_time) - unix_micros(week_start) AS DOUBLE) / 3600000000.0 AS hours_since_start
 FROM (
-  SELECT r.*, c.week_end
-  FROM events_raw AS r
-  JOIN cohort AS c ON c.instance_id = r.instance_id
-) AS e
-WHERE ({{ contract_errors }})
-  OR NOT COALESCE(CAST(event_time AS TIMESTAMP) >= week_end, FALSE)
-GROUP BY instance_id, user_id, CAST(event_time AS TIMESTAMP), event_type, platform, {{ received_at }}, CAST(dt AS STRING)
+  SELECT
+    instance_id,
+    user_id,
+    CAST(event_time AS TIMESTAMP) AS event_time,
+    event_type,
+    platform,
+    {{ received_at }} AS received_at,
+    CAST(dt AS STRING) AS dt,
+    -- the trial's, one value per instance_id: grouping by them splits no group
+    eval_start_date,
+    week_start,
+    week_end,
+    COUNT(*) AS copies
+  FROM (
+    SELECT r.*, c.eval_start_date, c.week_start, c.week_end
+    FROM events_raw AS r
+    JOIN cohort AS c ON c.instance_id = r.instance_id
+    DISTRIBUTE BY r.instance_id
+  ) AS e
+  WHERE ({{ contract_errors }})
+    OR NOT COALESCE(CAST(event_time AS TIMESTAMP) >= week_end, FALSE)
+  GROUP BY instance_id, user_id, CAST(event_time AS TIMESTAMP), event_type, platform, {{ received_at }},
+    CAST(dt AS STRING), eval_start_date, week_start, week_end
+) AS deduplicated

@@ -1,24 +1,11 @@
--- First-week features of every instance in the view `cohort` (instance_id, eval_start_date, week_start, week_end),
--- from the view `events`. Point in time: only events with
--- eval_start <= event_time < eval_start + :first_week_days days that had been received before that
--- cutoff count. Instances without such events get zeros. Jinja renders the configured count
+-- First-week features of every instance in the view `cohort`, from the view `events` (cohort_events.sql). Point in
+-- time: only events with eval_start <= event_time < eval_start + :first_week_days days that had been received before
+-- that cutoff count (`in_first_week`). Instances without such events get zeros. Jinja renders the configured count
 -- features (sql/features/feature_config.yaml); values are named parameters (:name).
 WITH w1_events AS (
-  SELECT
-    c.instance_id,
-    e.user_id,
-    e.event_type,
-    e.platform,
-    datediff(to_date(e.event_time), c.eval_start_date) AS day_index,
-    -- exact to the microsecond, as a double: the same number on Spark and DuckDB
-    CAST(unix_micros(e.event_time) - unix_micros(c.week_start) AS DOUBLE) / 3600000000.0
-      AS hours_since_start
-  FROM cohort AS c
-  JOIN events AS e
-    ON e.instance_id = c.instance_id
-  WHERE e.event_time >= c.week_start
-    AND e.event_time < c.week_end
-    AND (e.received_at IS NULL OR e.received_at < c.week_end)
+  SELECT instance_id, user_id, event_type, platform, day_index, hours_since_start
+  FROM events
+  WHERE in_first_week
 ),
 -- One row per instance, user and day: the only aggregation over raw events; all else derives from it.
 user_days AS (
@@ -35,8 +22,9 @@ user_days AS (
   FROM w1_events
   GROUP BY instance_id, user_id, day_index
 ),
--- One row per instance, in one aggregation (a single shuffle by instance): a user_days row is one active user on
--- one day, so per-day sums give the daily active users (one term per day of the first week, listed by Jinja).
+-- One row per instance, in one aggregation (on Spark without a shuffle: `events` is distributed by instance): a
+-- user_days row is one active user on one day, so per-day sums give the daily active users (one term per day of the
+-- first week, listed by Jinja).
 instance_summary AS (
   SELECT
     instance_id,

@@ -75,3 +75,62 @@ def test_spark_deduplicates_without_a_partial_aggregation_and_plans_the_next_que
     engine.create_view("counted", "SELECT v, k, COUNT(*) AS n FROM rows_raw GROUP BY v, k", materialize=True)
     assert "partial_count" in plan("SELECT * FROM counted")
     engine.release()
+
+
+def test_spark_computes_the_week1_features_of_the_deduplicated_events_without_another_shuffle(spark):
+    """The deduplicated events are distributed by trial (cohort_events.sql): the week-1 aggregations by trial and user
+    that read them are planned without an exchange of their own (at 10k trials/day, three fewer stages per chunk)."""
+    from churn.core.feature_config import load_feature_config
+    from churn.core.sql_templates import render
+    from etl_jobs.engines import SparkEngine
+
+    settings = Settings(_env_file=None)
+    config = load_feature_config(settings)
+    engine = SparkEngine(settings, spark)
+    spark.sql("SELECT CONCAT('i', CAST(id % 50 AS STRING)) AS instance_id, DATE '2026-01-05' AS eval_start_date, "
+              "TIMESTAMP '2026-01-05 00:00:00' AS week_start, TIMESTAMP '2026-01-12 00:00:00' AS week_end "
+              "FROM range(50)").createOrReplaceTempView("cohort")
+    spark.sql("SELECT CONCAT('i', CAST(id % 60 AS STRING)) AS instance_id, CONCAT('u', CAST(id % 7 AS STRING)) AS user_id, "
+              "TIMESTAMP '2026-01-05 00:00:00' + make_interval(0, 0, 0, 0, CAST(id % 200 AS INT), 0, 0) AS event_time, "
+              "'issue_created' AS event_type, 'web' AS platform, CAST(NULL AS TIMESTAMP) AS received_at, "
+              "CAST(to_date(TIMESTAMP '2026-01-05 00:00:00' + make_interval(0, 0, 0, 0, CAST(id % 200 AS INT), 0, 0)) "
+              "AS STRING) AS dt FROM range(5000)").createOrReplaceTempView("events_raw")
+    engine.create_view("events", render("features/cohort_events.sql", received_at="received_at", contract_errors="1 = 0"),
+                       materialize=True, grouping_merges_few=True)
+    week1 = spark.sql(render("features/week1_features.sql", count_features=config.count_features,
+                             mobile_platforms=config.mobile_platforms, key_event_types=config.key_event_types,
+                             first_week_days=settings.first_week_days),
+                      args={"first_week_days": settings.first_week_days})
+    assert week1.count() == 50
+    plan = week1._jdf.queryExecution().executedPlan().toString()
+    shuffles = [line for line in plan.splitlines() if "Exchange hashpartitioning" in line]
+    assert "InMemoryTableScan" in plan and not [line for line in shuffles if "user_id" in line or "day_index" in line]
+    engine.release()
+
+
+def test_a_chunks_shuffle_partitions_follow_the_raw_bytes_it_reads_up_to_the_sessions(spark):
+    """One shuffle partition per 96 MB of raw Parquet, at least 4, at most the session's (setting or spark-submit);
+    the session given to the engine gets its own value back when the engine closes."""
+    from etl_jobs.engines import SHUFFLE_PARTITIONS, SparkEngine, shuffle_partitions
+
+    assert [shuffle_partitions(mb * 2**20, 32) for mb in (0, 67, 636, 2000, 3100, 9000)] == [4, 4, 7, 21, 32, 32]
+    assert shuffle_partitions(3100 * 2**20, 2) == 2
+    before = spark.conf.get(SHUFFLE_PARTITIONS)
+    spark.conf.set(SHUFFLE_PARTITIONS, "12")
+    try:
+        engine = SparkEngine(Settings(_env_file=None), spark)
+        engine.size_for(636 * 2**20)
+        assert spark.conf.get(SHUFFLE_PARTITIONS) == "7"
+        engine.size_for(5000 * 2**20)
+        assert spark.conf.get(SHUFFLE_PARTITIONS) == "12"
+        engine.close()
+        assert spark.conf.get(SHUFFLE_PARTITIONS) == "12"
+    finally:
+        spark.conf.set(SHUFFLE_PARTITIONS, before)
+
+
+def test_the_spark_cache_yields_its_memory_to_aggregations_and_is_kept_uncompressed(spark):
+    """The feature job's cached events must not hold half the unified memory while the aggregations spill (a 30-day
+    chunk at 10k trials/day spilled 35 GB); choosing a compression per cached column cost more than it saved."""
+    assert spark.conf.get("spark.memory.storageFraction") == "0.1"
+    assert spark.conf.get("spark.sql.inMemoryColumnarStorage.compressed") == "false"
