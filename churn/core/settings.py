@@ -75,9 +75,9 @@ class Settings(BaseSettings):
     spark_master: str = Field("local[2]", description="Spark master URL for in-process runs")
     spark_shuffle_partitions: int = Field(
         32, ge=1,
-        description="spark.sql.shuffle.partitions: the most partitions a shuffle has; adaptive execution merges small "
-                    "ones (a daily run's), and a 30-day chunk at 10k trials/day needs ~32 for its deduplication to "
-                    "aggregate in memory instead of spilling (docs/benchmarks.md)")
+        description="spark.sql.shuffle.partitions at most: a feature chunk takes one per 96 MB of raw Parquet it reads, "
+                    "at least 4 (a 30-day chunk at 10k trials/day deduplicates in memory with 32; a daily run is "
+                    "slower with more than it needs: docs/benchmarks.md)")
     spark_driver_memory: str = Field(
         "4g", pattern=r"^[0-9]+[mMgG]$",
         description="spark.driver.memory: the heap of an in-process (local) Spark, which is driver and executor at "
