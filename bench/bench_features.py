@@ -10,7 +10,8 @@ Simulates enough days of raw data at `--instances-per-day`, then runs, each in a
      plan, SQL files, contract checks and publishing, in chunks of CHURN_FEATURE_CHUNK_DAYS); the two
      engines' partitions must hold the same rows.
 Each run is measured from outside: wall time, and peak memory of the whole process tree (Python, the JVM
-Spark starts) sampled every 0.1 s with psutil, next to GNU time's largest single process (`/usr/bin/time -v`).
+Spark starts; each process's proportional share, PSS, so pages a forked child shares are counted once) sampled every
+0.1 s with psutil, next to GNU time's largest single process (`/usr/bin/time -v`).
 Writes rows into docs/benchmarks.md (section "Feature build at scale").
 """
 
@@ -51,7 +52,7 @@ def measured(args: list[str], env: dict) -> dict:
         while process.poll() is None:
             try:
                 tree = [root, *root.children(recursive=True)]
-                peak[0] = max(peak[0], sum(p.memory_info().rss for p in tree if p.is_running()))
+                peak[0] = max(peak[0], sum(_resident(p) for p in tree if p.is_running()))
             except psutil.Error:
                 pass
             time.sleep(0.1)
@@ -65,6 +66,18 @@ def measured(args: list[str], env: dict) -> dict:
         raise SystemExit(f"{' '.join(args)} failed ({process.returncode}): {err[-3000:]}")
     largest = re.search(r"Maximum resident set size \(kbytes\): (\d+)", err)
     return {"seconds": seconds, "tree_mb": peak[0] / 2**20, "largest_mb": int(largest.group(1)) / 1024 if largest else None}
+
+
+def _resident(process) -> int:
+    """A process's share of resident memory (PSS): a child the JVM forks (Hadoop's local file system runs helper
+    commands) shows the JVM's whole RSS until it execs, and summing RSS counted those pages twice (a 10k/day rebuild's
+    "14.9 GB" was a 4.7 GB JVM and such a child). RSS where PSS cannot be read."""
+    import psutil
+
+    try:
+        return process.memory_full_info().pss
+    except (psutil.AccessDenied, AttributeError):
+        return process.memory_info().rss
 
 
 def _row_digests(settings) -> dict[str, str]:
