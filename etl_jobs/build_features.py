@@ -342,10 +342,7 @@ def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: S
         if computed:  # the week-1 features of the cohorts whose events were read
             engine.create_view(
                 "week1_features",
-                render("features/week1_features.sql", count_features=config.count_features,
-                       mobile_platforms=config.mobile_platforms, key_event_types=config.key_event_types,
-                       first_week_days=settings.first_week_days),
-                {"first_week_days": settings.first_week_days}, materialize=True,
+                week1_features_sql(config, settings), {"first_week_days": settings.first_week_days}, materialize=True,
                 # one reader: its staging reads it whole (the join to the cohort is planned from an estimate that is
                 # no smaller than it: its events are materialized); several: materialized before their union
                 read_whole_next=list(features_views.values()).count("week1_features") == 1,
@@ -369,6 +366,14 @@ def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: S
     finally:
         _remove_quietly(stage, settings)
     return summary
+
+
+def week1_features_sql(config: FeatureConfig, settings: Settings) -> str:
+    """The query of the view ``week1_features`` (parameter ``:first_week_days``) over the views ``cohort`` and
+    ``events``, rendered for this configuration."""
+    return render("features/week1_features.sql", count_features=config.count_features,
+                  mobile_platforms=config.mobile_platforms, key_event_types=config.key_event_types,
+                  first_week_days=settings.first_week_days)
 
 
 def _published_week1(chosen: list[FeatureTable], start: date, end: date, settings: Settings, config: FeatureConfig,

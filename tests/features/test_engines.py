@@ -82,6 +82,7 @@ def test_spark_computes_the_week1_features_of_the_deduplicated_events_without_an
     that read them are planned without an exchange of their own (at 10k trials/day, three fewer stages per chunk)."""
     from churn.core.feature_config import load_feature_config
     from churn.core.sql_templates import render
+    from etl_jobs.build_features import week1_features_sql
     from etl_jobs.engines import SparkEngine
 
     settings = Settings(_env_file=None)
@@ -97,10 +98,7 @@ def test_spark_computes_the_week1_features_of_the_deduplicated_events_without_an
               "AS STRING) AS dt FROM range(5000)").createOrReplaceTempView("events_raw")
     engine.create_view("events", render("features/cohort_events.sql", received_at="received_at", contract_errors="1 = 0"),
                        materialize=True, grouping_merges_few=True)
-    week1 = spark.sql(render("features/week1_features.sql", count_features=config.count_features,
-                             mobile_platforms=config.mobile_platforms, key_event_types=config.key_event_types,
-                             first_week_days=settings.first_week_days),
-                      args={"first_week_days": settings.first_week_days})
+    week1 = spark.sql(week1_features_sql(config, settings), args={"first_week_days": settings.first_week_days})
     assert week1.count() == 50
     plan = week1._jdf.queryExecution().executedPlan().toString()
     shuffles = [line for line in plan.splitlines() if "Exchange hashpartitioning" in line]
