@@ -150,7 +150,10 @@ def build_features(
                     summary["tables"][name]["partitions"] += partitions
                 summary["chunks"].append({"start": first.isoformat(), "end": last.isoformat(), "status": "kept"})
                 continue
-            engine.size_for(read)
+            sized = engine.size_for(read)
+            if sized:
+                _progress(started, f"{what}: reads {read / 2**20:,.0f} MB of raw files; "
+                                   + ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in sized.items()))
             built = _build_chunk(first, last, chosen, settings, config, engine, started, key, what, listed,
                                  taking_from=scored_by_this_run, reusable=first_reusable if number == 1 else None)
             if scored_by_this_run is not None:
@@ -161,7 +164,7 @@ def build_features(
                 summary["quality"][counter] = summary["quality"].get(counter, 0) + value
             summary["event_partitions"] += built["event_partitions"]
             summary["chunks"].append({"start": first.isoformat(), "end": last.isoformat(), "status": "built",
-                                      "week1_from_instances_w1": built["week1_from_instances_w1"]})
+                                      "week1_from_instances_w1": built["week1_from_instances_w1"], **sized})
             engine.release()  # the next chunk starts with the memory this one had
     finally:
         if owned:

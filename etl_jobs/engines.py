@@ -52,8 +52,9 @@ class Engine(Protocol):
     def stage(self, sql: str, stage_dir: str) -> None:
         """Write the query's rows as Parquet under ``stage_dir/feature_table=…/dt=…/``, sorted by instance_id."""
 
-    def size_for(self, raw_bytes: int) -> None:
-        """Size the next chunk's work from the raw bytes it reads (Spark: its shuffles; DuckDB sizes itself)."""
+    def size_for(self, raw_bytes: int) -> dict:
+        """Size the next chunk's work from the raw bytes it reads (Spark: its shuffles; DuckDB sizes itself);
+        the settings it chose, for the run's summary."""
 
     def release(self) -> None:
         """Drop what a chunk materialized, so the next chunk starts with the memory the first one had."""
@@ -89,8 +90,10 @@ class SparkEngine:
         self.spark = spark or get_spark("churn_features", settings, short_run=short_run)
         self.most_shuffle_partitions = int(self.spark.conf.get(SHUFFLE_PARTITIONS))
 
-    def size_for(self, raw_bytes: int) -> None:
-        self.spark.conf.set(SHUFFLE_PARTITIONS, str(shuffle_partitions(raw_bytes, self.most_shuffle_partitions)))
+    def size_for(self, raw_bytes: int) -> dict:
+        partitions = shuffle_partitions(raw_bytes, self.most_shuffle_partitions)
+        self.spark.conf.set(SHUFFLE_PARTITIONS, str(partitions))
+        return {"shuffle_partitions": partitions}
 
     def register_parquet(self, view: str, files: list[str], columns: dict[str, str],
                          hive_root: str | None = None) -> None:
@@ -170,8 +173,8 @@ class DuckDBEngine:
 
         self.con = connect(settings, s3=settings.warehouse.startswith("s3://"))
 
-    def size_for(self, raw_bytes: int) -> None:
-        pass  # DuckDB sizes each query from the machine (threads, memory_limit)
+    def size_for(self, raw_bytes: int) -> dict:
+        return {}  # DuckDB sizes each query from the machine (threads, memory_limit)
 
     @staticmethod
     def translate(sql: str) -> str:

@@ -36,6 +36,8 @@ def test_spark_and_duckdb_publish_identical_tables(tmp_path, spark):
     b = build_features(first, last, on_duck)
     assert (a["engine"], b["engine"]) == ("spark", "duckdb")
     assert a["quality"] == b["quality"] and a["quality"]["events_read"] > 10_000
+    # Spark's chunk was sized (a few MB: the fewest shuffle partitions, here the test session's 2); DuckDB sizes itself
+    assert a["chunks"][0]["shuffle_partitions"] == 2 and "shuffle_partitions" not in b["chunks"][0]
     assert sum(p["rows"] for p in b["tables"]["instances_modeling"]["partitions"]) > 50
     spark_rows, duck_rows = _rows(on_spark), _rows(on_duck)
     for name in FEATURE_TABLES:
