@@ -32,12 +32,13 @@ def test_spark_and_duckdb_publish_identical_tables(tmp_path, spark):
     on_duck = Settings(warehouse=str(duck_root), feature_engine="duckdb", _env_file=None)
     first, last = START + timedelta(days=30), START + timedelta(days=33)
 
+    fewest = min(4, int(spark.conf.get("spark.sql.shuffle.partitions")))  # a few MB: the fewest, up to the session's
     a = build_features(first, last, on_spark, spark=spark)
     b = build_features(first, last, on_duck)
     assert (a["engine"], b["engine"]) == ("spark", "duckdb")
     assert a["quality"] == b["quality"] and a["quality"]["events_read"] > 10_000
-    # Spark's chunk was sized (a few MB: the fewest shuffle partitions, here the test session's 2); DuckDB sizes itself
-    assert a["chunks"][0]["shuffle_partitions"] == 2 and "shuffle_partitions" not in b["chunks"][0]
+    # Spark's chunk was sized from the bytes it reads; DuckDB sizes itself
+    assert a["chunks"][0]["shuffle_partitions"] == fewest and "shuffle_partitions" not in b["chunks"][0]
     assert sum(p["rows"] for p in b["tables"]["instances_modeling"]["partitions"]) > 50
     spark_rows, duck_rows = _rows(on_spark), _rows(on_duck)
     for name in FEATURE_TABLES:
