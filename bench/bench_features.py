@@ -37,7 +37,7 @@ from bench.report import record  # noqa: E402
 
 
 def measured(args: list[str], env: dict) -> dict:
-    """Run the feature job in a fresh process; wall seconds, peak tree RSS (MB), GNU time's max RSS (MB)."""
+    """Run the feature job in a fresh process; wall seconds, peak tree PSS (MB), GNU time's max RSS (MB)."""
     import psutil
 
     command = [sys.executable, "-m", "etl_jobs.build_features", *args]

@@ -32,7 +32,9 @@ def test_spark_and_duckdb_publish_identical_tables(tmp_path, spark):
     on_duck = Settings(warehouse=str(duck_root), feature_engine="duckdb", _env_file=None)
     first, last = START + timedelta(days=30), START + timedelta(days=33)
 
-    fewest = min(4, int(spark.conf.get("spark.sql.shuffle.partitions")))  # a few MB: the fewest, up to the session's
+    from etl_jobs.engines import SHUFFLE_PARTITIONS
+
+    fewest = min(4, int(spark.conf.get(SHUFFLE_PARTITIONS)))  # a few MB: the fewest, up to the session's cap
     a = build_features(first, last, on_spark, spark=spark)
     b = build_features(first, last, on_duck)
     assert (a["engine"], b["engine"]) == ("spark", "duckdb")
