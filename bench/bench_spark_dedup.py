@@ -34,6 +34,7 @@ def main() -> None:
     from churn.core.spark import get_spark
     from churn.core.sql_templates import render
     from churn.core.tables import EVALUATIONS, EVENTS
+    from etl_jobs.build_features import cohort_events_sql
     from etl_jobs.engines import BYPASS_PARTIAL_AGGREGATION, SparkEngine
 
     settings = Settings(warehouse=str(Path(args.workdir) / "warehouse"), _env_file=None)
@@ -49,7 +50,7 @@ def main() -> None:
     engine.create_view("cohort", render("features/cohort.sql", starts_in=f"eval_start_date BETWEEN DATE '{first}' "
                                                                      f"AND DATE '{last}'"),
                        {"first_week_days": settings.first_week_days}, materialize=True)
-    sql = render("features/cohort_events.sql", received_at="CAST(received_at AS TIMESTAMP)", contract_errors="1 = 0")
+    sql = cohort_events_sql("CAST(received_at AS TIMESTAMP)")
     seconds: dict[str, list[float]] = {"partial aggregation (Spark's plan)": [], "no partial aggregation (the job's)": []}
     for round_ in range(args.rounds + 1):
         for plan, bypass in zip(seconds, ("false", "true"), strict=True):

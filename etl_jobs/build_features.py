@@ -35,12 +35,17 @@ EVENT_TYPES = {
     "event_type": "string",
     "platform": "string",
 }
+MICROS_PER_DAY = 86_400_000_000
+# event_time outside the UTC day of its partition (dt: a DATE), in integer microseconds: exact, and on Spark no time-zone
+# conversion per event, which to_date(event_time) is
+OUTSIDE_PARTITION = (f"unix_micros(event_time) < unix_date(dt) * {MICROS_PER_DAY} "
+                     f"OR unix_micros(event_time) >= (unix_date(dt) + 1) * {MICROS_PER_DAY}")
 # (counter in event_quality.sql, column named in the error, what is wrong, predicate that picks the rows shown)
 QUALITY_ERRORS = {
     "null_keys": ("instance_id/user_id/event_time/event_type", "null key values",
                   "instance_id IS NULL OR user_id IS NULL OR event_time IS NULL OR event_type IS NULL"),
     "outside_partition": ("event_time", "event_time outside its dt partition (wrong partition or in the future)",
-                          "to_date(event_time) <> CAST(dt AS DATE)"),
+                          OUTSIDE_PARTITION),
 }
 EXAMPLES = 5
 
@@ -371,6 +376,14 @@ def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: S
     return summary
 
 
+def cohort_events_sql(received_at: str) -> str:
+    """The query of the view ``events`` over the views ``events_raw`` and ``cohort``; ``received_at``: its expression
+    (:func:`_load_events`)."""
+    contract_errors = " OR ".join(f"({predicate})" for _, _, predicate in QUALITY_ERRORS.values())
+    return render("features/cohort_events.sql", received_at=received_at, contract_errors=contract_errors,
+                  outside_partition=OUTSIDE_PARTITION, micros_per_day=MICROS_PER_DAY)
+
+
 def week1_features_sql(config: FeatureConfig, settings: Settings) -> str:
     """The query of the view ``week1_features`` (parameter ``:first_week_days``) over the views ``cohort`` and
     ``events``, rendered for this configuration."""
@@ -661,7 +674,7 @@ def _load_events(engine: Engine, settings: Settings, days: list[date]) -> tuple[
     else:  # every needed day landed empty
         engine.create_view("events_raw", "SELECT " + ", ".join(
             f"CAST(NULL AS {kind.upper()}) AS {name}" for name, kind in EVENT_TYPES.items())
-            + ", CAST(NULL AS TIMESTAMP) AS received_at, CAST(NULL AS STRING) AS dt WHERE 1 = 0")
+            + ", CAST(NULL AS TIMESTAMP) AS received_at, CAST(NULL AS DATE) AS dt WHERE 1 = 0")
     received = "CAST(received_at AS TIMESTAMP)" if "received_at" in columns or not files else "CAST(NULL AS TIMESTAMP)"
     return received, footers
 
@@ -672,9 +685,7 @@ def _check_events(engine: Engine, config: FeatureConfig, received_at: str, foote
     clean rows outside the cohorts' first weeks (other trials' days, these trials' later days) are only counted,
     from the files' footers; a null instance_id is an error wherever it is.
     """
-    contract_errors = " OR ".join(f"({predicate})" for _, _, predicate in QUALITY_ERRORS.values())
-    engine.create_view("events", render("features/cohort_events.sql", received_at=received_at,
-                                        contract_errors=contract_errors),
+    engine.create_view("events", cohort_events_sql(received_at),
                        # read whole by the checks, whose join to the cohort is sized from the cohort; a cohort's rows
                        # are rarely exact duplicates
                        materialize=True, read_whole_next=True, grouping_merges_few=True)
@@ -695,6 +706,7 @@ def _check_events(engine: Engine, config: FeatureConfig, received_at: str, foote
             examples = engine.rows(  # the rows counted: the cohorts' (or without an instance_id)
                 f"SELECT DISTINCT * FROM events_raw WHERE ({predicate}) AND (instance_id IS NULL OR instance_id IN "
                 f"(SELECT instance_id FROM cohort)) ORDER BY instance_id, event_time LIMIT {EXAMPLES}")
+            examples = [row | {"dt": row["dt"].isoformat()} if row.get("dt") else row for row in examples]  # as its folder
             raise DataContractError(EVENTS_TABLE, column, f"{counts[key]} rows with {problem}", examples)
     if counts["duplicate_events"]:
         log.warning("events: %d exact duplicate events (every column equal) of this run's trials dropped",

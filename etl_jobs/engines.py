@@ -35,7 +35,7 @@ class Engine(Protocol):
                          hive_root: str | None = None) -> None:
         """Expose exactly these Parquet files as one view, their columns unioned by name; ``columns`` is that
         union as the contract found it in the footers ({name: type name}); ``hive_root`` adds the ``dt`` column
-        of ``dt=`` folders."""
+        of ``dt=`` folders, a DATE (converted once per folder, where a string would be parsed per row)."""
 
     def register_arrow(self, view: str, rows) -> None:
         """Expose an Arrow table (rows read from a published table) as a view."""
@@ -101,7 +101,7 @@ class SparkEngine:
         if set(columns.values()) <= SPARK_EXACT_TYPES:
             # the union the contract read from the footers: no schema-inference job over the files
             reader = reader.schema(", ".join(f"`{name}` {kind}" for name, kind in columns.items())
-                                   + (", dt string" if hive_root else ""))
+                                   + (", dt date" if hive_root else ""))
         else:  # a type the contract names loosely (int, double): Spark reads the footers itself;
             # mergeSchema keeps an optional column present in some files only (NULL elsewhere)
             reader = reader.option("mergeSchema", "true")
@@ -190,7 +190,7 @@ class DuckDBEngine:
         from churn.core.duck import quote
 
         files = "[" + ", ".join(quote(p) for p in files) + "]"
-        options = "hive_partitioning = true, hive_types = {'dt': VARCHAR}" if hive_root else "hive_partitioning = false"
+        options = "hive_partitioning = true, hive_types = {'dt': DATE}" if hive_root else "hive_partitioning = false"
         self.con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet({files}, {options}, "
                          "union_by_name = true)")
 

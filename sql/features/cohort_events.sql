@@ -18,13 +18,17 @@ SELECT
   platform,
   copies,
   user_id IS NULL OR event_time IS NULL OR event_type IS NULL AS null_keys,
-  to_date(event_time) <> CAST(dt AS DATE) AS outside_partition,
+  {{ outside_partition }} AS outside_partition,
   event_time < week_start AS before_eval_start,
   event_time >= week_start AND event_time < week_end AND received_at >= week_end AS received_late,
   -- point in time: an event counts if it happened in the first week and had been received before its end
   event_time >= week_start AND event_time < week_end AND (received_at IS NULL OR received_at < week_end)
     AS in_first_week,
-  datediff(to_date(event_time), eval_start_date) AS day_index,
+  -- whole days since eval start (0..6 in the first week), NULL before it: exact integer arithmetic on the microseconds
+  -- (the start is midnight UTC), the same on both engines, where to_date(event_time) is a time-zone conversion per event
+  -- on Spark (with the partition day's parse, ~11% of a chunk's CPU in a profile)
+  CAST(CASE WHEN event_time >= week_start THEN (unix_micros(event_time) - unix_micros(week_start)) DIV {{ micros_per_day }}
+    END AS INT) AS day_index,
   -- exact to the microsecond, as a double: the same number on Spark and DuckDB
   CAST(unix_micros(event_time) - unix_micros(week_start) AS DOUBLE) / 3600000000.0 AS hours_since_start
 FROM (
@@ -35,7 +39,7 @@ FROM (
     event_type,
     platform,
     {{ received_at }} AS received_at,
-    CAST(dt AS STRING) AS dt,
+    dt,  -- a DATE, typed when the files are read: converted once per partition, not per event
     -- the trial's, one value per instance_id: grouping by them splits no group
     eval_start_date,
     week_start,
@@ -50,5 +54,5 @@ FROM (
   WHERE ({{ contract_errors }})
     OR NOT COALESCE(CAST(event_time AS TIMESTAMP) >= week_end, FALSE)
   GROUP BY instance_id, user_id, CAST(event_time AS TIMESTAMP), event_type, platform, {{ received_at }},
-    CAST(dt AS STRING), eval_start_date, week_start, week_end
+    dt, eval_start_date, week_start, week_end
 ) AS deduplicated

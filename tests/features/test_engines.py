@@ -86,8 +86,7 @@ def test_spark_computes_the_week1_features_of_the_deduplicated_events_without_an
     """The deduplicated events are distributed by trial (cohort_events.sql): the week-1 aggregations by trial and user
     that read them are planned without an exchange of their own (at 10k trials/day, three fewer stages per chunk)."""
     from churn.core.feature_config import load_feature_config
-    from churn.core.sql_templates import render
-    from etl_jobs.build_features import week1_features_sql
+    from etl_jobs.build_features import cohort_events_sql, week1_features_sql
     from etl_jobs.engines import SparkEngine
 
     settings = Settings(_env_file=None)
@@ -99,9 +98,9 @@ def test_spark_computes_the_week1_features_of_the_deduplicated_events_without_an
     spark.sql("SELECT CONCAT('i', CAST(id % 60 AS STRING)) AS instance_id, CONCAT('u', CAST(id % 7 AS STRING)) AS user_id, "
               "TIMESTAMP '2026-01-05 00:00:00' + make_interval(0, 0, 0, 0, CAST(id % 200 AS INT), 0, 0) AS event_time, "
               "'issue_created' AS event_type, 'web' AS platform, CAST(NULL AS TIMESTAMP) AS received_at, "
-              "CAST(to_date(TIMESTAMP '2026-01-05 00:00:00' + make_interval(0, 0, 0, 0, CAST(id % 200 AS INT), 0, 0)) "
-              "AS STRING) AS dt FROM range(5000)").createOrReplaceTempView("events_raw")
-    engine.create_view("events", render("features/cohort_events.sql", received_at="received_at", contract_errors="1 = 0"),
+              "to_date(TIMESTAMP '2026-01-05 00:00:00' + make_interval(0, 0, 0, 0, CAST(id % 200 AS INT), 0, 0)) "
+              "AS dt FROM range(5000)").createOrReplaceTempView("events_raw")
+    engine.create_view("events", cohort_events_sql("received_at"),
                        materialize=True, grouping_merges_few=True)
     week1 = spark.sql(week1_features_sql(config, settings), args={"first_week_days": settings.first_week_days})
     assert week1.count() == 50
@@ -137,3 +136,47 @@ def test_the_spark_cache_yields_its_memory_to_aggregations_and_is_kept_uncompres
     chunk at 10k trials/day spilled 35 GB); choosing a compression per cached column cost more than it saved."""
     assert spark.conf.get("spark.memory.storageFraction") == "0.1"
     assert spark.conf.get("spark.sql.inMemoryColumnarStorage.compressed") == "false"
+
+
+@pytest.mark.parametrize("engine_name", ["spark", "duckdb"])
+def test_partition_day_and_day_index_are_exact_at_the_boundaries(tmp_path, spark, engine_name):
+    """outside_partition and day_index are integer arithmetic on microseconds (no time-zone conversion per event):
+    an event is in its dt partition from 00:00:00.000000 to 23:59:59.999999 UTC, and its day index turns at each
+    midnight after eval start, on both engines, with dt typed DATE when the files are read."""
+    from datetime import datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from etl_jobs.build_features import cohort_events_sql
+    from etl_jobs.engines import DuckDBEngine, SparkEngine
+
+    settings = Settings(_env_file=None)
+    day = date(2026, 1, 6)  # the partition; the trial started the day before
+    micro = timedelta(microseconds=1)
+    midnight = datetime(2026, 1, 6)
+    times = {"day starts": midnight, "day ends": midnight + timedelta(days=1) - micro,
+             "day before": midnight - micro, "day after": midnight + timedelta(days=1),
+             "before eval start": midnight - timedelta(days=1) - micro}
+    folder = tmp_path / "events" / f"dt={day}"
+    folder.mkdir(parents=True)
+    pq.write_table(pa.table({
+        "instance_id": ["A"] * len(times), "user_id": list(times), "event_time": pa.array(times.values(),
+                                                                                         pa.timestamp("us", "UTC")),
+        "event_type": ["issue_created"] * len(times), "platform": ["web"] * len(times),
+    }), folder / "part-0.parquet")
+    engine = SparkEngine(settings, spark) if engine_name == "spark" else DuckDBEngine(settings)
+    try:
+        engine.register_parquet("events_raw", [str(folder / "part-0.parquet")], {
+            "instance_id": "string", "user_id": "string", "event_time": "timestamp", "event_type": "string",
+            "platform": "string"}, hive_root=str(tmp_path / "events"))
+        engine.create_view("cohort", "SELECT 'A' AS instance_id, DATE '2026-01-05' AS eval_start_date, "
+                                     "TIMESTAMP '2026-01-05 00:00:00' AS week_start, "
+                                     "TIMESTAMP '2026-01-12 00:00:00' AS week_end")
+        engine.create_view("events", cohort_events_sql("CAST(NULL AS TIMESTAMP)"))
+        rows = {r["user_id"]: (r["outside_partition"], r["day_index"])
+                for r in engine.rows("SELECT user_id, outside_partition, day_index FROM events")}
+    finally:
+        engine.close()  # a Spark engine leaves the shared session running
+    assert rows == {"day starts": (False, 1), "day ends": (False, 1), "day before": (True, 0),
+                    "day after": (True, 2), "before eval start": (True, None)}
