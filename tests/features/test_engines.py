@@ -148,7 +148,7 @@ def test_partition_day_and_day_index_are_exact_at_the_boundaries(tmp_path, spark
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from etl_jobs.build_features import cohort_events_sql
+    from etl_jobs.build_features import EVENT_TYPES, cohort_events_sql
     from etl_jobs.engines import DuckDBEngine, SparkEngine
 
     settings = Settings(_env_file=None)
@@ -167,9 +167,8 @@ def test_partition_day_and_day_index_are_exact_at_the_boundaries(tmp_path, spark
     }), folder / "part-0.parquet")
     engine = SparkEngine(settings, spark) if engine_name == "spark" else DuckDBEngine(settings)
     try:
-        engine.register_parquet("events_raw", [str(folder / "part-0.parquet")], {
-            "instance_id": "string", "user_id": "string", "event_time": "timestamp", "event_type": "string",
-            "platform": "string"}, hive_root=str(tmp_path / "events"))
+        engine.register_parquet("events_raw", [str(folder / "part-0.parquet")], dict(EVENT_TYPES),
+                                hive_root=str(tmp_path / "events"))
         engine.create_view("cohort", "SELECT 'A' AS instance_id, DATE '2026-01-05' AS eval_start_date, "
                                      "TIMESTAMP '2026-01-05 00:00:00' AS week_start, "
                                      "TIMESTAMP '2026-01-12 00:00:00' AS week_end")
