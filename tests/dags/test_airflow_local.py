@@ -76,7 +76,9 @@ def test_stop_ends_the_whole_process_group(tmp_path):
     assert len(children) == 2, children
     local.stop(timeout=5)
     assert parent.poll() is not None
-    remaining = _live_members(parent.pid)
+    deadline = time.monotonic() + 5  # killed: the kernel ends a process soon after, not at once (a busy machine's flake)
+    while (remaining := _live_members(parent.pid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert remaining == [], (children, remaining)
     assert not local.pid_file.exists()
 

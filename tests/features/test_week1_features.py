@@ -68,9 +68,11 @@ def _table(settings, name, dt):
     return frame.set_index("instance_id").sort_index()
 
 
-def test_hand_computed_features_respect_the_first_week_cutoff(raw, spark, caplog):
+@pytest.mark.parametrize("engine", ["spark", "duckdb"])
+def test_hand_computed_features_respect_the_first_week_cutoff(raw, spark, caplog, engine):
     caplog.set_level(logging.INFO, logger="churn.features")
-    summary = build_features(W1_DT, W1_DT, raw, tables=["instances_w1"], spark=spark)
+    raw = raw.model_copy(update={"feature_engine": engine})
+    summary = build_features(W1_DT, W1_DT, raw, tables=["instances_w1"], spark=spark if engine == "spark" else None)
     w1 = _table(raw, "instances_w1", W1_DT)
     assert list(w1.index) == ["A", "B"]
     a = w1.loc["A"]
