@@ -72,7 +72,7 @@ def _table(settings, name, dt):
 def test_hand_computed_features_respect_the_first_week_cutoff(raw, spark, caplog, engine):
     caplog.set_level(logging.INFO, logger="churn.features")
     raw = raw.model_copy(update={"feature_engine": engine})
-    summary = build_features(W1_DT, W1_DT, raw, tables=["instances_w1"], spark=spark if engine == "spark" else None)
+    summary = build_features(W1_DT, W1_DT, raw, tables=["instances_w1"], spark=spark)  # DuckDB ignores the session
     w1 = _table(raw, "instances_w1", W1_DT)
     assert list(w1.index) == ["A", "B"]
     a = w1.loc["A"]
