@@ -48,6 +48,9 @@ QUALITY_ERRORS = {
                           OUTSIDE_PARTITION),
 }
 EXAMPLES = 5
+# the checks' counts of the cohorts' events, per instance in week1_features.sql, added up by event_quality.sql
+CHECK_COUNTERS = ("cohort_events", "cohort_rows", "null_keys", "outside_partition", "cohort_before_eval_start",
+                  "cohort_received_late", "unknown_event_type")
 
 
 @dataclass(frozen=True)
@@ -336,25 +339,18 @@ def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: S
                     engine.create_view("cohort", render("features/cohort.sql", starts_in=_starts_in(computed)),
                                        {"first_week_days": settings.first_week_days}, materialize=True)
                     event_days = sorted({d for first, last in computed for d in first_weeks(first, last, settings)})
-                    received_at, event_footers = _load_events(engine, settings, event_days)
-                    summary["quality"] |= _check_events(engine, config, received_at, event_footers)
+                    received_at, event_footers, event_files = _load_events(engine, settings, event_days)
+                    summary["quality"] |= _check_events(engine, config, settings, received_at, event_footers,
+                                                        event_files)
                     summary["event_partitions"] = len(event_days)
             except DataContractError:
                 checked.result()  # an error in evaluations comes first, as when the checks run one after the other
                 raise
             summary["quality"]["future_evaluations"] = checked.result()
         _progress(started, "evaluations checked" + (f"; {summary['quality']['events_read']} events in "
-                                                    f"{summary['event_partitions']} partitions checked"
-                                                    if computed else ""))
+                                                    f"{summary['event_partitions']} partitions checked, their "
+                                                    "week-1 features computed" if computed else ""))
         features_views = {t.name: _features_view(t, cohorts[t.name], taken_days) for t in chosen}
-        if computed:  # the week-1 features of the cohorts whose events were read
-            engine.create_view(
-                "week1_features",
-                week1_features_sql(config, settings), {"first_week_days": settings.first_week_days}, materialize=True,
-                # one reader: its staging reads it whole (the join to the cohort is planned from an estimate that is
-                # no smaller than it: its events are materialized); several: materialized before their union
-                read_whole_next=list(features_views.values()).count("week1_features") == 1,
-            )
         if "week1_taken_and_computed" in features_views.values():  # modeling: days taken, days computed
             columns = ", ".join(["instance_id", *week1_columns])
             engine.create_view("week1_taken_and_computed", f"SELECT {columns} FROM week1_published UNION ALL "
@@ -386,9 +382,11 @@ def cohort_events_sql(received_at: str) -> str:
 
 def week1_features_sql(config: FeatureConfig, settings: Settings) -> str:
     """The query of the view ``week1_features`` (parameter ``:first_week_days``) over the views ``cohort`` and
-    ``events``, rendered for this configuration."""
+    ``events``, rendered for this configuration: the features and the checks' counts (:data:`CHECK_COUNTERS`) of each
+    instance."""
     return render("features/week1_features.sql", count_features=config.count_features,
                   mobile_platforms=config.mobile_platforms, key_event_types=config.key_event_types,
+                  known_event_types=config.known_event_types, check_counters=CHECK_COUNTERS,
                   first_week_days=settings.first_week_days)
 
 
@@ -651,10 +649,10 @@ def _check_evaluations(engine: Engine, config: FeatureConfig, footers: dict, tod
     return future
 
 
-def _load_events(engine: Engine, settings: Settings, days: list[date]) -> tuple[str, dict]:
+def _load_events(engine: Engine, settings: Settings, days: list[date]) -> tuple[str, dict, list[str]]:
     """The view ``events_raw``: the event partitions of ``days`` (all of which must have landed), every file
-    checked against the contract first. Returns the expression of ``received_at`` (NULL when no file has it)
-    and what the files' footers count (rows, null instance_ids)."""
+    checked against the contract first. Returns the expression of ``received_at`` (NULL when no file has it),
+    what the files' footers count (rows, null instance_ids) and the files (paths of the events' filesystem)."""
     root = EVENTS.location(settings)
     present = set(storage.list_dir(root, settings))
     missing = [d.isoformat() for d in days if f"dt={d.isoformat()}" not in present]
@@ -676,24 +674,29 @@ def _load_events(engine: Engine, settings: Settings, days: list[date]) -> tuple[
             f"CAST(NULL AS {kind.upper()}) AS {name}" for name, kind in EVENT_TYPES.items())
             + ", CAST(NULL AS TIMESTAMP) AS received_at, CAST(NULL AS DATE) AS dt WHERE 1 = 0")
     received = "CAST(received_at AS TIMESTAMP)" if "received_at" in columns or not files else "CAST(NULL AS TIMESTAMP)"
-    return received, footers
+    return received, footers, files
 
 
-def _check_events(engine: Engine, config: FeatureConfig, received_at: str, footers: dict) -> dict:
-    """Build the view ``events`` (the cohorts' events without exact duplicates, materialized once for the checks
-    and the features) and check those: the rows a feature can read, and the rows that break the contract. The
-    clean rows outside the cohorts' first weeks (other trials' days, these trials' later days) are only counted,
-    from the files' footers; a null instance_id is an error wherever it is.
+def _check_events(engine: Engine, config: FeatureConfig, settings: Settings, received_at: str, footers: dict,
+                  files: list[str]) -> dict:
+    """Build the views ``events`` (the cohorts' events without exact duplicates) and ``week1_features`` (their
+    first-week features and the checks' counts of each instance, materialized: one pass over the events), and check
+    the counts: the rows a feature can read, and the rows that break the contract. Nothing is staged before they
+    pass. The clean rows outside the cohorts' first weeks (other trials' days, these trials' later days) are only
+    counted, from the files' footers; a null instance_id is an error wherever it is. ``files``: the events' files
+    (:func:`_load_events`), read again only to name the types outside the configuration, when there are any.
     """
-    engine.create_view("events", cohort_events_sql(received_at),
-                       # read whole by the checks, whose join to the cohort is sized from the cohort; a cohort's rows
-                       # are rarely exact duplicates
-                       materialize=True, read_whole_next=True, grouping_merges_few=True)
-    sql = render("features/event_quality.sql", known_event_types=config.known_event_types)
-    by_type = engine.rows(sql)  # a row per event type
-    counters = ("cohort_events", "cohort_rows", "null_keys", "outside_partition", "cohort_before_eval_start",
-                "cohort_received_late", "unknown_event_type")
-    counts = {k: sum(int(row[k] or 0) for row in by_type) for k in counters}
+    engine.create_view("events", cohort_events_sql(received_at))
+    engine.create_view(
+        "week1_features", week1_features_sql(config, settings), {"first_week_days": settings.first_week_days},
+        materialize=True,
+        # read whole by the checks next (their sums fill Spark's cache), so the staging's joins are planned from its
+        # real size; every aggregation in it follows the one shuffle of the events by instance (a partial aggregation
+        # before it would only build hash maps: the deduplication's reduce nothing)
+        read_whole_next=True,
+    )
+    counts = {k: int(v or 0) for k, v in
+              engine.rows(render("features/event_quality.sql", check_counters=CHECK_COUNTERS))[0].items()}
     null_ids = footers.get("nulls", {}).get("instance_id")
     if null_ids is None:  # a file without statistics: count them
         null_ids = int(engine.rows("SELECT COUNT(*) AS n FROM events_raw WHERE instance_id IS NULL")[0]["n"])
@@ -712,10 +715,13 @@ def _check_events(engine: Engine, config: FeatureConfig, received_at: str, foote
         log.warning("events: %d exact duplicate events (every column equal) of this run's trials dropped",
                     counts["duplicate_events"])
     if counts["unknown_event_type"]:
-        top = sorted((-int(r["unknown_event_type"]), r["event_type"]) for r in by_type if r["unknown_event_type"])[:5]
+        root = EVENTS.location(settings)
+        by_type = contract.value_counts(storage.filesystem(root, settings), files, "event_type")
+        top = sorted((-n, kind) for kind, n in by_type.items() if kind is not None and kind not in config.known_event_types)
         log.warning(
-            "events: %d events of this run's trials have types outside %s (counted in w1_events only): %s",
-            counts["unknown_event_type"], config.source, ", ".join(f"{kind}={-n}" for n, kind in top),
+            "events: %d events of this run's trials have types outside %s (counted in w1_events only); the most "
+            "frequent of those types in the files read: %s",
+            counts["unknown_event_type"], config.source, ", ".join(f"{kind}={-n}" for n, kind in top[:5]),
         )
     if counts["outside_first_weeks"]:
         log.info("events: %d events read are outside the first week of this run's trials (other trials' days, these "

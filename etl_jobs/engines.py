@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-from contextlib import contextmanager
 from typing import Protocol
 
 from churn.core.settings import Settings
@@ -41,11 +40,10 @@ class Engine(Protocol):
         """Expose an Arrow table (rows read from a published table) as a view."""
 
     def create_view(self, view: str, sql: str, params: dict | None = None, materialize: bool = False,
-                    read_whole_next: bool = False, grouping_merges_few: bool = False) -> None:
+                    read_whole_next: bool = False) -> None:
         """``materialize``: computed once and kept. ``read_whole_next``: the next query reads every row of it
         and does not need its real size to plan a join, so Spark fills its cache in that query instead of a count
-        job of its own; DuckDB creates the table at once either way. ``grouping_merges_few``: the query's GROUP BY
-        merges few rows (a deduplication), so Spark aggregates once after its shuffle, not also before it."""
+        job of its own; DuckDB creates the table at once either way."""
 
     def rows(self, sql: str, params: dict | None = None) -> list[dict]: ...
 
@@ -68,7 +66,6 @@ SPARK_EXACT_TYPES = {"string", "date", "timestamp", "timestamp_ntz", "bigint", "
 
 
 STAGE_PARTITIONS = ("feature_table", "dt")  # the staged folders: one per table and day
-BYPASS_PARTIAL_AGGREGATION = "spark.sql.execution.bypassPartialAggregation"  # a Spark without it ignores it
 SHUFFLE_PARTITIONS = "spark.sql.shuffle.partitions"
 RAW_BYTES_PER_SHUFFLE_PARTITION = 96 * 2**20
 FEWEST_SHUFFLE_PARTITIONS = 4
@@ -114,34 +111,13 @@ class SparkEngine:
         self.spark.createDataFrame(rows).createOrReplaceTempView(view)
 
     def create_view(self, view: str, sql: str, params: dict | None = None, materialize: bool = False,
-                    read_whole_next: bool = False, grouping_merges_few: bool = False) -> None:
-        with self._bypassing_partial_aggregation(grouping_merges_few):  # the plan is made (and cached) here
-            df = self.spark.sql(sql, args=used_params(sql, params))
-            if materialize:
-                df = df.cache()
+                    read_whole_next: bool = False) -> None:
+        df = self.spark.sql(sql, args=used_params(sql, params))
+        if materialize:
+            df = df.cache()
         if materialize and not read_whole_next:  # cached now, so the joins that use it are planned from its real size
             df.count()
         df.createOrReplaceTempView(view)
-
-    @contextmanager
-    def _bypassing_partial_aggregation(self, bypass: bool):
-        """Plan without the partial aggregation before a shuffle when a GROUP BY merges few rows: deduplicating the
-        cohorts' events, it built a hash map per task that reduced nothing (a quarter of a range's first stage);
-        without it that query takes 0.73x the time at 1k trials/day (bench/bench_spark_dedup.py; a whole chunk's gain
-        is within this machine's noise: docs/benchmarks.md). Spark's cache keeps the plan made here; the session's
-        setting is restored for the queries after."""
-        if not bypass:
-            yield
-            return
-        previous = self.spark.conf.get(BYPASS_PARTIAL_AGGREGATION, None)
-        self.spark.conf.set(BYPASS_PARTIAL_AGGREGATION, "true")
-        try:
-            yield
-        finally:
-            if previous is None:
-                self.spark.conf.unset(BYPASS_PARTIAL_AGGREGATION)
-            else:
-                self.spark.conf.set(BYPASS_PARTIAL_AGGREGATION, previous)
 
     def rows(self, sql: str, params: dict | None = None) -> list[dict]:
         return [r.asDict() for r in self.spark.sql(sql, args=used_params(sql, params)).collect()]
@@ -200,7 +176,7 @@ class DuckDBEngine:
         self.con.unregister(f"{view}_arrow")
 
     def create_view(self, view: str, sql: str, params: dict | None = None, materialize: bool = False,
-                    read_whole_next: bool = False, grouping_merges_few: bool = False) -> None:
+                    read_whole_next: bool = False) -> None:
         params = used_params(sql, params) or None
         # DuckDB cannot prepare a view's parameters: a parameterized view is made a table (the plan's are small)
         kind = "TEMP TABLE" if materialize or params else "TEMP VIEW"

@@ -62,12 +62,13 @@ def get_spark(app_name: str, settings: Settings, short_run: bool = False):
         "spark.sql.autoBroadcastJoinThreshold": f"{broadcast_threshold_mb(settings)}MB",
         "spark.sql.adaptive.autoBroadcastJoinThreshold": f"{broadcast_threshold_mb(settings)}MB",
         "spark.sql.adaptive.enabled": "true",
-        # The feature job caches its cohorts' deduplicated events, read by two queries and then dropped: a working set
-        # that must yield to the aggregations (which otherwise fell back to sorting and spilled 35 GB in a 30-day
-        # chunk at 10k trials/day, with half the unified memory held for the cache), stored as it is rather than
-        # compressed (choosing each column's encoding cost more than reading it back: docs/benchmarks.md)
+        # The feature job caches small tables only (its cohorts, the week-1 features and checks' counts per trial; it
+        # no longer caches the cohorts' events, which once held half the unified memory while the aggregations
+        # spilled 35 GB in a 30-day chunk at 10k trials/day): the cache yields its memory to the aggregations, and is
+        # compressed (its counts are mostly zeros: uncompressed, a 1.2 M-trial cohort's blocks were an
+        # OutOfMemoryError in a 512 MB driver, test_memory_cliff)
         "spark.memory.storageFraction": "0.1",
-        "spark.sql.inMemoryColumnarStorage.compressed": "false",
+        "spark.sql.inMemoryColumnarStorage.compressed": "true",
         "spark.ui.enabled": "false" if not submitted else None,
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.parquet.compression.codec": "snappy",

@@ -5,12 +5,12 @@
 -- of its trials too (~40% of the cohorts' rows at 10k trials a day), and no feature reads them.
 -- `contract_errors`: the job's predicates of the rows that are errors (QUALITY_ERRORS), kept wherever they are.
 --
--- What the checks (event_quality.sql) and the features (week1_features.sql) need of an event's trial is computed
--- here, once per event, from the join that is made anyway: its readers need no join to the cohort of their own (at
--- 10k trials a day a 30-day chunk's cohort is 0.6 M trials, probed once per event: 79 M times per reader). The raw
--- columns only they read (event_time, received_at, dt) are not kept.
+-- What the features and the checks' counts (week1_features.sql, one pass over this view, which is not stored) need of
+-- an event's trial is computed here, once per event, from the join that is made anyway: the reader needs no join to
+-- the cohort of its own (at 10k trials a day a 30-day chunk's cohort is 0.6 M trials, probed once per event). The raw
+-- columns only this query reads (event_time, received_at, dt) are not kept.
 -- The rows are distributed by instance_id before the deduplication: the aggregations by trial that read the view
--- (week1_features.sql) then need no shuffle of their own on Spark (DuckDB ignores it).
+-- then need no shuffle of their own on Spark (DuckDB ignores it).
 SELECT
   instance_id,
   user_id,

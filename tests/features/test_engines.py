@@ -58,33 +58,10 @@ def test_duckdb_enforces_the_same_contract(warehouse):
     assert [r["instance_id"] for r in info.value.examples] == ["A"]
 
 
-def test_spark_deduplicates_without_a_partial_aggregation_and_plans_the_next_queries_as_before(spark):
-    """The deduplication of the cohorts' events merges few rows: its cached plan aggregates once, after the shuffle.
-    The session's setting is back afterwards, so the other aggregations keep their partial step."""
-    from etl_jobs.engines import BYPASS_PARTIAL_AGGREGATION, SparkEngine
-
-    engine = SparkEngine(Settings(_env_file=None), spark)
-    spark.range(1000).selectExpr("CAST(id % 7 AS STRING) AS k", "id % 3 AS v").createOrReplaceTempView("rows_raw")
-
-    def plan(sql: str) -> str:
-        frame = spark.sql(sql)
-        frame.collect()
-        return frame._jdf.queryExecution().executedPlan().toString()
-
-    engine.create_view("deduplicated", "SELECT k, v, COUNT(*) AS n FROM rows_raw GROUP BY k, v", materialize=True,
-                       read_whole_next=True, grouping_merges_few=True)
-    cached = plan("SELECT * FROM deduplicated")
-    assert "InMemoryRelation" in cached and "partial_count" not in cached
-    assert spark.conf.get(BYPASS_PARTIAL_AGGREGATION, None) in (None, "false")
-    assert "partial_count" in plan("SELECT k, COUNT(*) AS n FROM rows_raw GROUP BY k")
-    engine.create_view("counted", "SELECT v, k, COUNT(*) AS n FROM rows_raw GROUP BY v, k", materialize=True)
-    assert "partial_count" in plan("SELECT * FROM counted")
-    engine.release()
-
-
 def test_spark_computes_the_week1_features_of_the_deduplicated_events_without_another_shuffle(spark):
     """The deduplicated events are distributed by trial (cohort_events.sql): the week-1 aggregations by trial and user
-    that read them are planned without an exchange of their own (at 10k trials/day, three fewer stages per chunk)."""
+    that read them are planned without an exchange of their own (at 10k trials/day, three fewer stages per chunk), in
+    the same query as the deduplication (the events are not cached)."""
     from churn.core.feature_config import load_feature_config
     from etl_jobs.build_features import cohort_events_sql, week1_features_sql
     from etl_jobs.engines import SparkEngine
@@ -100,13 +77,12 @@ def test_spark_computes_the_week1_features_of_the_deduplicated_events_without_an
               "'issue_created' AS event_type, 'web' AS platform, CAST(NULL AS TIMESTAMP) AS received_at, "
               "to_date(TIMESTAMP '2026-01-05 00:00:00' + make_interval(0, 0, 0, 0, CAST(id % 200 AS INT), 0, 0)) "
               "AS dt FROM range(5000)").createOrReplaceTempView("events_raw")
-    engine.create_view("events", cohort_events_sql("received_at"),
-                       materialize=True, grouping_merges_few=True)
+    engine.create_view("events", cohort_events_sql("received_at"))
     week1 = spark.sql(week1_features_sql(config, settings), args={"first_week_days": settings.first_week_days})
     assert week1.count() == 50
     plan = week1._jdf.queryExecution().executedPlan().toString()
     shuffles = [line for line in plan.splitlines() if "Exchange hashpartitioning" in line]
-    assert "InMemoryTableScan" in plan and not [line for line in shuffles if "user_id" in line or "day_index" in line]
+    assert "REPARTITION_BY_COL" in plan and not [line for line in shuffles if "user_id" in line or "day_index" in line]
     engine.release()
 
 
@@ -131,11 +107,11 @@ def test_a_chunks_shuffle_partitions_follow_the_raw_bytes_it_reads_up_to_the_ses
         spark.conf.set(SHUFFLE_PARTITIONS, before)
 
 
-def test_the_spark_cache_yields_its_memory_to_aggregations_and_is_kept_uncompressed(spark):
-    """The feature job's cached events must not hold half the unified memory while the aggregations spill (a 30-day
-    chunk at 10k trials/day spilled 35 GB); choosing a compression per cached column cost more than it saved."""
+def test_the_spark_cache_yields_its_memory_to_aggregations_and_is_compressed(spark):
+    """What the feature job caches must not hold half the unified memory while the aggregations spill (a 30-day
+    chunk at 10k trials/day spilled 35 GB); its small cached tables are compressed (test_memory_cliff)."""
     assert spark.conf.get("spark.memory.storageFraction") == "0.1"
-    assert spark.conf.get("spark.sql.inMemoryColumnarStorage.compressed") == "false"
+    assert spark.conf.get("spark.sql.inMemoryColumnarStorage.compressed") == "true"
 
 
 @pytest.mark.parametrize("engine_name", ["spark", "duckdb"])
