@@ -691,8 +691,7 @@ def _check_events(engine: Engine, config: FeatureConfig, settings: Settings, rec
         "week1_features", week1_features_sql(config, settings), {"first_week_days": settings.first_week_days},
         materialize=True,
         # read whole by the checks next (their sums fill Spark's cache), so the staging's joins are planned from its
-        # real size; every aggregation in it follows the one shuffle of the events by instance (a partial aggregation
-        # before it would only build hash maps: the deduplication's reduce nothing)
+        # real size (test_memory_cliff)
         read_whole_next=True,
     )
     counts = {k: int(v or 0) for k, v in
