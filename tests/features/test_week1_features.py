@@ -42,7 +42,12 @@ def _events() -> list[dict]:
          "received_at": ts(d(7)) - timedelta(seconds=1)},  # last second of the week
         {"instance_id": "A", "event_time": ts(d(7)), "event_type": "issue_completed"},  # exactly at cutoff
         {"instance_id": "A", "event_time": ts(d(6), 20), "event_type": "issue_commented", "received_at": ts(d(7), 1)},
+        # u4's only first-week event arrived after the cutoff: u4 is not active, day 4 has no active user
+        {"instance_id": "A", "event_time": ts(d(4), 15), "event_type": "issue_created", "user_id": "u4",
+         "received_at": ts(d(8), 0)},
         {"instance_id": "A", "event_time": ts(d(9), 9), "event_type": "issue_created"},  # week 2
+        # B's only event arrived after the cutoff: B has a row of zeros, not a division by its zero events
+        {"instance_id": "B", "event_time": ts(d(2), 9), "event_type": "issue_created", "received_at": ts(d(9), 0)},
         {"instance_id": "C", "event_time": ts(d(1), 9), "event_type": "issue_created"},
         {"instance_id": "GHOST", "event_time": ts(d(2), 9), "event_type": "issue_created"},  # unknown instance
     ]
@@ -86,11 +91,12 @@ def test_hand_computed_features_respect_the_first_week_cutoff(raw, spark, caplog
     assert a["w1_activity_trend"] == pytest.approx((2 - 5) / 8)
     assert a["hours_to_first_key_action"] == pytest.approx(10.0)
     b = w1.loc["B"]
-    assert int(b["w1_events"]) == 0 and int(b["number_of_issues"]) == 0
+    assert int(b["w1_events"]) == 0 and int(b["number_of_issues"]) == 0 and int(b["w1_active_users"]) == 0
+    assert b["w1_activity_trend"] == 0.0
     assert b["hours_to_first_key_action"] == pytest.approx(7 * 24.0)
     quality = summary["quality"]
     assert quality["cohort_before_eval_start"] == 0  # dt=03-02 is outside the partitions a 03-10 run reads
-    assert quality["cohort_received_late"] == 1
+    assert quality["cohort_received_late"] == 3
     assert quality["unknown_event_type"] == 1
     assert quality["outside_first_weeks"] >= 1
     # the unknown type is named, with its count
