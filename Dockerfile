@@ -67,7 +67,7 @@ RUN set -eux; \
     fi; \
     ls -l "$SPARK_HOME/jars" | grep -E "hadoop-aws|bundle-|analyticsaccelerator"
 
-# 3) The project, installed editable from /opt/churn: the package churn_sql (churn.core.settings.SQL_DIR)
+# 3) The project, installed editable from /opt/churn: the package churn.sql (churn.core.settings.SQL_DIR)
 #    is then the folder /opt/churn/sql, which docker-compose.yml mounts from ./sql like ./dags.
 #    --no-deps: everything was installed in step 1.
 COPY . .
@@ -79,11 +79,11 @@ RUN set -eux; \
     chown -R "${AIRFLOW_UID}:0" "$AIRFLOW_HOME"; \
     chmod -R g+rwX "$AIRFLOW_HOME"
 
-# 4) The JVM class-data archive every local Spark start maps its classes from (churn.tools.spark_classes; ~2-3 s
+# 4) The JVM class-data archive every local Spark start maps its classes from (churn.dev.spark_classes; ~2-3 s
 #    per start), recorded here against this image's own Spark jars and Java.
 ENV CHURN_SPARK_CLASS_ARCHIVE_DIR=/opt/spark-classes
 RUN set -eux; \
-    python -m churn.tools.spark_classes; \
+    python -m churn.dev.spark_classes; \
     chmod -R a+rX /opt/spark-classes
 
 USER ${AIRFLOW_UID}

@@ -1,4 +1,5 @@
-# The two commands a newcomer needs: `make demo` and `make test`. Prerequisites: Python 3.11, Java 17.
+# The two commands a newcomer needs: `make demo` (Python 3.11; Java 17 for Spark, else the demo runs on DuckDB)
+# and `make test` (Python 3.11 and Java 17). Nothing else: the metadata DB is this checkout's embedded PostgreSQL.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -18,17 +19,17 @@ install: $(STAMP)
 java:
 	@command -v java >/dev/null 2>&1 || { echo "Java 17 is required for Spark and was not found on PATH (install openjdk-17-jre-headless)."; exit 1; }
 
-# the JVM class-data archive local Spark starts from (2-3 s per start; a no-op once written)
-spark-classes: java install
-	@$(BIN)/python -m churn.tools.spark_classes
+# the JVM class-data archive local Spark starts from (2-3 s per start; a no-op once written, skipped without Java)
+spark-classes: install
+	@if command -v java >/dev/null 2>&1 || test -x "$$JAVA_HOME/bin/java"; then $(BIN)/python -m churn.dev.spark_classes; fi
 
-demo: java install spark-classes
+demo: install spark-classes
 	$(BIN)/churn demo
 
 test: java install spark-classes
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 lint: install
 	$(BIN)/ruff check .
@@ -39,8 +40,8 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-airflow: java install
-	$(BIN)/python -m churn.tools.airflow_local serve
+airflow: install
+	$(BIN)/churn airflow serve
 
 bench: java install spark-classes
 	$(BIN)/python bench/bench_features.py --instances-per-day 1000
@@ -55,7 +56,8 @@ bench: java install spark-classes
 
 # The EMR Serverless job's packed environment and entry point, in dist/emr/ (see docs/operations.md).
 emr-bundle: install
-	$(BIN)/python -m churn.tools.emr_bundle --out dist/emr
+	$(BIN)/python -m churn.ops.emr_bundle --out dist/emr
 
 clean:
+	@$(BIN)/churn airflow stop 2>/dev/null || true
 	rm -rf warehouse .airflow spark-warehouse metastore_db derby.log

@@ -1,6 +1,6 @@
 """Monitoring alerts: how often they fire on stationary days (false alarms) and how fast they catch a change.
 
-The rules are the product's own (``models.monitor.performance_alert`` and ``psi_alert`` with the default
+The rules are the product's own (``churn.models.monitor.performance_alert`` and ``psi_alert`` with the default
 settings); the days are drawn from a stationary process shaped like the demo's cohorts (about 150 scored
 trials a day, about 23% converting, a calibrated model of AUC ~0.84). Measured in the same run: the rule
 before it accounted for sample size (a realised AUC more than 0.05 below validation alerts, however few
@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.report import record  # noqa: E402
 from churn.core.settings import Settings  # noqa: E402
-from models import evaluate  # noqa: E402
-from models.monitor import MIN_ROWS_FOR_AUC, performance_alert, psi_alert  # noqa: E402
-from models.profile import psi  # noqa: E402
+from churn.models import evaluate  # noqa: E402
+from churn.models.monitor import MIN_ROWS_FOR_AUC, performance_alert, psi_alert  # noqa: E402
+from churn.models.profile import psi  # noqa: E402
 
 INTERCEPT, SLOPE = -1.55, 1.75  # ~23% converting, AUC ~0.84
 

@@ -1,6 +1,6 @@
 """Decisions at any base rate: which share of trials each threshold rule flags at_risk, and how right it is.
 
-The product's own rule (``models.evaluate.choose_threshold`` with the default ``CHURN_THRESHOLD_OBJECTIVE``)
+The product's own rule (``churn.models.evaluate.choose_threshold`` with the default ``CHURN_THRESHOLD_OBJECTIVE``)
 against, in the same run, the rule it replaced (F2 of the *retained* class) and F2 of the at-risk class, on
 forecasts of the same quality (AUC ~0.85, calibrated) at churn rates from 6% to 80%. Writes docs/benchmarks.md
 (section "Decisions at any base rate").
@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.report import record  # noqa: E402
 from churn.core.settings import Settings  # noqa: E402
-from models import evaluate  # noqa: E402
+from churn.models import evaluate  # noqa: E402
 
 
 def forecast(churn_rate: float, n: int, rng) -> tuple[np.ndarray, np.ndarray]:

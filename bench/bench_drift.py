@@ -1,5 +1,5 @@
 """Drift alerts on the simulator: false alarms on its stationary days, and how fast an event type that stops
-arriving is caught, with the product's rule (``models.monitor.drift_rows``, default settings) against, in the
+arriving is caught, with the product's rule (``churn.models.monitor.drift_rows``, default settings) against, in the
 same run, the rule before it accounted for sample size (PSI > CHURN_MONITORING_PSI_ALERT alone).
 
 Reads a warehouse the simulator filled and the DAGs scored (by default the one `make demo` leaves): every
@@ -25,7 +25,7 @@ def main(argv=None) -> int:
     from churn.core.tables import INSTANCES_W1, PREDICTIONS
     from churn.core.warehouse import list_partitions, read_partition
     from churn.jobs.monitor import _ModelFacts
-    from models.monitor import SCORE_FEATURE, drift_rows
+    from churn.models.monitor import SCORE_FEATURE, drift_rows
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args(argv)

@@ -1,7 +1,7 @@
 """Benchmark the feature job at one scale on both engines (setting ``feature_engine``): wall time and peak memory.
 
 Simulates enough days of raw data at `--instances-per-day`, then runs, each in a fresh process
-(`python -m etl_jobs.build_features`, the EMR entry point: engine start included) with default settings:
+(`python -m churn.etl_jobs.build_features`, the EMR entry point: engine start included) with default settings:
   1. a daily run (`--ds D`, both tables) on Spark, then on DuckDB, `--daily-runs` times each (the median is
      recorded: one run varies by +-1.5 s here). It is measured in steady state: the instances_w1 partition in
      which the day's modeling cohort was scored, 23 days before, is built first (not timed), as the daily DAG
@@ -40,7 +40,7 @@ def measured(args: list[str], env: dict) -> dict:
     """Run the feature job in a fresh process; wall seconds, peak tree PSS (MB), GNU time's max RSS (MB)."""
     import psutil
 
-    command = [sys.executable, "-m", "etl_jobs.build_features", *args]
+    command = [sys.executable, "-m", "churn.etl_jobs.build_features", *args]
     if os.path.exists("/usr/bin/time"):
         command = ["/usr/bin/time", "-v", *command]
     started = time.perf_counter()
@@ -114,7 +114,7 @@ def main() -> None:
     env.update({"CHURN_WAREHOUSE": str(warehouse), "CHURN_FEATURE_ENGINE": "spark"})
     from churn.core.settings import Settings
     from churn.core.tables import EVENTS
-    from churn.tools.simulator import simulate
+    from churn.dev.simulator import simulate
 
     settings = Settings(warehouse=str(warehouse), feature_engine="spark", _env_file=None)
     history = args.rebuild_days + settings.label_window_days + settings.first_week_days

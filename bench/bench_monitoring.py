@@ -71,8 +71,8 @@ def main() -> None:
 
     from churn import jobs
     from churn.core.settings import Settings
-    from churn.tools.simulator import simulate
-    from models.registry import Registry
+    from churn.dev.simulator import simulate
+    from churn.models.registry import Registry
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="churn-bench-monitoring-"))
     settings = Settings(warehouse=str(workdir / "warehouse"), training_window_days=args.window, _env_file=None)

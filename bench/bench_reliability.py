@@ -1,7 +1,7 @@
 """Reliability of publishing: forced crash points, random kills and concurrent readers/writers.
 
 Counts, not seconds: cases tried, kills, reads, partial reads seen (goal 0), rows lost (goal 0). Uses the
-same writer as the tests (``churn.tools.torture``) against a fresh local warehouse (SQLite catalog).
+same writer as the tests (``churn.dev.torture``) against a fresh local warehouse (SQLite catalog).
 ``python bench/bench_reliability.py --kills 52``; the result goes to docs/benchmarks.md (Reliability).
 """
 
@@ -28,7 +28,7 @@ def main() -> None:
 
     from churn.core.settings import Settings
     from churn.core.warehouse import list_partitions, read_partition, write_partition
-    from churn.tools.torture import CRASH_POINTS, version_frame, whole
+    from churn.dev.torture import CRASH_POINTS, version_frame, whole
 
     root = Path(tempfile.mkdtemp(prefix="churn-bench-reliability-"))
     settings = Settings(warehouse=str(root / "warehouse"), _env_file=None)
@@ -36,7 +36,7 @@ def main() -> None:
     counts = {"cases": 0, "kills": 0, "reads": 0, "partial_reads": 0, "rows_lost": 0, "writer_errors": 0}
 
     def writer(rounds: int, crash: str | None = None):
-        cmd = [sys.executable, "-m", "churn.tools.torture", settings.warehouse, DAY.isoformat(), str(rounds)]
+        cmd = [sys.executable, "-m", "churn.dev.torture", settings.warehouse, DAY.isoformat(), str(rounds)]
         return subprocess.Popen([*cmd, *([crash] if crash else [])], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def check() -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import models  # noqa: E402,F401  (sets OMP_WAIT_POLICY before xgboost loads)
+import churn.models  # noqa: E402,F401  (sets OMP_WAIT_POLICY before xgboost loads)
 
 SEED_ROWS = 57_700
 
@@ -44,7 +44,7 @@ def prepare(source: str, rows: int, window: int, workdir: Path):
     ready = root / "READY"
     if source == "synthetic":
         if not ready.exists():
-            from churn.tools.synthetic import write_modeling
+            from churn.dev.synthetic import write_modeling
 
             shutil.rmtree(root, ignore_errors=True)
             data = write_modeling(settings, run_date, per_day)
@@ -54,7 +54,7 @@ def prepare(source: str, rows: int, window: int, workdir: Path):
         return settings, run_date, truth
     if not ready.exists():
         from churn import jobs
-        from churn.tools.simulator import simulate
+        from churn.dev.simulator import simulate
 
         shutil.rmtree(root, ignore_errors=True)
         label = settings.label_window_days
@@ -75,9 +75,16 @@ def fit_times(settings, run_date, repeats: int = 3) -> tuple[float, float, int, 
     import xgboost as xgb
 
     from churn.core.feature_config import load_feature_config
-    from models.candidates import SEED_PARAMS, SEED_ROUNDS, Candidate, feature_directions, fit_candidate, xgb_params
-    from models.train import load_window
-    from models.transform import feature_columns
+    from churn.models.candidates import (
+        SEED_PARAMS,
+        SEED_ROUNDS,
+        Candidate,
+        feature_directions,
+        fit_candidate,
+        xgb_params,
+    )
+    from churn.models.train import load_window
+    from churn.models.transform import feature_columns
 
     frame, _ = load_window(run_date, settings)
     features = feature_columns(frame)
@@ -110,7 +117,7 @@ def main() -> None:
     from sklearn.metrics import roc_auc_score
 
     from churn import jobs
-    from models.registry import Registry
+    from churn.models.registry import Registry
 
     started = time.perf_counter()
     settings, run_date, truth = prepare(args.source, args.rows, args.window, Path(args.workdir))

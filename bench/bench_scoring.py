@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import models  # noqa: E402,F401  (sets OMP_WAIT_POLICY before xgboost loads)
+import churn.models  # noqa: E402,F401  (sets OMP_WAIT_POLICY before xgboost loads)
 
 
 def best_of(repeats: int, fn) -> float:
@@ -50,11 +50,11 @@ def main() -> None:
     from churn.core.feature_config import load_feature_config
     from churn.core.settings import Settings
     from churn.core.warehouse import write_partition
-    from churn.tools.synthetic import make_frame
-    from models.candidates import SEED_PARAMS, SEED_ROUNDS, Candidate, feature_directions, fit_candidate
-    from models.registry import Registry
-    from models.score import score_frame
-    from models.transform import feature_columns
+    from churn.dev.synthetic import make_frame
+    from churn.models.candidates import SEED_PARAMS, SEED_ROUNDS, Candidate, feature_directions, fit_candidate
+    from churn.models.registry import Registry
+    from churn.models.score import score_frame
+    from churn.models.transform import feature_columns
 
     rng = np.random.default_rng(0)
     start = date(2025, 1, 1)

@@ -15,7 +15,7 @@ import time
 from datetime import date
 
 from churn.core.settings import Settings
-from churn.tools.simulator import simulate
+from churn.dev.simulator import simulate
 
 
 def _size(path: str) -> int:

@@ -38,8 +38,8 @@ def main() -> None:
     from churn.core.spark import get_spark
     from churn.core.sql_templates import render
     from churn.core.tables import EVALUATIONS, EVENTS
-    from etl_jobs.build_features import cohort_events_sql
-    from etl_jobs.engines import SparkEngine
+    from churn.etl_jobs.build_features import cohort_events_sql
+    from churn.etl_jobs.engines import SparkEngine
 
     settings = Settings(warehouse=str(Path(args.workdir) / "warehouse"), _env_file=None)
     first = date.fromisoformat(args.first_cohort)

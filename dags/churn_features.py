@@ -8,7 +8,7 @@ from airflow.sdk import Param, dag, task
 
 from churn.core.settings import Settings
 from churn.core.tables import INSTANCES_MODELING, INSTANCES_W1
-from churn.jobs import runs, tasks
+from churn.dag_support import runs, tasks
 
 W1, MODELING = tasks.asset(INSTANCES_W1), tasks.asset(INSTANCES_MODELING)
 
@@ -94,7 +94,7 @@ def _emr_build(settings: Settings):
     """spark_runner=emr_serverless: the same job (`build_features.py`) as an EMR Serverless run."""
     from airflow.providers.amazon.aws.operators.emr import EmrServerlessStartJobOperator
 
-    from churn.jobs import emr_start_job_run_request
+    from churn.dag_support.emr import emr_start_job_run_request
 
     @task
     def plan_range(params=None, logical_date=None, dag_run=None) -> dict:
@@ -106,7 +106,7 @@ def _emr_build(settings: Settings):
 
     def cancel_earlier_attempt(context) -> None:
         """A retry never runs beside the job of an attempt that timed out: cancel it first."""
-        from churn.jobs import cancel_earlier_attempts, emr_job_name
+        from churn.dag_support.emr import cancel_earlier_attempts, emr_job_name
 
         cancel_earlier_attempts(Settings(), emr_job_name(context["run_id"]))
 

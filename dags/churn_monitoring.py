@@ -7,7 +7,7 @@ from datetime import timedelta
 from airflow.sdk import Param, PartitionedAssetTimetable, dag, task
 
 from churn.core.tables import INSTANCES_MODELING, MODEL_PERFORMANCE, PREDICTIONS
-from churn.jobs import runs, tasks
+from churn.dag_support import runs, tasks
 
 MODELING, SCORED, MONITORING = tasks.asset(INSTANCES_MODELING), tasks.asset(PREDICTIONS), tasks.asset(MODEL_PERFORMANCE)
 

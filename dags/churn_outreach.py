@@ -7,7 +7,7 @@ from datetime import timedelta
 from airflow.sdk import Param, PartitionedAssetTimetable, dag, task
 
 from churn.core.tables import INSTANCES_MODELING, OUTREACH_ASSIGNMENTS, OUTREACH_EFFECT, PREDICTIONS
-from churn.jobs import runs, tasks
+from churn.dag_support import runs, tasks
 
 MODELING, SCORED = tasks.asset(INSTANCES_MODELING), tasks.asset(PREDICTIONS)
 ASSIGNMENTS, EFFECT = tasks.asset(OUTREACH_ASSIGNMENTS), tasks.asset(OUTREACH_EFFECT)

@@ -7,7 +7,7 @@ from datetime import timedelta
 from airflow.sdk import Asset, dag, task
 
 from churn.core.tables import INSTANCES_MODELING, MODEL_REGISTRY_URI
-from churn.jobs import runs, tasks
+from churn.dag_support import runs, tasks
 
 MODELING, MODELS = tasks.asset(INSTANCES_MODELING), Asset(uri=MODEL_REGISTRY_URI, name="model_registry")
 

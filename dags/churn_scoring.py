@@ -7,7 +7,7 @@ from datetime import timedelta
 from airflow.sdk import Param, PartitionedAssetTimetable, dag, task
 
 from churn.core.tables import INSTANCES_W1, PREDICTIONS
-from churn.jobs import runs, tasks
+from churn.dag_support import runs, tasks
 
 W1, SCORED = tasks.asset(INSTANCES_W1), tasks.asset(PREDICTIONS)
 

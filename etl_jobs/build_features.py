@@ -2,7 +2,7 @@
 
 The logic is SQL (``sql/features/``). This module is the step plan around it — read the raw partitions
 a range needs, check them against the contract, build the cohorts, compute week-1 features once for
-all of them, stage each table, publish one partition per day — run by an engine (``etl_jobs.engines``:
+all of them, stage each table, publish one partition per day — run by an engine (``churn.etl_jobs.engines``:
 Spark or DuckDB, setting ``feature_engine``). Runs in-process (``churn features``, the DAG) and under
 ``spark-submit etl_jobs/build_features.py`` (EMR) alike.
 """
@@ -22,19 +22,14 @@ from churn.core.dates import days as days_between
 from churn.core.feature_config import FeatureConfig, load_feature_config
 from churn.core.settings import Settings, join
 from churn.core.sql_templates import render, sql_list
-from churn.core.tables import EVALUATIONS, EVENTS, FEATURE_TABLES, table
+from churn.core.tables import EVALUATIONS, EVENTS, FEATURE_TABLES, Table, table
 from churn.core.warehouse import staging_path, write_partitions
-from etl_jobs.engines import Engine, make_engine
+from churn.etl_jobs.engines import Engine, make_engine
 
 log = logging.getLogger("churn.features")
 
-EVENT_TYPES = {
-    "instance_id": "string",
-    "user_id": "string",
-    "event_time": "timestamp",
-    "event_type": "string",
-    "platform": "string",
-}
+# the required event columns and their contract types, as the engines register them (one declaration: the contract)
+EVENT_TYPES = {f.name: contract.type_name(f.type) for f in contract.EVENTS_SCHEMA}
 MICROS_PER_DAY = 86_400_000_000
 # event_time outside the UTC day of its partition (dt: a DATE), in integer microseconds: exact, and on Spark no time-zone
 # conversion per event, which to_date(event_time) is
@@ -53,28 +48,9 @@ CHECK_COUNTERS = ("cohort_events", "cohort_rows", "null_keys", "outside_partitio
                   "cohort_received_late", "unknown_event_type")
 
 
-@dataclass(frozen=True)
-class FeatureTable:
-    """A feature table is a cohort (who, which dt) plus the shared week-1 feature SQL."""
-
-    name: str
-    cohort_sql: str
-    with_label: bool
-
-    def offset_days(self, settings: Settings) -> int:
-        """Days between an instance's eval_start_date and the dt partition it lands in."""
-        return settings.label_window_days if self.with_label else settings.first_week_days
-
-
-TABLES = {
-    "instances_w1": FeatureTable("instances_w1", "features/cohort_instances_w1.sql", with_label=False),
-    "instances_modeling": FeatureTable("instances_modeling", "features/cohort_instances_modeling.sql", with_label=True),
-}
-
-
-def event_days_needed(t: FeatureTable, start: date, end: date, settings: Settings) -> list[date]:
+def event_days_needed(t: Table, start: date, end: date, settings: Settings) -> list[date]:
     """The only event partitions a build of dt in [start, end] reads: the cohorts' first weeks."""
-    offset = timedelta(days=t.offset_days(settings))
+    offset = timedelta(days=t.cohort_offset_days(settings))
     return first_weeks(start - offset, end - offset, settings)
 
 
@@ -83,7 +59,7 @@ def first_weeks(first: date, last: date, settings: Settings) -> list[date]:
     return days_between(first, last + timedelta(days=settings.first_week_days - 1))
 
 
-def chunk_event_days(chosen: list[FeatureTable], start: date, end: date, settings: Settings) -> list[date]:
+def chunk_event_days(chosen: list[Table], start: date, end: date, settings: Settings) -> list[date]:
     """Every event partition a chunk of these tables reads, once."""
     return sorted({d for t in chosen for d in event_days_needed(t, start, end, settings)})
 
@@ -120,13 +96,13 @@ def build_features(
     (a day) always rebuilds.
     """
     config = load_feature_config(settings)
-    unknown = [t for t in tables if t not in TABLES]
+    unknown = [t for t in tables if t not in FEATURE_TABLES]
     if unknown:
-        raise ValueError(f"unknown feature table(s) {unknown}; choose from {sorted(TABLES)}")
+        raise ValueError(f"unknown feature table(s) {unknown}; choose from {sorted(FEATURE_TABLES)}")
     if end < start:
         raise ValueError(f"end {end} is before start {start}")
     started = time.perf_counter()
-    chosen = [TABLES[name] for name in tables]
+    chosen = [table(name) for name in tables]
     listed: dict[str, list[dict]] = {}  # the raw folders' listings: made once, fingerprinted by the chunks' keys
     chunks, inputs = plan_chunks(start, end, chosen, settings, config, listed)
     largest_mb = max(read for _, read in inputs) / 2**20
@@ -183,7 +159,7 @@ def build_features(
     return summary
 
 
-def plan_chunks(start: date, end: date, chosen: list[FeatureTable], settings: Settings, config: FeatureConfig,
+def plan_chunks(start: date, end: date, chosen: list[Table], settings: Settings, config: FeatureConfig,
                 listed: dict[str, list[dict]] | None = None) -> tuple[list[tuple[date, date]], list[tuple[str, int]]]:
     """The range's chunks and their inputs: chunks of ``feature_chunk_days``, halved (down to a day) while one
     would read more than ``feature_chunk_max_mb`` of raw files. Memory and spill follow the raw bytes a chunk
@@ -206,7 +182,7 @@ def plan_chunks(start: date, end: date, chosen: list[FeatureTable], settings: Se
 INPUTS_PROPERTY = "churn.inputs"  # snapshot property: the fingerprint of the inputs a chunk was built from
 
 
-def chunk_inputs(start: date, end: date, chosen: list[FeatureTable], settings: Settings, config: FeatureConfig,
+def chunk_inputs(start: date, end: date, chosen: list[Table], settings: Settings, config: FeatureConfig,
                  listed: dict[str, list[dict]] | None = None) -> tuple[str, int]:
     """Fingerprint of everything a chunk's output depends on — the raw files it reads (name, size, version),
     the feature configuration, the SQL and this module, the windows: equal keys give equal partitions — and
@@ -266,7 +242,7 @@ def _digest_files(digest, folders: list[str], settings: Settings, listed: dict[s
     return read
 
 
-def committed_with(chosen: list[FeatureTable], start: date, end: date, key: str, settings: Settings
+def committed_with(chosen: list[Table], start: date, end: date, key: str, settings: Settings
                    ) -> dict[str, list[dict]] | None:
     """The chunk's published partitions by table when every day of every table was last written with ``key``;
     None when any was not (never built, built from other inputs, or its snapshot expired)."""
@@ -287,7 +263,7 @@ def committed_with(chosen: list[FeatureTable], start: date, end: date, key: str,
     return found
 
 
-def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: Settings, config: FeatureConfig,
+def _build_chunk(start: date, end: date, chosen: list[Table], settings: Settings, config: FeatureConfig,
                  engine: Engine, started: float, key: str, what: str, listed: dict[str, list[dict]],
                  taking_from: set[date] | None = None, reusable: Future | None = None) -> dict:
     """One chunk: read, check, compute, stage, then publish each table's days in one commit.
@@ -300,12 +276,12 @@ def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: S
     """
     stage = staging_path(settings, "features")
     try:
-        cohorts = {t.name: (start - timedelta(days=t.offset_days(settings)), end - timedelta(days=t.offset_days(settings)))
+        cohorts = {t.name: (start - timedelta(days=t.cohort_offset_days(settings)), end - timedelta(days=t.cohort_offset_days(settings)))
                    for t in chosen}  # each table's range of eval_start_date
         # fingerprinted from the listings made before anything is read: a file that changes during the run cannot be
         # recorded as read
         week1_recorded = {day: week1_inputs(day - timedelta(days=settings.first_week_days), settings, config, listed)
-                          for day in days_between(start, end)} if TABLES["instances_w1"] in chosen else {}
+                          for day in days_between(start, end)} if table("instances_w1") in chosen else {}
         week1_columns = [name for name, _ in config.week1_columns()]
         summary: dict = {"event_partitions": 0, "quality": {}, "tables": {}}
         with ThreadPoolExecutor(2) as pool:  # instances_w1's metadata and rows are read while the engine works
@@ -357,7 +333,7 @@ def _build_chunk(start: date, end: date, chosen: list[FeatureTable], settings: S
                                                            f"SELECT {columns} FROM week1_features")
         # every table in one query (one job: the week-1 features are read once, for all of them)
         engine.stage("\nUNION ALL\n".join(
-            render("features/feature_table.sql", table_name=t.name, with_label=t.with_label,
+            render("features/feature_table.sql", table_name=t.name, with_label=t.labelled,
                    week1_columns=week1_columns, attribute_features=config.attribute_features,
                    cohort_view=f"cohort_{t.name}",
                    features_view=features_views[t.name]) for t in chosen), stage)
@@ -390,7 +366,7 @@ def week1_features_sql(config: FeatureConfig, settings: Settings) -> str:
                   first_week_days=settings.first_week_days)
 
 
-def _published_week1(chosen: list[FeatureTable], start: date, end: date, settings: Settings, config: FeatureConfig,
+def _published_week1(chosen: list[Table], start: date, end: date, settings: Settings, config: FeatureConfig,
                      listed: dict[str, list[dict]], taking_from: set[date] | None = None) -> Week1Taken | None:
     """instances_w1's rows (instance_id and the week-1 columns) of the chunk's modeling cohorts that can give
     instances_modeling their week-1 features, by cohort day; None when no day can (they are computed from the events).
@@ -413,11 +389,11 @@ def _published_week1(chosen: list[FeatureTable], start: date, end: date, setting
     from churn.core.tables import PARTITION_KEY
     from churn.core.warehouse import day_inputs, load_table
 
-    if TABLES["instances_modeling"] not in chosen:
+    if table("instances_modeling") not in chosen:
         return None
     first_week = timedelta(days=settings.first_week_days)
     label = timedelta(days=settings.label_window_days)
-    scored_here = set(days_between(start - first_week, end - first_week)) if TABLES["instances_w1"] in chosen else set()
+    scored_here = set(days_between(start - first_week, end - first_week)) if table("instances_w1") in chosen else set()
     cohort_days = [d for d in days_between(start - label, end - label) if d not in scored_here
                    and (taking_from is None or d + first_week in taking_from)]
     w1 = load_table(table("instances_w1"), settings) if cohort_days else None
@@ -480,7 +456,7 @@ def _evaluation_ids(settings: Settings, first: date, last: date) -> dict[date, s
     return ids
 
 
-def _features_view(t: FeatureTable, cohort: tuple[date, date], taken_days: set[date]) -> str:
+def _features_view(t: Table, cohort: tuple[date, date], taken_days: set[date]) -> str:
     """The view a table's week-1 features come from: computed from the events, taken from instances_w1 (every
     cohort day taken), or both."""
     days = days_between(*cohort)
@@ -733,7 +709,7 @@ def _check_events(engine: Engine, config: FeatureConfig, settings: Settings, rec
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``spark-submit etl_jobs/build_features.py --ds D`` (EMR) / ``python -m etl_jobs.build_features``.
+    """``spark-submit etl_jobs/build_features.py --ds D`` (EMR) / ``python -m churn.etl_jobs.build_features``.
 
     Settings come from the job's environment (``CHURN_*``; on EMR Serverless the DAG passes them as
     ``spark.emr-serverless.driverEnv.*``); the Spark session is the one spark-submit configured.
@@ -744,7 +720,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ds")
     parser.add_argument("--start")
     parser.add_argument("--end")
-    parser.add_argument("--table", action="append", choices=sorted(TABLES))
+    parser.add_argument("--table", action="append", choices=sorted(FEATURE_TABLES))
     parser.add_argument("--no-resume", action="store_true",
                         help="rebuild every chunk of the range, also those committed before with the same inputs")
     args = parser.parse_args(argv)

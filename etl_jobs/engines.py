@@ -3,7 +3,7 @@
 Both take the same SQL — the files in ``sql/features/`` and the plan's own statements, written in
 Spark SQL with named parameters (``:name``). DuckDB gets them translated by sqlglot. An engine only
 registers Parquet as views, runs SQL, and stages a query's rows as Parquet partitioned by ``dt``; the
-checks, the cohorts and the publishing are the plan's (``etl_jobs.build_features``), identical for both.
+checks, the cohorts and the publishing are the plan's (``churn.etl_jobs.build_features``), identical for both.
 """
 
 from __future__ import annotations

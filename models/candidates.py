@@ -14,8 +14,8 @@ import pandas as pd
 import xgboost as xgb
 from sklearn.metrics import log_loss, roc_auc_score
 
-from models.model import ChurnModel, LogisticModel
-from models.transform import FeatureTransform
+from churn.models.model import ChurnModel, LogisticModel
+from churn.models.transform import FeatureTransform
 
 NTHREAD = 2  # fixed so that a model is reproducible for a given seed and data
 N_TIME_FOLDS = 3

@@ -13,7 +13,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from models.report import _e, _figure, _fmt, _png, _table
+from churn.models.report import _e, _figure, _fmt, _png, _table
 
 Z = 1.96
 COLORS = ["#1f5fa8", "#c0504d", "#4e9a06", "#8064a2", "#f79646", "#4bacc6"]
@@ -100,7 +100,7 @@ def _with_intervals(performance: pd.DataFrame) -> pd.DataFrame:
 
 
 def _wilson(rate: pd.Series, n: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    from models.evaluate import wilson_interval
+    from churn.models.evaluate import wilson_interval
 
     return wilson_interval(rate.to_numpy(dtype=float), n.to_numpy(dtype=float), Z)
 

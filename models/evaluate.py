@@ -8,7 +8,7 @@ F1, F2, confusion matrix, classification report. Plus lift by churn-risk decile.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit, logit
+from scipy.special import expit
 from sklearn import metrics as skm
 
 from churn.core.settings import parse_objective
@@ -212,7 +212,7 @@ def choose_threshold(y: np.ndarray, p: np.ndarray, objective: str = "f2", days: 
 
 def fit_platt(margin: np.ndarray, y: np.ndarray) -> dict:
     """Platt scaling p = sigmoid(a * margin + b), fitted by unpenalised logistic regression on the margin."""
-    from models.model import LogisticModel
+    from churn.models.model import LogisticModel
 
     fitted = LogisticModel.fit(np.asarray(margin, dtype=np.float64).reshape(-1, 1), y, l2=1e-6)
     return {"a": float(fitted.coef[0]), "b": float(fitted.intercept)}
@@ -238,10 +238,6 @@ def _two_halves(groups: np.ndarray) -> np.ndarray:
         return (np.arange(len(groups)) % 2).astype(int)
     newer = set(distinct[len(distinct) // 2:].tolist())
     return np.array([g in newer for g in groups.tolist()], dtype=int)
-
-
-def margin_of(p: np.ndarray) -> np.ndarray:
-    return logit(np.clip(p, EPS, 1 - EPS))
 
 
 def wilson_interval(p, n, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:

@@ -16,7 +16,7 @@ import xgboost as xgb
 from scipy.optimize import minimize
 from scipy.special import expit
 
-from models.transform import FeatureTransform
+from churn.models.transform import FeatureTransform
 
 XGB_FILE = "model.ubj"
 LINEAR_FILE = "model_linear.json"

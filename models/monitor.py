@@ -38,8 +38,8 @@ from churn.core.tables import (
     PREDICTIONS,
 )
 from churn.core.warehouse import PartitionNotFound, PublishedPartition, read_partition, write_partition
-from models import evaluate
-from models.profile import DRIFT_EXEMPT, drift_test, homogeneity_p_value, psi_from_shares, reference_group
+from churn.models import evaluate
+from churn.models.profile import DRIFT_EXEMPT, drift_test, homogeneity_p_value, psi_from_shares, reference_group
 
 log = logging.getLogger("churn.monitor")
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 
-from churn.core import storage
 from churn.core.settings import Settings, join
-from models.outreach import PolicyState
-from models.registry import IntegrityError, Registry, sha256, utc_now
+from churn.models.outreach import PolicyState
+from churn.models.version_store import IntegrityError, VersionStore, sha256, utc_now
 
 STATE = "state.json"
 
@@ -22,11 +21,16 @@ def policy_path(settings: Settings) -> str:
     return join(settings.warehouse, "outreach", "policy")
 
 
-class PolicyRegistry(Registry):
-    def __init__(self, settings: Settings):  # noqa: D107 - the model registry's store, at another root
+class PolicyRegistry:
+    """The outreach policy's versions: a :class:`VersionStore` whose last ``learn`` event is the current policy."""
+
+    def __init__(self, settings: Settings):
         self.settings = settings
         self.root = policy_path(settings)
-        self.fs = storage.filesystem(self.root, settings)
+        self.store = VersionStore(self.root, settings, what="policy version")
+
+    def history(self) -> list[dict]:
+        return self.store.history()
 
     def current(self) -> tuple[PolicyState, dict] | None:
         """The policy of the last history event (verified), or None before the first outcomes were learned."""
@@ -34,9 +38,9 @@ class PolicyRegistry(Registry):
         if not events:
             return None
         last = events[-1]
-        metadata = self.metadata(last["version"], last.get("metadata_sha256"))
+        metadata = self.store.metadata(last["version"], last.get("metadata_sha256"))
         try:
-            state = PolicyState.from_json(json.loads(self.read_artifact(last["version"], STATE, metadata)))
+            state = PolicyState.from_json(json.loads(self.store.read_artifact(last["version"], STATE, metadata)))
         except (ValueError, KeyError) as exc:
             raise IntegrityError(f"policy version {last['version']}: {STATE} does not hold a policy ({exc})") from exc
         return state, metadata
@@ -45,9 +49,9 @@ class PolicyRegistry(Registry):
         """Write a new version of ``state`` and append it to the history; returns its id."""
         data = json.dumps(state.to_json(), sort_keys=True).encode()
         version = f"{learned_day}-{sha256(data)[:8]}"
-        if not self.exists(version):
-            self.write_version(version, {STATE: data}, {"version": version, "learned_day": learned_day,
+        if not self.store.exists(version):
+            self.store.write_version(version, {STATE: data}, {"version": version, "learned_day": learned_day,
                                                         "parent": parent, "created": utc_now(),
                                                         "batches": state.batches, "outcomes": state.outcomes})
-        self._append("learn", version, learned_day=learned_day, parent=parent)
+        self.store.append("learn", version, learned_day=learned_day, parent=parent)
         return version

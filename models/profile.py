@@ -15,12 +15,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from churn.core.feature_config import BUILTIN_SPECS
+
 PROFILE_FILE = "reference_profile.json"
 BINS = 10
 WEEKDAY_COLUMN = "eval_start_weekday"
 MIN_WEEKDAY_ROWS = 200  # fewer training rows of a weekday than this: compare with all weekdays
-# Constant within one day's cohort by construction: against a training window its PSI is always huge.
-DRIFT_EXEMPT = (WEEKDAY_COLUMN,)
+# Constant within one day's cohort by construction (FeatureSpec.drift_exempt): its PSI against a window is huge.
+DRIFT_EXEMPT = tuple(name for name, spec in BUILTIN_SPECS.items() if spec.drift_exempt)
 
 
 def _floats(values) -> np.ndarray:

@@ -25,8 +25,8 @@ HEADLINE = [("roc_auc", "ROC AUC"), ("pr_auc", "PR AUC (of retained)"), ("log_lo
 
 def build_report(metadata: dict, doc: dict, y: np.ndarray, p: np.ndarray, fitted: dict, valid: pd.DataFrame) -> str:
     """HTML for one model version; ``fitted`` maps candidate name -> model fitted on the training part."""
-    from models.evaluate import auc_interval, log_loss_interval
-    from models.train import PROMOTION_RULE
+    from churn.models.evaluate import auc_interval, log_loss_interval
+    from churn.models.promotion import PROMOTION_RULE
 
     m = doc["validation"]
     decision = doc["promotion"]
@@ -194,7 +194,7 @@ def _threshold_curve(y, p, threshold):
 
 def _weekly_auc(y, p, eval_start_dates):
     """AUC of each validation week of cohorts: a model that is only good on average shows here."""
-    from models.evaluate import auc_interval
+    from churn.models.evaluate import auc_interval
 
     frame = pd.DataFrame({"y": np.asarray(y).astype(int), "p": np.asarray(p),
                           "week": pd.to_datetime(pd.Series(eval_start_dates)).dt.to_period("W-SUN").dt.start_time})

@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from churn.core.feature_config import load_feature_config
+from churn.core.feature_config import FeatureConfig, load_feature_config
 from churn.core.settings import Settings
 from churn.core.tables import INSTANCES_W1, N_REASONS, PREDICTIONS, PREDICTIONS_SCHEMA
 from churn.core.warehouse import partition_snapshot, read_partition, write_partition
-from models.model import ChurnModel
+from churn.models.model import ChurnModel
 
 log = logging.getLogger("churn.score")
 OUTPUT_SCHEMA = PREDICTIONS_SCHEMA
@@ -142,9 +142,10 @@ def score_partition(model: ChurnModel, ds: date, settings: Settings, reasons: bo
     written = partition_snapshot(INSTANCES_W1, ds, settings)
     snapshot_id = written["snapshot_id"] if written else None
     frame = read_partition(INSTANCES_W1, ds, settings, snapshot_id=snapshot_id)
-    check_feature_rows(frame, model, INSTANCES_W1.name, ds, settings.first_week_days)
+    config = load_feature_config(settings)
+    check_feature_rows(frame, model, INSTANCES_W1.name, ds, config, settings.first_week_days)
     table = score_frame(model, frame, ds, reasons=reasons, features_snapshot_id=snapshot_id,
-                        facts=reason_facts(metadata, load_feature_config(settings)))
+                        facts=reason_facts(metadata, config))
     published = write_partition(PREDICTIONS, ds, table, settings)
     result = {"dt": ds.isoformat(), "table": PREDICTIONS.name, "rows": published.rows, "model_version": model.version,
               "features_snapshot_id": snapshot_id, "seconds": round(time.perf_counter() - started, 2)}
@@ -156,11 +157,13 @@ class FeatureRowsError(ValueError):
     """Rows of a feature partition that must not be scored; the message names table, column and rows."""
 
 
-def check_feature_rows(frame: pd.DataFrame, model: ChurnModel, table: str, ds: date, first_week_days: int) -> None:
+def check_feature_rows(frame: pd.DataFrame, model: ChurnModel, table: str, ds: date, config: FeatureConfig,
+                       first_week_days: int) -> None:
     """Duplicate instances and impossible values never reach a published prediction.
 
-    Counts (every feature the model reads as a count or a share of users) cannot be negative, the
-    weekday is 1..7, the time to the first key action lies within the observed week.
+    Each feature's valid values are its spec's (``FeatureSpec``: counts cannot be negative, the weekday is 1..7,
+    the time to the first key action lies within the observed week); a value that is not finite is never valid
+    but for NULL.
     """
     where = f"{table} dt={ds}"
     dupes = frame["instance_id"][frame["instance_id"].duplicated(keep=False)]
@@ -173,15 +176,16 @@ def check_feature_rows(frame: pd.DataFrame, model: ChurnModel, table: str, ds: d
     for column in model.features:
         if column not in frame.columns or not pd.api.types.is_numeric_dtype(frame[column]):
             continue
-        values = frame[column]
-        if column == "eval_start_weekday":
-            bad = values.notna() & ~values.isin(range(1, 8))
-        elif column == "w1_activity_trend":
-            bad = ~np.isfinite(values.fillna(0))
-        elif column == "hours_to_first_key_action":
-            bad = values.notna() & ((values < 0) | (values > 24 * first_week_days))
-        else:
-            bad = values.notna() & ((values < 0) | ~np.isfinite(values))
+        values = frame[column].astype(float)
+        spec = config.spec(column)
+        low, high = spec.bounds(first_week_days)
+        bad = values.notna() & ~np.isfinite(values.fillna(0))
+        if low is not None:
+            bad |= values < low
+        if high is not None:
+            bad |= values > high
+        if spec.integral:
+            bad |= values.notna() & (values != values.round())
         if bad.any():
             examples = frame.loc[bad, ["instance_id", column]].head(5).to_dict("records")
             raise FeatureRowsError(f"{where}.{column}: {int(bad.sum())} rows out of range, e.g. {examples}")

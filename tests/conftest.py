@@ -3,11 +3,32 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import urllib.request
+from pathlib import Path
 
 import pytest
 
-from churn.core.settings import Settings
+from churn.core.settings import PROJECT_ROOT, Settings
+
+# Airflow reads its configuration once, at first import: every test process (each xdist worker) points it at
+# a temporary AIRFLOW_HOME with a SQLite DB (dag.test() runs) before any test module can import it. The
+# end-to-end test starts a real Airflow on its own embedded PostgreSQL (churn.dev.airflow_local clears these).
+AIRFLOW_TEST_HOME = Path(tempfile.mkdtemp(prefix="churn-airflow-test-"))
+os.environ.update({
+    "AIRFLOW_HOME": str(AIRFLOW_TEST_HOME),
+    "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_TEST_HOME / 'airflow.db'}",
+    "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+})
+
+
+def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
+    shutil.rmtree(AIRFLOW_TEST_HOME, ignore_errors=True)
 
 CHURN_TEST_ENV = ("CHURN_RAW_EVALUATIONS", "CHURN_RAW_EVENTS", "CHURN_FEATURE_CONFIG", "CHURN_S3_ENDPOINT_URL",
                   "CHURN_FEATURE_ENGINE", "CHURN_DEPLOYMENT", "CHURN_ALERT_CALLBACK")
@@ -62,3 +83,9 @@ def aws(moto_server, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     return moto_server
+
+
+def pytest_collection_modifyitems(session, config, items):  # noqa: ARG001
+    """The slow end-to-end tests first: with `make test`'s two workers (pytest-xdist) they then run beside the
+    many short ones instead of after them, so the suite's wall time is about its work divided by two."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

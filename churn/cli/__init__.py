@@ -11,9 +11,10 @@ import sys
 
 import typer
 
+from churn.cli import dev as dev_commands
 from churn.cli import jobs as job_commands
 from churn.cli import models as model_commands
-from churn.tools import catalog, demo, doctor, query, simulator
+from churn.cli import ops as ops_commands
 
 app = typer.Typer(help="Churn prediction for SaaS trials.", no_args_is_help=True, add_completion=False)
 
@@ -39,7 +40,7 @@ def _main(ctx: typer.Context, verbose: bool = typer.Option(False, "--verbose", "
         raise typer.Exit(2) from None  # output.BAD_INPUT
 
 
-app.command("simulate")(simulator.simulate_command)
+app.command("simulate")(dev_commands.simulate_command)
 app.command("features")(job_commands.features_command)
 app.command("train")(job_commands.train_command)
 app.command("score")(job_commands.score_command)
@@ -47,10 +48,11 @@ app.add_typer(job_commands.monitor_app, name="monitor")
 app.add_typer(job_commands.outreach_app, name="outreach")
 app.command("maintain")(job_commands.maintain_command)
 app.add_typer(model_commands.app, name="models")
-app.command("query")(query.query_command)
-app.add_typer(catalog.app, name="catalog")
-app.command("doctor")(doctor.doctor_command)
-app.command("demo")(demo.demo_command)
+app.command("query")(ops_commands.query_command)
+app.add_typer(ops_commands.catalog_app, name="catalog")
+app.command("doctor")(ops_commands.doctor_command)
+app.command("demo")(dev_commands.demo_command)
+app.add_typer(dev_commands.airflow_app, name="airflow")
 
 def main(argv: list[str] | None = None) -> None:
     """The ``churn`` command: every error ends as one line on stderr and an exit code (see churn.cli.output);

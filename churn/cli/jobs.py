@@ -27,9 +27,9 @@ def features_command(
     unknown = sorted(set(table) - set(FEATURE_TABLES))
     if unknown:
         raise typer.BadParameter(f"unknown feature table(s) {unknown}; choose from {list(FEATURE_TABLES)}")
+    # no settings: the warehouse need not exist yet, the feature job is what writes it first
     emit(run_job(lambda days: jobs.build_features(settings, days[0], days[-1], tables=table, resume=resume), ds, start,
-                 end,
-                 settings=settings))
+                 end))
 
 
 def train_command(

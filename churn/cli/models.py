@@ -21,7 +21,7 @@ def console(stderr: bool = False) -> Console:
 
 def _registry(ctx: typer.Context):
     from churn.core.storage import require_warehouse
-    from models.registry import Registry
+    from churn.models.registry import Registry
 
     require_warehouse(ctx.obj)
     return Registry(ctx.obj)
@@ -49,7 +49,7 @@ def _confirm(question: str, yes: bool) -> None:
 
 
 def _registry_error() -> type[Exception]:
-    from models.registry import RegistryError
+    from churn.models.registry import RegistryError
 
     return RegistryError
 

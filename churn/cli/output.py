@@ -47,9 +47,9 @@ def _known_errors() -> tuple[type[Exception], ...]:
     from churn.core.feature_config import FeatureConfigError
     from churn.core.glue import CatalogError
     from churn.core.warehouse import PartitionNotFound
-    from models.registry import RegistryError
-    from models.train import TrainingDataError
-    from models.transform import SchemaMismatch
+    from churn.models.registry import RegistryError
+    from churn.models.train import TrainingDataError
+    from churn.models.transform import SchemaMismatch
 
     return (DataContractError, FeatureConfigError, CatalogError, PartitionNotFound, RegistryError, TrainingDataError,
             SchemaMismatch)

@@ -84,9 +84,27 @@ def data_file_infos(fs, folder: str) -> list[dict]:
     out = []
     for info in fs.ls(folder, detail=True):
         name = info["name"].rstrip("/").rsplit("/", 1)[-1]
-        if info.get("type") == "file" and name.endswith(".parquet") and not name.startswith((".", "_")):
+        if not name.endswith(".parquet") or name.startswith((".", "_")):
+            continue
+        if info.get("islink"):  # a local symlink (fsspec says "other"): read what it points at
+            info = _link_target(info)
+        if info.get("type") == "file":
             out.append(info)
     return sorted(out, key=lambda info: info["name"])
+
+
+def _link_target(info: dict) -> dict:
+    """The listing entry of a symlinked file as if it were the file (its target's size and mtime); a link that
+    points nowhere is an error naming it, not a file silently skipped."""
+    import os
+
+    try:
+        target = os.stat(info["name"])  # follows the link
+    except OSError as exc:
+        raise DataContractError("raw", "*", f"{info['name']} is a symbolic link to {info.get('destination')!r}, "
+                                            f"which cannot be read ({exc.strerror})") from None
+    kind = "file" if os.path.isfile(info["name"]) else "directory"
+    return {**info, "type": kind, "size": target.st_size, "mtime": target.st_mtime}
 
 
 def check_files(table: str, fs, files: list[str], required: pa.Schema, optional: pa.Schema | None = None,

@@ -30,10 +30,6 @@ def extension_path(name: str) -> Path | None:
     return path if path.exists() else None
 
 
-def httpfs_extension_path() -> Path | None:
-    return extension_path("httpfs")
-
-
 def load_extension(con, name: str) -> None:
     """Load an extension from its wheel, never from the network; a clear error names the package."""
     import duckdb

@@ -12,21 +12,45 @@ from churn.core.settings import DEFAULT_FEATURE_CONFIG, Settings
 
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
-# Always-computed features, after the configured count features, in table order.
-DERIVED_FEATURES: list[tuple[str, str]] = [
-    ("w1_active_users", "bigint"),
-    ("w1_agg_active_users", "bigint"),
-    ("w1_max_active_users", "bigint"),
-    ("mobile_usage", "bigint"),
-    ("w1_events", "bigint"),
-    ("w1_active_days", "bigint"),
-    ("w1_activity_trend", "double"),
-    ("hours_to_first_key_action", "double"),
-]
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One feature's facts, declared once: its column type, what it means to a person, which way it points, the
+    values it can take (scoring refuses rows outside them) and whether drift is measured on it. The table schema,
+    scoring's range check, the drift profile, reasons and the synthetic generator all read these."""
+
+    name: str
+    athena_type: str  # bigint | double | int
+    label: str
+    direction: str = "none"  # up: more never lowers p_retained; down: more never raises it; none: learned
+    low: float | None = 0.0  # smallest valid value (None: unbounded; NULL is always allowed)
+    high: float | None = None  # largest valid value
+    high_is_first_week_hours: bool = False  # high = 24 x CHURN_FIRST_WEEK_DAYS (a time inside the observed week)
+    integral: bool = False  # only whole values (a weekday)
+    drift_exempt: bool = False  # constant within a day's cohort by construction: PSI against a window is meaningless
+
+    def bounds(self, first_week_days: int) -> tuple[float | None, float | None]:
+        return self.low, (24.0 * first_week_days if self.high_is_first_week_hours else self.high)
+
+
+# Always-computed features, after the configured count features, in table order (sql/features/week1_features.sql).
+DERIVED_SPECS: tuple[FeatureSpec, ...] = (
+    FeatureSpec("w1_active_users", "bigint", "active users"),
+    FeatureSpec("w1_agg_active_users", "bigint", "user-days of activity"),
+    FeatureSpec("w1_max_active_users", "bigint", "users active on the busiest day"),
+    FeatureSpec("mobile_usage", "bigint", "events on mobile"),
+    FeatureSpec("w1_events", "bigint", "events"),
+    FeatureSpec("w1_active_days", "bigint", "active days", direction="up"),
+    FeatureSpec("w1_activity_trend", "double", "activity trend (2nd half vs 1st)", low=None),
+    FeatureSpec("hours_to_first_key_action", "double", "hours to the first key action", high_is_first_week_hours=True),
+)
 # Known at sign-up, computed in sql/features/feature_table.sql (not from events), after the derived ones.
-SIGNUP_FEATURES: list[tuple[str, str]] = [
-    ("eval_start_weekday", "int"),  # 1 = Monday … 7 = Sunday: week-1 activity has weekends in it
-]
+SIGNUP_SPECS: tuple[FeatureSpec, ...] = (
+    # 1 = Monday … 7 = Sunday: week-1 activity has weekends in it
+    FeatureSpec("eval_start_weekday", "int", "start weekday (1 = Monday)", low=1, high=7, integral=True,
+                drift_exempt=True),
+)
+DERIVED_FEATURES: list[tuple[str, str]] = [(f.name, f.athena_type) for f in DERIVED_SPECS]
+SIGNUP_FEATURES: list[tuple[str, str]] = [(f.name, f.athena_type) for f in SIGNUP_SPECS]
 KEY_COLUMNS: list[tuple[str, str]] = [("instance_id", "string"), ("eval_start_date", "date")]
 LABEL_COLUMN = ("retained", "int")
 FEATURE_TABLES = ("instances_w1", "instances_modeling")
@@ -34,14 +58,7 @@ TOP_LEVEL_KEYS = ("count_features", "mobile_platforms", "key_event_types", "attr
 ATTRIBUTE_KEYS = ("column", "ranks", "label", "direction")
 COUNT_KEYS = ("event_types", "direction", "label")
 DIRECTIONS = {"up": 1, "down": -1, "none": 0}
-# What the built-in features mean to a person, and which way they point (up: more never lowers p_retained).
-BUILTIN_LABELS = {
-    "w1_active_users": "active users", "w1_agg_active_users": "user-days of activity",
-    "w1_max_active_users": "users active on the busiest day", "mobile_usage": "events on mobile",
-    "w1_events": "events", "w1_active_days": "active days", "w1_activity_trend": "activity trend (2nd half vs 1st)",
-    "hours_to_first_key_action": "hours to the first key action", "eval_start_weekday": "start weekday (1 = Monday)",
-}
-BUILTIN_DIRECTIONS = {"w1_active_days": "up"}
+BUILTIN_SPECS = {f.name: f for f in (*DERIVED_SPECS, *SIGNUP_SPECS)}
 
 
 class FeatureConfigError(ValueError):
@@ -72,13 +89,26 @@ class FeatureConfig:
     directions: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
 
+    def specs(self) -> dict[str, FeatureSpec]:
+        """Every feature's spec, in table order: the configured counts, the built-in ones, the sign-up ranks."""
+        counts = [FeatureSpec(n, "bigint", self.labels.get(n, n.replace("_", " ")), self.directions.get(n, "none"))
+                  for n in self.count_features]
+        attributes = [FeatureSpec(a.name, "double", self.labels.get(a.name, a.name.replace("_", " ")),
+                                  self.directions.get(a.name, "none"), low=1, high=len(a.ranks))
+                      for a in self.attribute_features]
+        return {f.name: f for f in (*counts, *DERIVED_SPECS, *SIGNUP_SPECS, *attributes)}
+
+    def spec(self, feature: str) -> FeatureSpec:
+        """The spec of a feature; one the configuration does not know (an older model's) is a plain count."""
+        return self.specs().get(feature) or FeatureSpec(feature, "bigint", feature.replace("_", " "))
+
     def direction(self, feature: str) -> int:
         """+1 (more never lowers p_retained), -1 (more never raises it) or 0 (the model learns the shape)."""
-        return DIRECTIONS[self.directions.get(feature) or BUILTIN_DIRECTIONS.get(feature, "none")]
+        return DIRECTIONS[self.spec(feature).direction]
 
     def label(self, feature: str) -> str:
         """What a feature means to a person (``issues completed``), for reasons and reports."""
-        return self.labels.get(feature) or BUILTIN_LABELS.get(feature) or feature.replace("_", " ")
+        return self.spec(feature).label
 
     @property
     def known_event_types(self) -> set[str]:
@@ -89,9 +119,8 @@ class FeatureConfig:
         return [(name, "bigint") for name in self.count_features] + DERIVED_FEATURES
 
     def feature_columns(self) -> list[tuple[str, str]]:
-        """(name, athena type) of every feature column, in table order."""
-        attributes = [(a.name, "double") for a in self.attribute_features]  # double: NULL-able, same dtype
-        return self.week1_columns() + SIGNUP_FEATURES + attributes
+        """(name, athena type) of every feature column, in table order (attribute ranks are double: NULL-able)."""
+        return [(f.name, f.athena_type) for f in self.specs().values()]
 
     def table_columns(self, table: str) -> list[tuple[str, str]]:
         """All non-partition columns of a feature table, in order."""

@@ -21,7 +21,6 @@ log = logging.getLogger(__name__)
 PARQUET_INPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
 PARQUET_OUTPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
 PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
-BATCH = 100  # BatchCreatePartition takes at most 100 partitions per call
 
 
 class CatalogError(RuntimeError):

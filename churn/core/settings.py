@@ -3,8 +3,8 @@
 Every field can be set as an environment variable with the ``CHURN_`` prefix (``CHURN_WAREHOUSE``,
 ``CHURN_LABEL_WINDOW_DAYS`` …) or in the project's ``.env`` file (:data:`ENV_FILE`, an absolute path:
 the same file for a shell, a test and an Airflow worker, whatever their working directory).
-Environment variables win over ``.env``. The deployment (``local`` or ``aws``) only changes where
-data lives and which engine runs, never what is computed.
+Environment variables win over ``.env``. The deployment (``local`` or ``aws``) picks the resource set
+(the tables' catalog: SQL locally, Glue on AWS) and never what is computed.
 
 There is no global instance: each entry point (a CLI command, a DAG task, a benchmark) builds one
 ``Settings()`` and passes it down, so nothing changes settings behind another caller's back.
@@ -17,16 +17,16 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # A checkout reads its own .env; an installed package (a wheel on MWAA, an EMR job) has no project
 # folder and takes its settings from the environment only.
 ENV_FILE = PROJECT_ROOT / ".env" if (PROJECT_ROOT / "pyproject.toml").is_file() else None
-# Package data (the folder sql/ installed as the package churn_sql): the same files in a checkout, an
+# Package data (the folder sql/ installed as the package churn.sql): the same files in a checkout, an
 # editable install and a wheel. Installed wheels are unzipped, so this is a real folder.
-SQL_DIR = Path(str(files("churn_sql")))
+SQL_DIR = Path(str(files("churn.sql")))
 DEFAULT_FEATURE_CONFIG = SQL_DIR / "features" / "feature_config.yaml"
 
 
@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     spark_class_archive_dir: str = Field(
         "~/.cache/churn",
         description="folder of the JVM class-data archive that makes a local Spark start ~2-3 s faster (written by "
-                    "`make install`, i.e. `python -m churn.tools.spark_classes`); empty: no archive")
+                    "`make install`, i.e. `python -m churn.dev.spark_classes`); empty: no archive")
     feature_chunk_days: int = Field(
         30, ge=1,
         description="a feature range is built and committed in chunks of this many days: memory is bounded by the "
@@ -107,9 +107,10 @@ class Settings(BaseSettings):
         description="raw Parquet a feature chunk may read: a range whose chunks would read more is cut into shorter "
                     "chunks (halved down to a day), so 50k trials a day builds in the memory and disk that 10k does")
     athena_database: str = Field("churn", description="Glue/Athena database (Iceberg namespace) of the tables")
-    table_catalog: Literal["sql", "glue"] = Field(
-        "sql", description="Iceberg catalog of the output tables: sql (SQLite or PostgreSQL; local) or glue (AWS, Athena)"
-    )
+    table_catalog: Literal["sql", "glue"] | None = Field(
+        None,
+        description="Iceberg catalog of the output tables: sql (SQLite or PostgreSQL) or glue (Athena); "
+                    "empty: what the deployment picks, glue for aws, sql for local")
     table_catalog_uri: str | None = Field(
         None, description="SQLAlchemy URL of the sql catalog (default sqlite:///{warehouse}/_catalog/iceberg.db), "
         "e.g. postgresql+psycopg2://postgres@127.0.0.1:5432/churn",
@@ -170,6 +171,22 @@ class Settings(BaseSettings):
         "{'monitoring_alerts': [...]} when monitoring raises alerts (default: log only)",
     )
     airflow_port: int = Field(8080, ge=1, le=65535, description="port of the local Airflow UI (make airflow, make demo)")
+    airflow_db_url: str = Field("", description=(
+        "the local Airflow's metadata DB server (make airflow, make demo): empty = this checkout's own embedded "
+        "PostgreSQL in .airflow/postgres; or postgresql+psycopg2://user@host:port, on which the checkout gets its "
+        "own database churn_airflow_<id>"))
+
+    @field_validator("table_catalog", mode="before")
+    @classmethod
+    def _empty_is_the_deployments(cls, value):
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _deployment_picks_the_catalog(self):
+        """One switch: ``deployment`` chooses the resource set; a setting named explicitly still wins."""
+        if self.table_catalog is None:
+            object.__setattr__(self, "table_catalog", "glue" if self.deployment == "aws" else "sql")
+        return self
 
     @field_validator("threshold_objective")
     @classmethod

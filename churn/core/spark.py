@@ -17,6 +17,14 @@ def spark_uri(path: str) -> str:
     return "s3a://" + path[len("s3://") :] if path.startswith("s3://") else path
 
 
+def java_available() -> bool:
+    """A JVM for local Spark: ``$JAVA_HOME/bin/java`` or ``java`` on PATH (what pyspark's launcher looks for)."""
+    import shutil
+
+    home = os.environ.get("JAVA_HOME")
+    return bool(home and os.access(os.path.join(home, "bin", "java"), os.X_OK)) or shutil.which("java") is not None
+
+
 def launched_by_spark_submit() -> bool:
     """True when this Python process was started by spark-submit (or a cluster): it then owns the JVM."""
     return "PYSPARK_GATEWAY_PORT" in os.environ
@@ -106,7 +114,7 @@ def driver_java_options(settings: Settings, short_run: bool) -> list[str]:
             *class_archive_options(settings), *(["-XX:TieredStopAtLevel=1"] if short_run else [])]
 
 
-ARCHIVE_DUMP_ENV = "CHURN_SPARK_CLASS_ARCHIVE_DUMP"  # set by churn.tools.spark_classes: write the archive at exit
+ARCHIVE_DUMP_ENV = "CHURN_SPARK_CLASS_ARCHIVE_DUMP"  # set by churn.dev.spark_classes: write the archive at exit
 
 
 def class_archive_path(settings: Settings) -> str | None:

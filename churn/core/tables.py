@@ -168,6 +168,9 @@ class Table:
     published: bool = True  # written by this system: an Iceberg table (raw tables: no, Hive-style Parquet)
     glue: bool = True  # registered in the Glue Data Catalog (Athena)
     folder: str | None = None  # the folder under the zone, when not the table's name
+    # a feature table: its cohort (sql/features/<cohort_sql>: which trials land in dt) and whether it holds the label
+    cohort_sql: str | None = None
+    labelled: bool = False
 
     def location(self, settings: Settings) -> str:
         """The table root (no trailing slash): a folder or an s3:// prefix."""
@@ -176,6 +179,12 @@ class Table:
         if self.name == "events" and settings.raw_events:
             return settings.raw_events.rstrip("/")
         return join(settings.warehouse, self.zone, self.folder or self.name)
+
+    def cohort_offset_days(self, settings: Settings) -> int:
+        """A feature table's dt minus its trials' eval_start_date: the label window, or the first week."""
+        if self.cohort_sql is None:
+            raise ValueError(f"{self.name} is not a feature table: it has no cohort")
+        return settings.label_window_days if self.labelled else settings.first_week_days
 
     def columns(self, settings: Settings) -> list[tuple[str, str]]:
         """(name, Athena type) of every non-partition column, in file order."""
@@ -206,10 +215,11 @@ TABLES: dict[str, Table] = {
         Table("events", "raw", "product-usage events by UTC day of event_time (raw input)", _CONTRACT_SOURCE,
               _raw("events"), published=False),
         Table("instances_w1", "features", "first-week features of the trials whose first week ended on dt (to score)",
-              _FEATURE_SOURCE, _feature_columns("instances_w1")),
+              _FEATURE_SOURCE, _feature_columns("instances_w1"), cohort_sql="features/cohort_instances_w1.sql"),
         Table("instances_modeling", "features",
               "first-week features and the outcome `retained` of the trials whose label window ended on dt (to train)",
-              _FEATURE_SOURCE, _feature_columns("instances_modeling")),
+              _FEATURE_SOURCE, _feature_columns("instances_modeling"),
+              cohort_sql="features/cohort_instances_modeling.sql", labelled=True),
         Table("instances_w1_scored", "predictions",
               "champion scores of instances_w1 dt: p_retained, the decision at the model's threshold, risk band "
               "(1 = highest churn risk), the three most negative log-odds contributions, model version, the "
@@ -237,7 +247,6 @@ PREDICTIONS = TABLES["instances_w1_scored"]
 MODEL_PERFORMANCE, FEATURE_DRIFT = TABLES["model_performance"], TABLES["feature_drift"]
 OUTREACH_ASSIGNMENTS, OUTREACH_EFFECT = TABLES["outreach_assignments"], TABLES["outreach_effect"]
 FEATURE_TABLES = (INSTANCES_W1.name, INSTANCES_MODELING.name)
-MONITORING_TABLES = (MODEL_PERFORMANCE.name, FEATURE_DRIFT.name)
 MODEL_REGISTRY_URI = "churn://models/registry"  # the registry is not a table, but DAGs announce it as an asset
 
 

@@ -5,7 +5,6 @@ functions, so both follow the same skip rules (:class:`Skipped`), raise the same
 same summaries. Heavy libraries are imported inside the functions: importing this package is cheap.
 """
 
-from churn.jobs.emr import cancel_earlier_attempts, emr_job_driver, emr_job_name, emr_start_job_run_request
 from churn.jobs.features import build_features
 from churn.jobs.maintenance import maintain_tables
 from churn.jobs.monitor import monitor, monitoring_report
@@ -16,6 +15,8 @@ from churn.jobs.summaries import (
     FeaturesSummary,
     MaintenanceSummary,
     MonitorSummary,
+    OutreachAssignSummary,
+    OutreachLearnSummary,
     RetrainSummary,
     ScoreSummary,
     Skipped,
@@ -25,15 +26,13 @@ __all__ = [
     "FeaturesSummary",
     "MonitorSummary",
     "MaintenanceSummary",
+    "OutreachAssignSummary",
+    "OutreachLearnSummary",
     "RetrainSummary",
     "ScoreSummary",
     "Skipped",
     "assign_outreach",
     "build_features",
-    "cancel_earlier_attempts",
-    "emr_job_driver",
-    "emr_job_name",
-    "emr_start_job_run_request",
     "learn_outreach",
     "maintain_tables",
     "monitor",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Mapping
 
 from churn.core.settings import Settings
 
@@ -18,7 +17,7 @@ def _resolve(target: str):
     return getattr(importlib.import_module(module_name), attribute)
 
 
-def _call(target: str | None, payload) -> None:
+def call_alert_callback(target: str | None, payload) -> None:
     if not target:
         return
     try:
@@ -32,25 +31,4 @@ def notify(settings: Settings, alerts: list[str]) -> None:
     if not alerts:
         return
     log.error("churn monitoring alerts: %s", alerts)
-    _call(settings.alert_callback, {"monitoring_alerts": list(alerts)})
-
-
-def alert_on_failure(context: Mapping) -> None:
-    """Airflow task-failure callback: one line an operator can act on, then ``alert_callback(context)``."""
-    ti = context.get("ti") or context.get("task_instance")
-    dag_run = context.get("dag_run")
-    summary = {
-        "dag_id": getattr(ti, "dag_id", None),
-        "task_id": getattr(ti, "task_id", None),
-        "run_id": getattr(dag_run, "run_id", None) or getattr(ti, "run_id", None),
-        "try_number": getattr(ti, "try_number", None),
-        "exception": repr(context.get("exception"))[:500],
-        "log_url": getattr(ti, "log_url", None),
-    }
-    log.error("churn task failed: %s", summary)
-    try:
-        target = Settings().alert_callback
-    except Exception:  # broken settings must not break the failure path
-        log.exception("settings unreadable: no alert callback")
-        return
-    _call(target, context)
+    call_alert_callback(settings.alert_callback, {"monitoring_alerts": list(alerts)})

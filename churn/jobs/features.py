@@ -17,7 +17,7 @@ def build_features(settings: Settings, start: date, end: date, tables=FEATURE_TA
     A Spark session started here is stopped again (a task process must not leave a JVM behind); one
     that was already running (a test's, spark-submit's) is kept.
     """
-    from etl_jobs.build_features import build_features as run
+    from churn.etl_jobs.build_features import build_features as run
 
     if settings.feature_engine != "spark":
         result = run(start, end, settings, tables=tuple(tables), resume=resume)

@@ -24,7 +24,7 @@ class _ModelFacts:
     """Metadata and reference profiles of the model versions a run meets, read once each."""
 
     def __init__(self, settings: Settings):
-        from models.registry import Registry
+        from churn.models.registry import Registry
 
         self.settings, self.registry = settings, Registry(settings)
         self.metadata = cache(self._metadata)
@@ -53,7 +53,7 @@ class _ModelFacts:
         from churn.core.dates import days
         from churn.core.tables import INSTANCES_MODELING
         from churn.core.warehouse import read_partitions
-        from models.profile import build_profile
+        from churn.models.profile import build_profile
 
         window = metadata["training_window"]
         dates = days(date.fromisoformat(window["start"]), date.fromisoformat(window["end_exclusive"]) - timedelta(days=1))
@@ -65,7 +65,7 @@ class _ModelFacts:
 
 def monitor(settings: Settings, performance_days: Iterable[date] = (), drift_days: Iterable[date] = ()) -> MonitorSummary:
     """Publish model_performance for ``performance_days`` and feature_drift for ``drift_days``; raise the alerts."""
-    from models.monitor import NothingToMonitor, publish_drift, publish_performance
+    from churn.models.monitor import NothingToMonitor, publish_drift, publish_performance
 
     performance_days, drift_days = sorted(set(performance_days)), sorted(set(drift_days))
     if not performance_days and not drift_days:
@@ -81,7 +81,7 @@ def monitor(settings: Settings, performance_days: Iterable[date] = (), drift_day
             continue
         getattr(summary, step).append({"dt": day.isoformat(), "table": published.table, **headline})
         summary.alerts.extend(f"{day}: {a}" for a in alerts)
-    from models.score import stale_predictions
+    from churn.models.score import stale_predictions
 
     for stale in stale_predictions(drift_days, settings):
         summary.alerts.append(f"{stale['dt']}: predictions are stale: they scored instances_w1 snapshot "
@@ -109,7 +109,7 @@ def dashboard_path(settings: Settings) -> str:
 
 def monitoring_report(settings: Settings, end: date | None = None, window_days: int = 90,
                       out: str | None = None) -> dict:
-    """Write the monitoring dashboard (``models.dashboard``) of the ``window_days`` days up to ``end`` (default:
+    """Write the monitoring dashboard (``churn.models.dashboard``) of the ``window_days`` days up to ``end`` (default:
     the last monitored day) to the warehouse at ``reports/monitoring_dashboard.html``, and to ``out`` if given."""
     from datetime import UTC, datetime
 
@@ -119,7 +119,7 @@ def monitoring_report(settings: Settings, end: date | None = None, window_days: 
     from churn.core.dates import days
     from churn.core.tables import FEATURE_DRIFT, MODEL_PERFORMANCE
     from churn.core.warehouse import list_partitions, read_partitions
-    from models.dashboard import build_dashboard
+    from churn.models.dashboard import build_dashboard
 
     storage.require_warehouse(settings)
     available = {t: list_partitions(t, settings) for t in (MODEL_PERFORMANCE, FEATURE_DRIFT)}

@@ -14,15 +14,15 @@ import logging
 from datetime import date, timedelta
 
 from churn.core.settings import Settings
+from churn.jobs.summaries import OutreachAssignSummary, OutreachLearnSummary, Skipped, json_safe
 
 # numpy / pandas are imported inside the functions: DAG files import this package at parse time
 
 log = logging.getLogger("churn.outreach")
-SEGMENTS = ("all", "small", "large", "mobile")
 
 
 def policy_config(settings: Settings):
-    from models.outreach import PolicyConfig
+    from churn.models.outreach import PolicyConfig
 
     return PolicyConfig(PolicyConfig.parse_channels(settings.outreach_channels), settings.outreach_conversion_value,
                         settings.outreach_holdout, settings.outreach_forgetting, settings.outreach_prior_precision)
@@ -37,8 +37,8 @@ def _current_policy(settings: Settings, config, also: tuple[str, ...] = ()):
     """(state, version): the registry's current policy with a posterior for every configured channel and every
     channel in ``also`` (one added to the configuration, or one with outcomes but removed before its first
     learning, starts from the prior); before any learning, the prior, version ``prior``."""
-    from models.outreach import PolicyState
-    from models.policy_registry import PolicyRegistry
+    from churn.models.outreach import PolicyState
+    from churn.models.policy_registry import PolicyRegistry
 
     current = PolicyRegistry(settings).current()
     state, version = (PolicyState.prior(config), "prior") if current is None else (current[0], current[1]["version"])
@@ -50,30 +50,17 @@ def _current_policy(settings: Settings, config, also: tuple[str, ...] = ()):
 
 
 def _segments_of(day: date, settings: Settings):
-    """instance_id, log_odds (from the champion's p_retained), company_size_rank, mobile_share of dt=D."""
-    import numpy as np
-    import pandas as pd
-
+    """The trials scored on D with what the policy needs of them (:func:`churn.models.outreach.trials_of`)."""
     from churn.core.warehouse import read_partition
+    from churn.models.outreach import trials_of
 
-    predictions = read_partition("instances_w1_scored", day, settings)
-    features = read_partition("instances_w1", day, settings)
-    trials = predictions[["instance_id", "p_retained"]].merge(
-        features[["instance_id", "company_size_rank", "mobile_usage", "w1_events"]], on="instance_id", how="left")
-    p = trials["p_retained"].astype(float).clip(1e-6, 1 - 1e-6)
-    events = trials["w1_events"].astype(float)
-    return pd.DataFrame({
-        "instance_id": trials["instance_id"],
-        "log_odds": np.log(p / (1 - p)),
-        "company_size_rank": trials["company_size_rank"].astype(float),
-        "mobile_share": np.where(events > 0, trials["mobile_usage"].astype(float) / events.where(events > 0), 0.0),
-    })
+    return trials_of(read_partition("instances_w1_scored", day, settings), read_partition("instances_w1", day, settings))
 
 
 def assign_day(day: date, settings: Settings) -> dict:
     """Publish ``outreach_assignments`` dt=D for the trials scored on D."""
     from churn.core.warehouse import PartitionNotFound, write_partitions
-    from models.outreach import NONE, assign
+    from churn.models.outreach import NONE, assign
 
     config = policy_config(settings)
     try:
@@ -99,8 +86,9 @@ def assign_day(day: date, settings: Settings) -> dict:
 def learn_day(day: date, settings: Settings) -> dict:
     """Learn the outcomes known on D (one mini-batch, a new policy version) and publish ``outreach_effect`` dt=D."""
     from churn.core.warehouse import PartitionNotFound, read_partition, write_partitions
-    from models.outreach import OutreachError, learn
-    from models.policy_registry import PolicyRegistry
+    from churn.models.outreach import OutreachError, learn
+    from churn.models.outreach_effect import effect_rows
+    from churn.models.policy_registry import PolicyRegistry
 
     config = policy_config(settings)
     when = assigned_day(day, settings)
@@ -143,50 +131,17 @@ def learn_day(day: date, settings: Settings) -> dict:
             "effect": effect[effect["segment"] == "all"].to_dict("records")}
 
 
-def effect_rows(joined, config, assigned: date):
-    """Per channel and segment: the holdout comparison (models.outreach.uplift), cost, cost per saved conversion."""
-    import numpy as np
-    import pandas as pd
-
-    from models.outreach import LARGE_RANKS, MOBILE_SEGMENT, SMALL_RANKS, uplift
-
-    masks = {"all": np.ones(len(joined), dtype=bool),
-             "small": (joined["company_size_rank"] <= SMALL_RANKS).to_numpy(),
-             "large": (joined["company_size_rank"] >= LARGE_RANKS).to_numpy(),
-             "mobile": (joined["mobile_share"] >= MOBILE_SEGMENT).to_numpy()}
-    rows = []
-    costs = {c.name: c.cost for c in config.channels}
-    for segment in SEGMENTS:
-        table = uplift(joined[masks[segment]])
-        for _, row in table.iterrows():
-            cost = costs.get(row["channel"], np.nan) * row["contacted"]
-            saved = row["uplift"] * row["contacted"]
-            rows.append({**row.to_dict(), "segment": segment, "cost": cost,
-                         "cost_per_saved_conversion": cost / saved if saved > 0 else np.nan, "assigned_dt": assigned})
-    columns = ["channel", "segment", "contacted", "converted", "holdout", "holdout_converted", "uplift", "uplift_low",
-               "uplift_high", "cost", "cost_per_saved_conversion", "assigned_dt"]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def assign_outreach(settings: Settings, days) -> dict:
-    """:func:`assign_day` for each day, in order (the CLI and the DAG's ``assign`` task); JSON-safe (XCom)."""
-    from churn.jobs.summaries import Skipped, json_safe
-
+def assign_outreach(settings: Settings, days) -> OutreachAssignSummary:
+    """:func:`assign_day` for each day, in order (the CLI and the DAG's ``assign`` task)."""
     days = sorted(set(days))
     if not days:
         raise Skipped("no scored day to assign outreach for")
-    results = [assign_day(day, settings) for day in days]
-    return json_safe({"days": [r["dt"] for r in results], "contacted": sum(r["contacted"] for r in results),
-                      "holdout": sum(r["holdout"] for r in results), "assigned": results})
+    return OutreachAssignSummary(assigned=json_safe([assign_day(day, settings) for day in days]))
 
 
-def learn_outreach(settings: Settings, days) -> dict:
-    """:func:`learn_day` for each day whose outcomes arrived, in day order (sequential updates); JSON-safe."""
-    from churn.jobs.summaries import Skipped, json_safe
-
+def learn_outreach(settings: Settings, days) -> OutreachLearnSummary:
+    """:func:`learn_day` for each day whose outcomes arrived, in day order (sequential updates)."""
     days = sorted(set(days))
     if not days:
         raise Skipped("no day with new outcomes to learn from")
-    results = [learn_day(day, settings) for day in days]
-    return json_safe({"days": [r["dt"] for r in results], "learned": sum(r["learned"] for r in results),
-                      "results": results})
+    return OutreachLearnSummary(results=json_safe([learn_day(day, settings) for day in days]))

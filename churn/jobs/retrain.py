@@ -19,7 +19,7 @@ def training_data_ready(settings: Settings, day: date) -> bool:
 def retrain(settings: Settings, run_date: date) -> RetrainSummary:
     """Train, evaluate, register; promote the new version or keep the champion."""
     from churn.jobs.alerts import notify
-    from models.train import retrain as run
+    from churn.models.train import retrain as run
 
     result = run(run_date, settings)
     if result.get("held") and not result.get("reused"):

@@ -11,8 +11,8 @@ from churn.jobs.summaries import ScoreSummary, Skipped
 
 def score(settings: Settings, days: Iterable[date]) -> ScoreSummary:
     """Publish predictions for each day; raises ``NoChampion`` (before writing anything) when there is none."""
-    from models.registry import Registry
-    from models.score import score_partition
+    from churn.models.registry import Registry
+    from churn.models.score import score_partition
 
     days = sorted(set(days))
     if not days:

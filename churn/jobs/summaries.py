@@ -157,5 +157,50 @@ class MaintenanceSummary(Summary):
         return [f"{expired} snapshots expired", f"{len(self.staging_removed)} staging folders removed"]
 
 
+@dataclass(frozen=True)
+class OutreachAssignSummary(Summary):
+    assigned: list[dict]  # per day: dt, policy_version, trials, contacted, holdout, overflow, by_channel, expected_gain
+
+    @property
+    def days(self) -> list[date]:
+        return [date.fromisoformat(a["dt"]) for a in self.assigned]
+
+    @property
+    def contacted(self) -> int:
+        return sum(int(a["contacted"]) for a in self.assigned)
+
+    @property
+    def holdout(self) -> int:
+        return sum(int(a["holdout"]) for a in self.assigned)
+
+    def row_count(self) -> int:
+        return sum(int(a["trials"]) for a in self.assigned)
+
+    def extra(self) -> list[str]:
+        return [f"{self.contacted} to contact", f"{self.holdout} held out"]
+
+    def as_dict(self) -> dict:
+        return super().as_dict() | {"contacted": self.contacted, "holdout": self.holdout}
+
+
+@dataclass(frozen=True)
+class OutreachLearnSummary(Summary):
+    results: list[dict]  # per outcome day: dt, assigned_dt, learned, status, policy_version, effect
+
+    @property
+    def days(self) -> list[date]:
+        return [date.fromisoformat(r["dt"]) for r in self.results]
+
+    @property
+    def learned(self) -> int:
+        return sum(int(r["learned"]) for r in self.results)
+
+    def extra(self) -> list[str]:
+        return [f"{self.learned} outcomes learned"]
+
+    def as_dict(self) -> dict:
+        return super().as_dict() | {"learned": self.learned}
+
+
 class Skipped(Exception):
     """A job found nothing to do under its rules (a DAG task turns this into 'skipped', the CLI into a note)."""

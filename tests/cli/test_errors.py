@@ -11,7 +11,7 @@ from datetime import date
 import pytest
 
 from churn.core.settings import Settings
-from churn.tools.synthetic import write_modeling
+from churn.dev.synthetic import write_modeling
 
 RUN_DATE = date(2026, 3, 2)
 
@@ -35,7 +35,7 @@ def error_line(result: subprocess.CompletedProcess) -> str:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A warehouse with a champion and nothing else."""
-    from models.train import retrain
+    from churn.models.train import retrain
 
     root = tmp_path_factory.mktemp("trained") / "warehouse"
     settings = Settings(_env_file=None, warehouse=str(root), training_window_days=14, validation_days=7)
@@ -107,7 +107,7 @@ def test_verbose_shows_the_traceback(empty):
 def test_promote_and_rollback_ask_first_and_record_who_when_why(trained, tmp_path):
     import shutil
 
-    from models.registry import Registry
+    from churn.models.registry import Registry
 
     root = tmp_path / "warehouse"
     shutil.copytree(trained["CHURN_WAREHOUSE"], root)
@@ -115,7 +115,7 @@ def test_promote_and_rollback_ask_first_and_record_who_when_why(trained, tmp_pat
     settings = Settings(_env_file=None, warehouse=str(root), training_window_days=14, validation_days=7)
     first = Registry(settings).alias("champion")["version"]
     write_modeling(settings, date(2026, 3, 9), 100, seed=5)
-    from models.train import retrain
+    from churn.models.train import retrain
 
     retrain(date(2026, 3, 9), settings)
     second = Registry(settings).alias("champion")["version"]

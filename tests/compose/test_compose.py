@@ -202,7 +202,7 @@ def test_dag_folder_and_sql_are_mounted_where_the_code_looks(model):
         dags = service["environment"]["AIRFLOW__CORE__DAGS_FOLDER"]
         assert dags in mounts, f"{name}: nothing mounted at the DAG folder {dags}"
         assert mounts[dags]["type"] == "bind" and Path(mounts[dags]["source"]) == ROOT / "dags"
-        # churn.core.settings.SQL_DIR is the package churn_sql = the folder sql/ of the editable install at /opt/churn
+        # churn.core.settings.SQL_DIR is the package churn.sql = the folder sql/ of the editable install at /opt/churn
         assert Path(mounts["/opt/churn/sql"]["source"]) == ROOT / "sql"
     assert re.search(r"^WORKDIR /opt/churn$", DOCKERFILE.read_text(), re.M)
 
@@ -213,6 +213,7 @@ def test_every_setting_is_in_env_example_and_in_the_airflow_environment(model):
     missing = [f for f in fields if f not in example]
     assert not missing, f".env.example lacks {missing}"
     fields.remove("CHURN_AIRFLOW_PORT")  # the host's `make airflow`; the stack's port is AIRFLOW_PORT
+    fields.remove("CHURN_AIRFLOW_DB_URL")  # the host's `make airflow` / `make demo`; the stack has its PostgreSQL
     fields.remove("CHURN_TABLE_CATALOG_URI")  # local default: SQLite beside the warehouse; the stack (on MinIO):
     for name in AIRFLOW_SERVICES:  # its own PostgreSQL
         uri = model["services"][name]["environment"]["CHURN_TABLE_CATALOG_URI"]

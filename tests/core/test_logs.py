@@ -9,7 +9,7 @@ from pathlib import Path
 
 from churn.core.dates import describe_days
 from churn.core.warehouse import read_partitions
-from churn.tools.synthetic import write_w1
+from churn.dev.synthetic import write_w1
 
 
 def test_days_are_described_as_runs():

@@ -12,7 +12,7 @@ import pytest
 from churn import jobs
 from churn.core.settings import Settings
 from churn.core.warehouse import PartitionNotFound, current_snapshot_id, read_partition, write_partition
-from churn.tools.torture import version_frame, whole
+from churn.dev.torture import version_frame, whole
 
 DAY = date(2026, 3, 2)
 

@@ -13,7 +13,7 @@ import pytest
 
 from churn.core.settings import Settings
 from churn.core.warehouse import list_partitions, read_partition, write_partition
-from churn.tools.torture import CRASH_POINTS, version_frame, whole
+from churn.dev.torture import CRASH_POINTS, version_frame, whole
 
 DAY = date(2026, 3, 2)
 
@@ -26,7 +26,7 @@ def published(tmp_path):
 
 
 def _writer(settings, rounds: int, crash: str | None = None) -> subprocess.Popen:
-    args = [sys.executable, "-m", "churn.tools.torture", settings.warehouse, DAY.isoformat(), str(rounds)]
+    args = [sys.executable, "-m", "churn.dev.torture", settings.warehouse, DAY.isoformat(), str(rounds)]
     return subprocess.Popen([*args, *([crash] if crash else [])], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 

@@ -88,3 +88,22 @@ def test_code_reads_settings_only_through_the_settings_object():
 def test_join_handles_uris_and_folders():
     assert join("s3://b/p/", "a", "/b/") == "s3://b/p/a/b"
     assert join("/tmp/x", "a") == "/tmp/x/a"
+
+
+def test_the_deployment_picks_the_catalog_and_an_explicit_setting_wins(monkeypatch):
+    monkeypatch.delenv("CHURN_TABLE_CATALOG", raising=False)
+    assert Settings(_env_file=None).table_catalog == "sql"
+    assert Settings(_env_file=None, deployment="aws", warehouse="s3://b/p").table_catalog == "glue"
+    assert Settings(_env_file=None, deployment="aws", warehouse="s3://b/p", table_catalog="sql").table_catalog == "sql"
+    monkeypatch.setenv("CHURN_TABLE_CATALOG", "")  # .env.example's empty value: the deployment's
+    assert Settings(_env_file=None, deployment="aws", warehouse="s3://b/p").table_catalog == "glue"
+
+
+def test_catalog_apply_of_a_local_deployment_registers_nothing_in_glue(tmp_path, monkeypatch):
+    from churn.ops.catalog import apply_catalog
+
+    monkeypatch.delenv("CHURN_TABLE_CATALOG", raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # any AWS call would fail here
+    settings = Settings(_env_file=None, warehouse=str(tmp_path / "warehouse"))
+    result = apply_catalog(settings, ["events", "evaluations", "instances_w1"])
+    assert result["events"].startswith("not registered") and result["instances_w1"] == "created"

@@ -1,22 +1,18 @@
-"""Airflow test environment: a temporary AIRFLOW_HOME with SQLite, set before airflow is imported.
-
-Airflow reads its configuration once, at first import, so the variables are set when pytest
-collects this folder. The DB is initialised once per session (``metadata_db``); DAGs are loaded from
-the real ``dags/`` folder with a DagBag.
+"""Airflow test fixtures: the SQLite metadata DB of dag.test() runs (its AIRFLOW_HOME is set by tests/conftest.py
+before anything imports airflow), the real ``dags/`` folder in a DagBag, and a trained warehouse.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import sys
-import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from churn.core.settings import PROJECT_ROOT, Settings
+
+from ..conftest import AIRFLOW_TEST_HOME
 
 DAGS_FOLDER = PROJECT_ROOT / "dags"
 DAG_IDS = ("churn_features", "churn_retrain", "churn_scoring", "churn_monitoring", "churn_outreach")
@@ -30,37 +26,13 @@ SIM_START = TODAY - timedelta(days=SIM_DAYS)
 SIM_PER_DAY = 80
 SMALL_MODEL_ENV = {"CHURN_TRAINING_WINDOW_DAYS": "25", "CHURN_VALIDATION_DAYS": "5"}
 
-_HOME = Path(tempfile.mkdtemp(prefix="churn-airflow-test-"))
-if "airflow" in sys.modules and os.environ.get("AIRFLOW_HOME") != str(_HOME):
-    # Another test package imported airflow first: its configuration is already fixed.
-    _AIRFLOW_PRELOADED = True
-else:
-    _AIRFLOW_PRELOADED = False
-os.environ.update(
-    {
-        "AIRFLOW_HOME": str(_HOME),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME / 'airflow.db'}",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-    }
-)
-
-
-def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
-    shutil.rmtree(_HOME, ignore_errors=True)
-
-
 @pytest.fixture(scope="session")
 def metadata_db():
-    """The SQLite metadata DB, created once per session (~3 s)."""
-    if _AIRFLOW_PRELOADED:
-        pytest.skip("airflow was imported before tests/dags/conftest.py could point it at a test AIRFLOW_HOME")
+    """The SQLite metadata DB of dag.test() runs, created once per session and worker (~3 s)."""
     from airflow.utils import db
 
     db.initdb()
-    return _HOME
+    return AIRFLOW_TEST_HOME
 
 
 @pytest.fixture(scope="session")
@@ -102,7 +74,7 @@ def trained_history(tmp_path_factory, spark):
     tests copy it (``warehouse_with_champion``) so they can write to it freely.
     """
     from churn import jobs
-    from churn.tools.simulator import simulate
+    from churn.dev.simulator import simulate
 
     root = tmp_path_factory.mktemp("trained") / "warehouse"
     with pytest.MonkeyPatch.context() as mp:

@@ -1,4 +1,4 @@
-"""End to end with a real scheduler, dag-processor and api-server on PostgreSQL (127.0.0.1:5432).
+"""End to end with a real scheduler, dag-processor and api-server on PostgreSQL (the test's own embedded server).
 
 `airflow backfill create` of churn_features over 3 days must lead to one churn_scoring run per day,
 named by its partition key, via the partitioned asset events; a second backfill with `--reprocess-behavior completed` rewrites every partition
@@ -7,9 +7,7 @@ and must leave identical rows in the feature and prediction tables.
 
 from __future__ import annotations
 
-import socket
 import time
-import uuid
 from datetime import timedelta
 
 import pandas as pd
@@ -21,14 +19,6 @@ from .conftest import FIRST_RETRAIN, SMALL_MODEL_ENV
 
 BACKFILL = [FIRST_RETRAIN + timedelta(days=n) for n in range(3)]
 pytestmark = pytest.mark.slow
-
-
-def _postgres_reachable() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=2):
-            return True
-    except OSError:
-        return False
 
 
 OUTPUTS = [*FEATURE_TABLES, "instances_w1_scored"]
@@ -78,14 +68,13 @@ def _wait(runner_api, settings, previous_inodes: dict[str, int] | None, timeout:
 
 @pytest.mark.timeout(900)
 def test_backfill_scores_the_same_days_and_reprocessing_gives_identical_rows(warehouse_with_champion, tmp_path):
-    if not _postgres_reachable():
-        pytest.skip("no PostgreSQL on 127.0.0.1:5432: the Airflow integration test needs it as metadata DB")
-    from churn.tools.airflow_local import LocalAirflow, free_port
+    from churn.dev.airflow_local import LocalAirflow, free_port
+    from churn.dev.metadata_db import EmbeddedPostgres
 
     settings = warehouse_with_champion
     airflow = LocalAirflow(
         home=tmp_path / "airflow",
-        database=f"churn_airflow_test_{uuid.uuid4().hex[:8]}",
+        db=EmbeddedPostgres(folder=tmp_path / "airflow" / "postgres"),  # never a shared server's database
         port=free_port(),
         extra_env={"CHURN_WAREHOUSE": settings.warehouse, **SMALL_MODEL_ENV},
     )
@@ -114,6 +103,17 @@ def test_backfill_scores_the_same_days_and_reprocessing_gives_identical_rows(war
                 time.sleep(1)
 
             airflow.airflow(*backfill, capture=True)
+            # meanwhile another checkout resets its own metadata DB, as `make demo --fresh` does: this one's
+            # runs must not notice (they once died when a second demo dropped the shared database)
+            other = LocalAirflow(home=tmp_path / "other-clone" / ".airflow", port=free_port(),
+                                 db=EmbeddedPostgres(folder=tmp_path / "other-clone" / ".airflow" / "postgres"))
+            other.db.start()
+            try:
+                assert other.db.port != airflow.db.port
+                other.db.drop_database()
+                other.db.ensure_database()
+            finally:
+                other.db.stop()
             _wait(api, settings, None)
             runs = api("GET", "/dags/churn_features/dagRuns?limit=100")["dag_runs"]
             assert sorted(r["logical_date"][:10] for r in runs if r["run_type"] == "backfill") == [
@@ -136,4 +136,5 @@ def test_backfill_scores_the_same_days_and_reprocessing_gives_identical_rows(war
             assert set(second["instances_w1_scored"]["features_snapshot_id"]) != set(
                 first["instances_w1_scored"]["features_snapshot_id"])
     finally:
-        airflow.drop_database()
+        airflow.db.stop()
+    assert airflow.db.running_port() is None  # stopping Airflow stopped its metadata DB

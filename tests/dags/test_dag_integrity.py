@@ -19,7 +19,7 @@ from churn.core.tables import (
     OUTREACH_EFFECT,
     PREDICTIONS,
 )
-from churn.jobs.alerts import alert_on_failure
+from churn.dag_support.tasks import alert_on_failure
 
 from .conftest import DAG_IDS, DAGS_FOLDER
 

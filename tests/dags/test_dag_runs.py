@@ -27,8 +27,9 @@ from churn.core.tables import (
     OUTREACH_ASSIGNMENTS,
     PREDICTIONS,
 )
-from churn.jobs import runs, training_data_ready
-from churn.tools.synthetic import make_frame
+from churn.dag_support import runs
+from churn.dev.synthetic import make_frame
+from churn.jobs import training_data_ready
 
 from .conftest import DAGS_FOLDER, FIRST_RETRAIN, HISTORY
 
@@ -99,7 +100,7 @@ def _asset_extras(uri: str) -> list[dict]:
 
 def test_daily_features_then_scoring_then_retrain(metadata_db, warehouse_with_champion, spark, tmp_path, monkeypatch):
     from churn.core.warehouse import list_partitions, read_partition
-    from models.registry import Registry
+    from churn.models.registry import Registry
 
     settings = warehouse_with_champion
     monkeypatch.setenv("CHURN_MONITORING_PSI_ALERT", "0.001")  # every drift row alerts: alerts to compare

@@ -6,7 +6,7 @@ import logging
 
 import airflow.sdk.exceptions  # noqa: F401 - Airflow configures logging first, as in a task process
 
-from churn.jobs import tasks
+from churn.dag_support import tasks
 from churn.jobs.summaries import ScoreSummary
 
 

@@ -11,10 +11,10 @@ import pytest
 
 from churn.core.tables import PREDICTIONS_COLUMNS
 from churn.core.warehouse import PartitionNotFound, list_partitions, read_partition, write_partition
+from churn.dev.synthetic import write_w1
 from churn.jobs.outreach import assign_day, assigned_day, learn_day
-from churn.tools.synthetic import write_w1
-from models.outreach import OutreachError
-from models.policy_registry import PolicyRegistry
+from churn.models.outreach import OutreachError
+from churn.models.policy_registry import PolicyRegistry
 
 DAY = date(2026, 4, 10)
 
@@ -117,7 +117,7 @@ def test_a_removed_channel_with_pending_outcomes_is_still_learned(warehouse, mon
 
 
 def test_the_tables_answer_athena_sql(warehouse):
-    from churn.tools.query import run_query
+    from churn.ops.query import run_query
 
     w1 = _score(warehouse, DAY)
     assign_day(DAY, warehouse)
@@ -137,5 +137,5 @@ def test_the_summaries_are_json_for_xcom(warehouse):
     from churn.jobs.outreach import assign_outreach, learn_outreach
 
     w1 = _score(warehouse, DAY, n=40)  # small: some channel has no holdout trial, its interval is NaN
-    json.dumps(assign_outreach(warehouse, [DAY]), allow_nan=False)
-    json.dumps(learn_outreach(warehouse, [_outcomes(warehouse, DAY, w1)]), allow_nan=False)
+    json.dumps(assign_outreach(warehouse, [DAY]).as_dict(), allow_nan=False)
+    json.dumps(learn_outreach(warehouse, [_outcomes(warehouse, DAY, w1)]).as_dict(), allow_nan=False)

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 
 from churn.core.settings import Settings
-from churn.tools.synthetic import write_modeling
+from churn.dev.synthetic import write_modeling
 
 RUN_DATE = date(2025, 6, 2)
 # A shorter window than production's 90 days keeps the number of S3 objects (and requests) small;
@@ -72,7 +72,7 @@ def s3_server():
 @pytest.fixture(scope="session")
 def s3_trained(s3_server):
     """An S3 warehouse with WINDOW days of instances_modeling and a champion, with settings from the environment."""
-    from models.train import retrain
+    from churn.models.train import retrain
 
     with pytest.MonkeyPatch.context() as mp:
         set_s3_env(mp, s3_server, "trained")
@@ -92,7 +92,7 @@ def s3(monkeypatch, s3_trained):
 @pytest.fixture(scope="session")
 def local_trained(tmp_path_factory):
     """The same data and training in a local folder (same seed: must give the same model as on S3)."""
-    from models.train import retrain
+    from churn.models.train import retrain
 
     root = tmp_path_factory.mktemp("local_trained") / "warehouse"
     settings = Settings(warehouse=str(root), s3_endpoint_url=None, **SCENARIO)

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 from churn.cli import app
 from churn.core.tables import MODEL_PERFORMANCE, PREDICTIONS
 from churn.core.warehouse import read_partition
+from churn.dev.synthetic import write_w1
 from churn.jobs import monitor, score
 from churn.jobs.monitor import DASHBOARD_PATH
-from churn.tools.synthetic import write_w1
 from tests.models.test_monitor import OUTCOME_DT, SCORED_DT, _outcomes_for
 
 

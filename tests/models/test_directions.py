@@ -12,9 +12,9 @@ import pytest
 
 from churn.core.feature_config import FeatureConfigError, load_feature_config
 from churn.core.settings import DEFAULT_FEATURE_CONFIG
-from churn.tools.synthetic import make_frame, true_logit
-from models.candidates import SEED_PARAMS, Candidate, feature_directions, fit_candidate
-from models.transform import feature_columns
+from churn.dev.synthetic import make_frame, true_logit
+from churn.models.candidates import SEED_PARAMS, Candidate, feature_directions, fit_candidate
+from churn.models.transform import feature_columns
 
 HARM = 0.9  # true log-odds lost per log(1 + errors shown)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import fbeta_score
 
-from models import evaluate
+from churn.models import evaluate
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ import pytest
 
 from churn.core.feature_config import load_feature_config
 from churn.core.settings import Settings
-from churn.tools.synthetic import make_frame
-from models.candidates import SEED_PARAMS, Candidate, feature_directions, fit_candidate
-from models.model import ChurnModel
-from models.score import score_frame
-from models.transform import feature_columns
+from churn.dev.synthetic import make_frame
+from churn.models.candidates import SEED_PARAMS, Candidate, feature_directions, fit_candidate
+from churn.models.model import ChurnModel
+from churn.models.score import score_frame
+from churn.models.transform import feature_columns
 
 CANDIDATES = [Candidate("xgb_seed", "xgboost", dict(SEED_PARAMS), rounds=60),
               Candidate("logistic_log_counts", "logistic", {"l2": 1.0})]

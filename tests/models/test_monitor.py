@@ -14,11 +14,11 @@ from sklearn.metrics import log_loss, roc_auc_score
 from churn.core.settings import Settings
 from churn.core.tables import INSTANCES_MODELING, INSTANCES_W1, PREDICTIONS, table
 from churn.core.warehouse import list_partitions, read_partition, write_partition
+from churn.dev.synthetic import write_w1
 from churn.jobs import Skipped, monitor, score
-from churn.tools.synthetic import write_w1
-from models.monitor import SCORE_FEATURE, performance_alert, psi_alert
-from models.profile import build_profile, drift_of, psi, reference_group
-from models.registry import Registry
+from churn.models.monitor import SCORE_FEATURE, performance_alert, psi_alert
+from churn.models.profile import build_profile, drift_of, psi, reference_group
+from churn.models.registry import Registry
 from tests.models.conftest import RUN_DATE
 
 SCORED_DT = RUN_DATE + timedelta(days=1)  # the cohort's first week ended: scored that day
@@ -196,8 +196,8 @@ def test_predictions_of_rebuilt_features_are_reported_stale(local_copy):
 
 def test_the_auc_alert_accounts_for_how_few_outcomes_a_day_has():
     from churn.core.settings import Settings
-    from models.evaluate import auc_interval
-    from models.monitor import performance_alert
+    from churn.models.evaluate import auc_interval
+    from churn.models.monitor import performance_alert
 
     settings = Settings(_env_file=None)  # alert when more than 0.05 below validation
     low, high = auc_interval(0.74, 35, 115)  # a demo-sized day: 150 outcomes
@@ -212,7 +212,7 @@ def test_the_auc_alert_accounts_for_how_few_outcomes_a_day_has():
 def test_a_large_psi_from_few_trials_is_not_an_alert_but_the_same_shift_on_many_is():
     """PSI ignores sample size: an empty 2% bin alone adds ~0.1. The alert also asks for a chi-square p-value
     below CHURN_MONITORING_DRIFT_P_VALUE, so the same shares alert on 2,000 trials but not on 20."""
-    from models.profile import homogeneity_p_value, psi_from_shares
+    from churn.models.profile import homogeneity_p_value, psi_from_shares
 
     settings = Settings(_env_file=None)
     reference, day = [0.5, 0.3, 0.18, 0.02, 0.0], [0.7, 0.15, 0.15, 0.0, 0.0]

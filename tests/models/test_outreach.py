@@ -1,4 +1,4 @@
-"""The outreach policy (models.outreach): allocation under capacities, the holdout, propensities, incremental
+"""The outreach policy (churn.models.outreach): allocation under capacities, the holdout, propensities, incremental
 Bayesian updates with lambda-learner, and the holdout's uplift estimate."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.outreach import (
+from churn.models.outreach import (
     NONE,
     TERMS,
     OutreachError,
@@ -17,9 +17,8 @@ from models.outreach import (
     assign,
     in_holdout,
     learn,
-    off_policy_value,
-    uplift,
 )
+from churn.models.outreach_effect import off_policy_value, uplift
 
 CONFIG = PolicyConfig(PolicyConfig.parse_channels("email:0.5:200,call:20:10"))
 

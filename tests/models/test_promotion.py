@@ -10,10 +10,11 @@ from scipy.special import expit, logit
 
 from churn.core.settings import Settings
 from churn.core.warehouse import read_partitions, write_partitions
-from models.evaluate import paired_bootstrap
-from models.registry import Registry
-from models.report import _importance_table
-from models.train import promotion_verdict, retrain, training_dates
+from churn.models.evaluate import paired_bootstrap
+from churn.models.promotion import promotion_verdict
+from churn.models.registry import Registry
+from churn.models.report import _importance_table
+from churn.models.train import retrain, training_dates
 from tests.models.conftest import RUN_DATE, SCENARIO
 
 ROWS = 2_160  # the validation rows of the promotion the issue reported (+0.0002 AUC, promoted)

@@ -14,8 +14,8 @@ from churn.core import storage
 from churn.core.settings import Settings, join
 from churn.core.tables import table
 from churn.core.warehouse import read_partition
-from models.registry import Registry
-from models.train import retrain
+from churn.models.registry import Registry
+from churn.models.train import retrain
 
 RUN_DATE = date(2025, 9, 1)
 WINDOW = 42
@@ -25,8 +25,8 @@ PER_DAY = 400
 @pytest.mark.slow
 def test_simulated_world_end_to_end(tmp_path, spark):
     from churn import jobs
-    from churn.tools.simulator import simulate
-    from etl_jobs.build_features import build_features
+    from churn.dev.simulator import simulate
+    from churn.etl_jobs.build_features import build_features
 
     settings = Settings(warehouse=str(tmp_path / "wh"), s3_endpoint_url=None, training_window_days=WINDOW,
                         validation_days=14)

@@ -8,9 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from churn.cli import app
-from churn.tools.synthetic import write_modeling
-from models.registry import Registry
-from models.train import retrain
+from churn.dev.synthetic import write_modeling
+from churn.models.registry import Registry
+from churn.models.train import retrain
 from tests.models.conftest import PER_DAY, RUN_DATE
 
 runner = CliRunner()

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from churn.cli import app
-from models.registry import ConcurrentUpdate, IntegrityError, Registry
+from churn.models.registry import ConcurrentUpdate, IntegrityError, Registry
 
 
 def _fake_versions(registry: Registry, n: int) -> list[str]:
@@ -89,7 +89,7 @@ def test_concurrent_promotions_never_lose_an_update(local_copy):
 CRASH = """
 import os, sys
 from churn.core.settings import Settings
-from models.registry import Registry
+from churn.models.registry import Registry
 os.link = lambda *a, **k: os._exit(9)  # killed after the event is written, before it is published
 Registry(Settings(warehouse=sys.argv[1], _env_file=None)).promote(sys.argv[2], "crash")
 """

@@ -16,9 +16,9 @@ from sklearn.metrics import log_loss, roc_auc_score
 from churn.core import storage
 from churn.core.settings import Settings
 from churn.core.warehouse import read_partitions, write_partitions
-from churn.tools.synthetic import write_modeling
-from models.registry import Registry
-from models.train import TrainingDataError, retrain, training_dates
+from churn.dev.synthetic import write_modeling
+from churn.models.registry import Registry
+from churn.models.train import TrainingDataError, retrain, training_dates
 from tests.models.conftest import PER_DAY, RUN_DATE, SCENARIO, VALIDATION, WINDOW
 
 
@@ -164,7 +164,7 @@ def test_next_week_promotion_follows_the_rule_on_unseen_rows(local_copy):
     new_ll, old_ll = log_loss(y, new_scores["p_out_of_time"]), log_loss(y, old_p)
     assert comparison["champion"]["roc_auc"] == pytest.approx(old_auc)
     assert comparison["new"]["log_loss"] == pytest.approx(new_ll, rel=1e-6)
-    # the rule in words (models.train.PROMOTION_RULE), on the stored paired-bootstrap interval
+    # the rule in words (churn.models.promotion.PROMOTION_RULE), on the stored paired-bootstrap interval
     delta = comparison["paired_bootstrap"]
     assert delta["delta_auc"] == pytest.approx(new_auc - old_auc) and delta["rows"] == len(data)
     assert delta["delta_log_loss"] == pytest.approx(new_ll - old_ll, abs=1e-6)

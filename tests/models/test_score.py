@@ -24,11 +24,11 @@ from churn.core.warehouse import (
     read_partition,
     write_partition,
 )
+from churn.dev.synthetic import write_w1
 from churn.jobs import score
-from churn.tools.synthetic import write_w1
-from models.registry import IntegrityError, NoChampion, Registry
-from models.score import N_REASONS, score_frame
-from models.transform import SchemaMismatch
+from churn.models.registry import IntegrityError, NoChampion, Registry
+from churn.models.score import N_REASONS, score_frame
+from churn.models.transform import SchemaMismatch
 from tests.models.conftest import RUN_DATE
 
 SCORE_DAY = RUN_DATE + timedelta(days=1)
@@ -240,7 +240,7 @@ def test_registry_never_reads_pickles(local_copy):
     ids=["duplicate", "negative_count", "weekday", "hours"],
 )
 def test_duplicate_or_impossible_feature_rows_never_reach_a_prediction(local_copy, change, message):
-    from models.score import FeatureRowsError
+    from churn.models.score import FeatureRowsError
 
     settings = local_copy.settings
     frame = write_w1(settings, SCORE_DAY, 40)

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn.tools.synthetic import make_frame
-from models.transform import FeatureTransform, SchemaMismatch, feature_columns
+from churn.dev.synthetic import make_frame
+from churn.models.transform import FeatureTransform, SchemaMismatch, feature_columns
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,9 @@ import pytest
 from churn.core.settings import Settings
 from churn.core.tables import FEATURE_TABLES
 from churn.core.warehouse import list_partitions, read_partitions
-from churn.tools.emr_bundle import build_bundle, upload_instructions
-from churn.tools.simulator import simulate
-from etl_jobs.build_features import build_features
+from churn.dev.simulator import simulate
+from churn.etl_jobs.build_features import build_features
+from churn.ops.emr_bundle import build_bundle, upload_instructions
 
 pytestmark = pytest.mark.slow
 START = date(2026, 1, 5)
@@ -54,7 +54,7 @@ def test_the_bundle_runs_the_feature_job_under_spark_submit_like_emr(tmp_path, s
         env=env, cwd=job, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "environment/lib/python3.11/site-packages/churn_sql" in result.stdout + result.stderr  # the job used the archive's code
+    assert "environment/lib/python3.11/site-packages/churn/sql" in result.stdout + result.stderr  # the job used the archive's code
 
     simulate(START, 40, 30, 5, Settings(warehouse=str(inprocess_root), _env_file=None), progress=False)
     inprocess = Settings(warehouse=str(inprocess_root), _env_file=None)
@@ -70,13 +70,13 @@ def test_the_amazon_linux_build_copies_what_exists_and_runs_the_same_module():
     import re
 
     from churn.core.settings import PROJECT_ROOT
-    from churn.tools import emr_bundle
+    from churn.ops import emr_bundle
 
     text = (PROJECT_ROOT / "emr" / "Dockerfile").read_text()
     for source in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.M):
         for path in source.split():
             assert (PROJECT_ROOT / path).exists(), path
-    run = re.search(r"python -m (churn\.tools\.emr_bundle) (.+)$", text, re.M)
+    run = re.search(r"python -m (churn\.ops\.emr_bundle) (.+)$", text, re.M)
     assert run and run.group(1) == emr_bundle.__name__
     args = emr_bundle.parser().parse_args(run.group(2).split())  # exits 2 on a flag the module does not take
     assert (args.out, args.python) == ("/output", "/usr/local/bin/python3.11")

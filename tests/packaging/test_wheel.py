@@ -1,6 +1,7 @@
 """The documented deploy: a wheel installed into a fresh virtual environment, outside the checkout, runs
 the jobs with no source tree (the SQL, the feature configuration and the DDL are package data) and
-without Airflow (the ``[airflow]`` extra is not installed)."""
+without Airflow (the ``[airflow]`` extra is not installed), beside another project's ``models`` and
+``etl_jobs`` packages: everything of ours installs under ``churn``."""
 
 from __future__ import annotations
 
@@ -34,6 +35,11 @@ def test_installed_wheel_runs_simulate_features_train_and_score_without_the_chec
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(dist), str(PROJECT_ROOT)])
     (wheel,) = dist.glob("churn_trials-*.whl")
     _run([sys.executable, "-m", "venv", str(venv)])
+    site = Path(_run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]
+                     ).stdout.strip())
+    for other in ("models", "etl_jobs"):  # another project's packages of those names (a Django app, an ML repo)
+        (site / other).mkdir()
+        (site / other / "__init__.py").write_text(f"OWNER = 'another project'  # {other}\n")
     # --no-compile: bytecode is written on first import instead; what is tested is what gets installed
     _run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-compile", str(wheel)])
 
@@ -47,6 +53,10 @@ def test_installed_wheel_runs_simulate_features_train_and_score_without_the_chec
     assert Path(sql_dir).is_relative_to(venv) and not Path(sql_dir).is_relative_to(PROJECT_ROOT)
     assert env_file == "None"  # no checkout, no .env: the environment is the configuration
     assert no_airflow == "True"  # the core does not pull Airflow in
+
+    top_level = {name.split("/")[0] for name in _run([python, "-c", "import importlib.metadata as m; "
+                 "print('\\n'.join(str(f) for f in m.files('churn-trials')))"], env=env, cwd=work).stdout.split()}
+    assert {n for n in top_level if not n.endswith(".dist-info") and n != ".."} == {"churn"}, top_level
 
     churn = str(venv / "bin" / "churn")
     _run([churn, "simulate", "--start", "2026-01-01", "--days", "60", "--instances-per-day", "50", "--no-progress"],
@@ -63,3 +73,6 @@ def test_installed_wheel_runs_simulate_features_train_and_score_without_the_chec
     (row,) = json.loads(scored)
     by_dt = features["tables"]["instances_w1"]["rows_by_dt"]
     assert row == {"days": 6, "n": sum(n for dt, n in by_dt.items() if dt >= "2026-02-24")}
+    others = _run([python, "-c", "import models, etl_jobs; print(models.OWNER, etl_jobs.OWNER, sep='|')"],
+                  env=env, cwd=work).stdout.strip()
+    assert others == "another project|another project"  # neither shadowed nor shadowing
