@@ -14,19 +14,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[airflow,dev]"
 	@touch $(STAMP)
 
+# the venv, and the JVM class-data archive local Spark starts from (2-3 s per start; a no-op once written, skipped
+# without Java)
 install: $(STAMP)
+	@if command -v java >/dev/null 2>&1 || test -x "$$JAVA_HOME/bin/java"; then $(BIN)/python -m churn.dev.spark_classes; fi
 
 java:
 	@command -v java >/dev/null 2>&1 || { echo "Java 17 is required for Spark and was not found on PATH (install openjdk-17-jre-headless)."; exit 1; }
 
-# the JVM class-data archive local Spark starts from (2-3 s per start; a no-op once written, skipped without Java)
 spark-classes: install
-	@if command -v java >/dev/null 2>&1 || test -x "$$JAVA_HOME/bin/java"; then $(BIN)/python -m churn.dev.spark_classes; fi
 
-demo: install spark-classes
+demo: install
 	$(BIN)/churn demo
 
-test: java install spark-classes
+test: java install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
@@ -43,7 +44,7 @@ format: install
 airflow: install
 	$(BIN)/churn airflow serve
 
-bench: java install spark-classes
+bench: java install
 	$(BIN)/python bench/bench_features.py --instances-per-day 1000
 	$(BIN)/python bench/bench_features.py --instances-per-day 10000
 	$(BIN)/python bench/bench_features.py --instances-per-day 50000 --rebuild-days 14

@@ -9,8 +9,9 @@ from pathlib import Path
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 HEADER = (
-    "# Benchmarks\n\nEach section is written by a script in `bench/`; every figure compares against a reference "
-    "measured in the same run, so ratios matter more than seconds. Machine: 2 cores, 24 GiB, shared and noisy.\n"
+    "# Benchmarks\n\nEach section is written by a script in `bench/` (`make bench` runs them all) and compares "
+    "against a reference measured in the same run, so ratios matter more than seconds. Machine: 2 cores, 24 GiB, "
+    "shared and noisy. Every figure is the latest measured one; how it got there is in git.\n"
 )
 
 

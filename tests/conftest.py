@@ -85,7 +85,17 @@ def aws(moto_server, monkeypatch):
     return moto_server
 
 
+# Session fixtures that take a minute to build: the tests that use one run on one worker, which builds it once.
+SHARED_ONCE = ("trained_history", "s3_trained")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist turns the xdist_group marks into its scheduling units
 def pytest_collection_modifyitems(session, config, items):  # noqa: ARG001
-    """The slow end-to-end tests first: with `make test`'s two workers (pytest-xdist) they then run beside the
-    many short ones instead of after them, so the suite's wall time is about its work divided by two."""
+    """The slow end-to-end tests first: with `make test`'s two workers (pytest-xdist, --dist loadgroup) they then
+    run beside the many short ones instead of after them, so the suite's wall time is about its work divided by
+    two; and the users of an expensive session fixture share one worker."""
+    for item in items:
+        for name in SHARED_ONCE:
+            if name in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(name))
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -57,10 +57,11 @@ def simulate_command(
 
 def demo_command(
     ctx: typer.Context,
-    days: int = typer.Option(120, "--days", min=60, help="simulated days of trials"),
+    days: int = typer.Option(91, "--days", min=60, help="simulated days of trials (91: two 30-day halves of "
+                             "history, a first model on the older one, and the backfill)"),
     instances_per_day: int = typer.Option(150, "--instances-per-day", min=50, help="new trials per day"),
     backfill_days: int = typer.Option(
-        3,
+        2,
         "--backfill-days",
         min=1,
         max=14,

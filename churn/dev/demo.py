@@ -1,4 +1,4 @@
-"""`churn demo`: simulate ~120 days of trials and run the whole system through the Airflow DAGs.
+"""`churn demo`: simulate ~90 days of trials and run the whole system through the Airflow DAGs.
 
 Nothing runs beside Airflow: a local scheduler, dag-processor and api-server (PostgreSQL metadata DB,
 see ``churn.dev.airflow_local``) run the real DAGs —
@@ -90,7 +90,7 @@ class DagRunner:
             if set(dag_ids) <= {d["dag_id"] for d in dags}:
                 self.set_paused(dag_ids, False)
                 return
-            time.sleep(2)
+            time.sleep(1)
         errors = self.api("GET", "/importErrors")
         raise DemoFailed(f"DAGs {dag_ids} not registered after {timeout:.0f} s; import errors: {errors}")
 
@@ -122,7 +122,7 @@ class DagRunner:
             if time.monotonic() - last_note > 20:
                 self.say(f"  … {what}: {run['state']}")
                 last_note = time.monotonic()
-            time.sleep(2)
+            time.sleep(1)
         raise DemoFailed(f"{dag_id} {run_id} did not finish in {timeout:.0f} s")
 
     def xcom(self, dag_id: str, run_id: str, task_id: str):
@@ -140,6 +140,17 @@ class DagRunner:
         return f"{dag_id} run {run_id} failed (tasks {failed}); task logs under {logs}"
 
 
+def demo_engine(settings: Settings, java: bool | None = None) -> tuple[Settings, dict[str, str], str | None]:
+    """Spark wherever Java is found (the default engine); without Java the same DAGs run the feature job on DuckDB,
+    and the demo says so in one line. Returns the settings, the DAG tasks' environment for it, and that line."""
+    from churn.core.spark import java_available
+
+    if settings.feature_engine != "spark" or (java_available() if java is None else java):
+        return settings, {}, None
+    note = "Java not found: the feature job runs on DuckDB (embedded) instead of Spark; install Java 17 for Spark"
+    return settings.model_copy(update={"feature_engine": "duckdb"}), {"CHURN_FEATURE_ENGINE": "duckdb"}, note
+
+
 def run_demo(settings: Settings, days: int, instances_per_day: int, backfill_days: int, port: int, fresh: bool) -> dict:
     from churn.core.dates import days as days_between
     from churn.core.spark import java_available
@@ -155,8 +166,8 @@ def run_demo(settings: Settings, days: int, instances_per_day: int, backfill_day
     if settings.deployment != "local" or settings.is_remote:
         raise typer.BadParameter("the demo runs on a local warehouse (CHURN_DEPLOYMENT=local, a folder)")
     label_days = settings.label_window_days
-    if days < label_days + backfill_days + 60:  # the older half of the history must train a first model
-        raise typer.BadParameter(f"--days must be at least {label_days + backfill_days + 60}")
+    if days < label_days + backfill_days + 55:  # the older half of the history (28+ days) trains a first model
+        raise typer.BadParameter(f"--days must be at least {label_days + backfill_days + 55}")
 
     today = datetime.now(UTC).date()
     first = today - timedelta(days=days)  # the simulated world ends yesterday: today's features are complete
@@ -277,7 +288,7 @@ def _wait_downstream(runner: DagRunner, settings, wanted: set[date], say, what: 
         if note != last:
             say(note)
             last = note
-        time.sleep(3)
+        time.sleep(1)
     raise DemoFailed(f"{what}: scoring and monitoring of {len(wanted)} days did not finish in {timeout} s")
 
 

@@ -63,10 +63,12 @@ def runtime_requirements(wheel: Path) -> list[str]:
     return requirements
 
 
-def build_bundle(out: Path, python: str = sys.executable, pack: bool = True, compile_bytecode: bool = True) -> dict[str, Path]:
+def build_bundle(out: Path, python: str = sys.executable, pack: bool = True, compile_bytecode: bool = True,
+                 compress_level: int = 4) -> dict[str, Path]:
     """Build the wheel, the environment and (``pack``) the archive under ``out``; returns their paths.
 
-    ``compile_bytecode=False`` skips writing .pyc files (faster to build; the job then compiles on import).
+    ``compile_bytecode=False`` skips writing .pyc files (faster to build; the job then compiles on import);
+    ``compress_level`` is gzip's for the archive (venv-pack's default 4; 1: ~20% faster, ~9% larger).
     """
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
@@ -95,7 +97,7 @@ def build_bundle(out: Path, python: str = sys.executable, pack: bool = True, com
         archive = out / "churn-env.tar.gz"
         archive.unlink(missing_ok=True)
         _run([str(Path(sys.executable).parent / "venv-pack"), "--prefix", str(venv), "--output", str(archive),
-              "--python-prefix", PYTHON_PREFIX, "--quiet"])
+              "--python-prefix", PYTHON_PREFIX, "--compress-level", str(compress_level), "--quiet"])
         result["archive"] = archive
     log.info("bundle built in %.0f s", time.perf_counter() - started)
     return result

@@ -1,6 +1,6 @@
 """End to end with a real scheduler, dag-processor and api-server on PostgreSQL (the test's own embedded server).
 
-`airflow backfill create` of churn_features over 3 days must lead to one churn_scoring run per day,
+`airflow backfill create` of churn_features over 2 days must lead to one churn_scoring run per day,
 named by its partition key, via the partitioned asset events; a second backfill with `--reprocess-behavior completed` rewrites every partition
 and must leave identical rows in the feature and prediction tables.
 """
@@ -17,7 +17,8 @@ from churn.core.tables import FEATURE_TABLES, table
 
 from .conftest import FIRST_RETRAIN, SMALL_MODEL_ENV
 
-BACKFILL = [FIRST_RETRAIN + timedelta(days=n) for n in range(3)]
+# two days ending today: the scheduler runs today by itself after a backfill (catchup=False), which must be one of them
+BACKFILL = [FIRST_RETRAIN + timedelta(days=n) for n in (1, 2)]
 pytestmark = pytest.mark.slow
 
 

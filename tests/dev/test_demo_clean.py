@@ -29,3 +29,18 @@ def test_a_rerun_of_the_demo_starts_without_an_outreach_policy(warehouse):
     assert PolicyRegistry(warehouse).current() is not None
     _clean_warehouse(warehouse, [].append)
     assert PolicyRegistry(warehouse).current() is None  # the next demo's policy starts from the prior
+
+
+def test_without_java_the_demo_runs_the_feature_job_on_duckdb_and_says_so(monkeypatch, tmp_path):
+    from churn.core.settings import Settings
+    from churn.core.spark import java_available
+    from churn.dev.demo import demo_engine
+
+    settings = Settings(_env_file=None, warehouse=str(tmp_path))
+    assert demo_engine(settings, java=True) == (settings, {}, None)  # Spark stays the default where Java is
+    chosen, env, note = demo_engine(settings, java=False)
+    assert chosen.feature_engine == "duckdb" and env == {"CHURN_FEATURE_ENGINE": "duckdb"}
+    assert note.startswith("Java not found") and "\n" not in note
+    monkeypatch.setenv("PATH", str(tmp_path))  # no java on it
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    assert not java_available() and demo_engine(settings)[0].feature_engine == "duckdb"
