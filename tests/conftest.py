@@ -85,8 +85,9 @@ def aws(moto_server, monkeypatch):
     return moto_server
 
 
-# Session fixtures that take a minute to build: the tests that use one run on one worker, which builds it once.
-SHARED_ONCE = ("trained_history", "s3_trained")
+# Session and module fixtures that take 10-60 s to build: the tests that use one run on one worker, which builds it
+# once (instead of every worker that gets one of them).
+SHARED_ONCE = ("trained_history", "s3_trained", "local_trained", "deployment", "trained")
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist turns the xdist_group marks into its scheduling units

@@ -63,7 +63,7 @@ def _wait(runner_api, settings, previous_inodes: dict[str, int] | None, timeout:
         state = {"backfill_done": done, "busy": busy, "scored": scored, "rewritten": rewritten}
         if done and scored and rewritten and not busy:
             return
-        time.sleep(3)
+        time.sleep(1)
     raise AssertionError(f"backfill and scoring did not finish in {timeout} s: {state}")
 
 

@@ -1,6 +1,7 @@
 """`make emr-bundle` builds what an EMR Serverless job runs: the packed environment, unpacked as
 ``./environment`` the way ``spark.archives=…#environment`` does, runs the uploaded entry point under
-spark-submit, with pyspark coming from Spark itself (as on EMR: the archive carries none)."""
+spark-submit, with pyspark coming from Spark itself (as on EMR: the archive carries none). spark-submit is
+first class: the session keeps the master it gave, and the partitions equal those of an in-process run."""
 
 from __future__ import annotations
 
@@ -56,6 +57,7 @@ def test_the_bundle_runs_the_feature_job_under_spark_submit_like_emr(tmp_path, s
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "environment/lib/python3.11/site-packages/churn/sql" in result.stdout + result.stderr  # the job used the archive's code
+    assert "spark engine ready (master local[1])" in result.stderr + result.stdout  # spark-submit's, not local[2]
 
     simulate(START, 40, 30, 5, Settings(warehouse=str(inprocess_root), _env_file=None), progress=False)
     inprocess = Settings(warehouse=str(inprocess_root), _env_file=None)

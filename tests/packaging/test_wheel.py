@@ -45,7 +45,9 @@ def test_installed_wheel_runs_simulate_features_train_and_score_without_the_chec
 
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("CHURN_", "PYTHON", "PYSPARK", "VIRTUAL_ENV", "SPARK_"))}
-    env |= {"CHURN_WAREHOUSE": str(work / "warehouse"), "PATH": f"{venv / 'bin'}{os.pathsep}{env['PATH']}"}
+    # the feature job on DuckDB: the wheel's Spark path is the EMR bundle's test (spark-submit of the installed code)
+    env |= {"CHURN_WAREHOUSE": str(work / "warehouse"), "PATH": f"{venv / 'bin'}{os.pathsep}{env['PATH']}",
+            "CHURN_FEATURE_ENGINE": "duckdb"}
     python = str(venv / "bin" / "python")
     probe = _run([python, "-c", "import churn.core.settings as s, importlib.util as u; "
                   "print(s.SQL_DIR); print(s.ENV_FILE); print(u.find_spec('airflow') is None)"], env=env, cwd=work)
