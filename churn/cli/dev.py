@@ -9,10 +9,10 @@ from datetime import UTC, date, datetime, timedelta
 import typer
 
 from churn.core.settings import Settings
-from churn.dev.airflow_local import ADMIN_USER, UI_COMPONENTS, AirflowNotHealthy, LocalAirflow
+from churn.dev.airflow_local import ADMIN_USER, DEFAULT_HOME, UI_COMPONENTS, AirflowNotHealthy, LocalAirflow
 from churn.dev.demo import DemoFailed, run_demo
 from churn.dev.demo_report import print_summary
-from churn.dev.metadata_db import EmbeddedPostgres
+from churn.dev.metadata_db import EmbeddedPostgres, metadata_database
 from churn.dev.simulator import existing_raw, simulate
 
 
@@ -98,16 +98,16 @@ airflow_app = typer.Typer(
 )
 
 
-def _port_option() -> int:
-    from churn.core.settings import Settings
-
-    return Settings().airflow_port
+def _local(settings: Settings, port: int | None = None) -> LocalAirflow:
+    """This checkout's installation, from the command's settings (its port, its metadata DB)."""
+    return LocalAirflow(port=port or settings.airflow_port, db=metadata_database(settings.airflow_db_url, DEFAULT_HOME))
 
 
 @airflow_app.command("serve")
-def serve_command(port: int = typer.Option(None, help="api-server port (default: setting CHURN_AIRFLOW_PORT, 8080)")) -> None:
+def serve_command(ctx: typer.Context,
+                  port: int = typer.Option(None, help="api-server port (default: setting CHURN_AIRFLOW_PORT, 8080)")) -> None:
     """Start scheduler, dag-processor, api-server and triggerer; print the URL and login; Ctrl-C stops them."""
-    local = LocalAirflow(port=port or _port_option())
+    local = _local(ctx.obj, port)
     print(f"starting Airflow (AIRFLOW_HOME={local.home}, metadata DB: {local.db.describe()})")
     try:
         with local.running(UI_COMPONENTS):
@@ -152,11 +152,12 @@ def _paused_dags(local: LocalAirflow, timeout: float = 60) -> list[str]:
 
 
 @airflow_app.command("env")
-def env_command(port: int = typer.Option(None, help="api-server port (default: setting CHURN_AIRFLOW_PORT, 8080)")) -> None:
+def env_command(ctx: typer.Context,
+                port: int = typer.Option(None, help="api-server port (default: setting CHURN_AIRFLOW_PORT, 8080)")) -> None:
     """Print `export` lines that point the `airflow` CLI at this installation."""
     import shlex
 
-    local = LocalAirflow(port=port or _port_option())
+    local = _local(ctx.obj, port)
     if isinstance(local.db, EmbeddedPostgres):
         local.db.port = local.db.running_port() or 0
         if not local.db.port:
@@ -169,7 +170,7 @@ def env_command(port: int = typer.Option(None, help="api-server port (default: s
 @airflow_app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def run_airflow_command(ctx: typer.Context) -> None:
     """Run an `airflow` CLI command against this installation, e.g. `airflow backfill create …`."""
-    local = LocalAirflow(port=_port_option())
+    local = _local(ctx.obj)
     was_running = isinstance(local.db, EmbeddedPostgres) and local.db.running_port() is not None
     local.db.start()
     try:
@@ -181,10 +182,10 @@ def run_airflow_command(ctx: typer.Context) -> None:
 
 
 @airflow_app.command("stop")
-def stop_command() -> None:
+def stop_command(ctx: typer.Context) -> None:
     """Stop processes a killed `serve`/`demo` left behind (only ours, by recorded process group), and our
     embedded metadata DB."""
-    local = LocalAirflow(port=_port_option())
+    local = _local(ctx.obj)
     local.stop_stale()
     local.db.stop()
 

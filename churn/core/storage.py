@@ -65,11 +65,7 @@ def write_bytes(path: str, data: bytes, settings: Settings) -> None:
 
 def list_dir(path: str, settings: Settings) -> list[str]:
     """Names (not paths) directly under ``path``; empty if it does not exist."""
-    fs = filesystem(path, settings)
-    bare = strip_scheme(path)
-    if not fs.exists(bare):
-        return []
-    return sorted(posixpath.basename(p.rstrip("/")) for p in fs.ls(bare, detail=False))
+    return fresh_list(filesystem(path, settings), path)
 
 
 def fresh_exists(fs: fsspec.AbstractFileSystem, path: str) -> bool:

@@ -49,7 +49,8 @@ class LocalAirflow:
 
     home: Path = DEFAULT_HOME
     port: int = 8080
-    db: EmbeddedPostgres | ConfiguredPostgres | None = None  # default: this checkout's embedded PostgreSQL
+    # the entry point's choice (metadata_database(settings.airflow_db_url, home)); None: from the environment
+    db: EmbeddedPostgres | ConfiguredPostgres | None = None
     dags_folder: Path = PROJECT_ROOT / "dags"
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)

@@ -154,7 +154,8 @@ def demo_engine(settings: Settings, java: bool | None = None) -> tuple[Settings,
 def run_demo(settings: Settings, days: int, instances_per_day: int, backfill_days: int, port: int, fresh: bool) -> dict:
     from churn.core.dates import days as days_between
     from churn.core.spark import java_available
-    from churn.dev.airflow_local import LocalAirflow, free_port
+    from churn.dev.airflow_local import DEFAULT_HOME, LocalAirflow, free_port
+    from churn.dev.metadata_db import metadata_database
     from churn.dev.simulator import simulate
 
     say = Progress()
@@ -188,7 +189,8 @@ def run_demo(settings: Settings, days: int, instances_per_day: int, backfill_day
 
     chosen_port = free_port(port)
     # The DAGs' schedules first fire at the next midnight UTC: until then every run is the demo's.
-    airflow = LocalAirflow(port=chosen_port, extra_env={"CHURN_WAREHOUSE": settings.warehouse, **engine_env})
+    airflow = LocalAirflow(port=chosen_port, extra_env={"CHURN_WAREHOUSE": settings.warehouse, **engine_env},
+                           db=metadata_database(settings.airflow_db_url, DEFAULT_HOME))
     if fresh:
         airflow.stop_stale()
         airflow.db.start()

@@ -123,8 +123,7 @@ class EmbeddedPostgres:
         """initdb on first use (~1.5 s), then start the server (~0.2 s), or attach to the one already running."""
         self.folder.mkdir(parents=True, exist_ok=True)
         user = _server_user()
-        if user:
-            _traversable(self.folder)
+        if user:  # _run makes the folders above it traversable before each command
             _let_user_own(self.folder, user)
         if not (self.data / "PG_VERSION").exists():
             shutil.rmtree(self.data, ignore_errors=True)
