@@ -75,6 +75,25 @@ def apply_command(
         raise typer.Exit(1) from None
 
 
+@catalog_app.command("recover")
+def recover_command(
+    ctx: typer.Context,
+    table: TableOption = None,
+    metadata: Annotated[str | None, typer.Option(help="register this metadata file (with one --table) instead of "
+                                                       "the newest")] = None,
+) -> None:
+    """Make the catalog true to the warehouse's folders: register tables a lost catalog forgot (from their newest
+    metadata file); in a copied warehouse, give the copy its own tables (rewritten from the copy's files)."""
+    from churn.cli.output import run
+    from churn.core.iceberg_catalog import recover
+
+    settings: Settings = ctx.obj
+    names = [n for n in _checked(table) if TABLES[n].published]
+    result = run(lambda: recover(settings, names, metadata), settings=settings)
+    for name, action in result.items():
+        typer.echo(f"{settings.athena_database}.{name}: {action}")
+
+
 def doctor_command(
     ctx: typer.Context,
     days: Annotated[int, typer.Option(min=1, help="how many recent days of raw events to check")] = 7,

@@ -46,12 +46,13 @@ def _known_errors() -> tuple[type[Exception], ...]:
     from churn.core.contract import DataContractError
     from churn.core.feature_config import FeatureConfigError
     from churn.core.glue import CatalogError
+    from churn.core.iceberg_catalog import CatalogStateError
     from churn.core.warehouse import PartitionNotFound
     from churn.models.registry import RegistryError
     from churn.models.train import TrainingDataError
     from churn.models.transform import SchemaMismatch
 
-    return (DataContractError, FeatureConfigError, CatalogError, PartitionNotFound, RegistryError, TrainingDataError,
+    return (DataContractError, FeatureConfigError, CatalogError, CatalogStateError, PartitionNotFound, RegistryError, TrainingDataError,
             SchemaMismatch)
 
 

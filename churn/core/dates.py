@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
 
@@ -59,3 +60,23 @@ def describe_days(values) -> str:
     shown = [f"{a}..{b}" if a != b else str(a) for a, b in runs]
     text = ", ".join(shown[:4]) + (f", … ({len(shown) - 4} more runs)" if len(shown) > 4 else "")
     return text + (f" ({len(ordered)} days)" if len(ordered) > 1 else "")
+
+
+def encode_days(days: Iterable[date]) -> str:
+    """Days as compact ranges: ``2026-01-01/2026-03-31,2026-04-02/2026-04-02``."""
+    ranges: list[list[date]] = []
+    for day in sorted(set(days)):
+        if ranges and day - ranges[-1][1] == timedelta(days=1):
+            ranges[-1][1] = day
+        else:
+            ranges.append([day, day])
+    return ",".join(f"{a.isoformat()}/{b.isoformat()}" for a, b in ranges)
+
+
+def decode_days(text: str | None) -> list[date]:
+    out: list[date] = []
+    for part in (text or "").split(","):
+        if part:
+            first, last = (date.fromisoformat(x) for x in part.split("/"))
+            out += [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    return out

@@ -16,19 +16,28 @@ Two things Iceberg does not record are kept in the commit itself:
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import random
-import threading
 import time
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from churn.core.dates import describe_days
+from churn.core.dates import decode_days, describe_days, encode_days
+from churn.core.iceberg_catalog import (  # noqa: F401 - the catalog's names, importable from here
+    SNAPSHOT_DAYS,
+    CatalogStateError,
+    catalog,
+    catalog_uri,
+    forget_table,
+    identifier,
+    require_own_location,
+    table_uri,
+    unregistered_table_error,
+)
 from churn.core.settings import Settings, join
 from churn.core.tables import PARTITION_KEY, TABLES, Table, table
 
@@ -39,14 +48,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PUBLISHED_DAYS = "churn.published-days"
-SNAPSHOT_DAYS = "churn.partitions"
 # table property: {dt: fingerprint of the inputs the day was built from}, for the newest DAY_INPUTS_KEPT days. A table
 # property, not a snapshot's: snapshots expire after days (setting snapshot_retention_days), the fingerprint of a day
 # is needed for as long as a later job may reuse the day (instances_modeling reads instances_w1 of 3 weeks before)
 DAY_INPUTS = "churn.day-inputs"
 DAY_INPUTS_KEPT = 120
 COMMIT_ATTEMPTS = 12
-CATALOG_NAME = "churn"
 _ICEBERG_TYPES = {"string": "StringType", "date": "DateType", "int": "IntegerType", "bigint": "LongType",
                   "double": "DoubleType", "boolean": "BooleanType", "timestamp": "TimestamptzType"}
 
@@ -71,64 +78,7 @@ class PublishedPartition:
 
 
 # ---- catalog ------------------------------------------------------------------------------------------
-
-
-def catalog_uri(settings: Settings) -> str:
-    """The SQL catalog's SQLAlchemy URL: the setting, or SQLite next to a local warehouse."""
-    if settings.table_catalog_uri:
-        return settings.table_catalog_uri
-    if settings.is_remote:
-        raise ValueError(
-            f"CHURN_TABLE_CATALOG=sql needs CHURN_TABLE_CATALOG_URI when the warehouse is on S3 ({settings.warehouse}): "
-            "set CHURN_TABLE_CATALOG=glue (AWS) or a database URL such as postgresql+psycopg2://user@host/churn"
-        )
-    return f"sqlite:///{join(settings.warehouse, '_catalog', 'iceberg.db')}"
-
-
-_CATALOG_LOCK = threading.Lock()
-
-
-def catalog(settings: Settings):
-    """The Iceberg catalog the settings name (one per configuration and process)."""
-    io = {"s3.region": settings.aws_region}
-    if settings.s3_endpoint_url:
-        io["s3.endpoint"] = settings.s3_endpoint_url
-    if settings.table_catalog == "glue":
-        props = {"type": "glue", "glue.region": settings.aws_region, **io}
-        if settings.aws_endpoint_url:
-            props["glue.endpoint"] = settings.aws_endpoint_url
-    else:
-        props = {"type": "sql", "uri": catalog_uri(settings), **io}
-    with _CATALOG_LOCK:  # threads' first uses at once would each create the SQL catalog's tables: one of them fails
-        return _catalog(tuple(sorted(props.items())))
-
-
-@functools.lru_cache(maxsize=16)
-def _catalog(props: tuple[tuple[str, str], ...]):
-    from pyiceberg.catalog import load_catalog
-
-    uri = dict(props).get("uri", "")
-    if uri.startswith("sqlite:///"):  # SQLite creates the file, not its folder
-        import os
-
-        os.makedirs(os.path.dirname(uri[len("sqlite:///"):]), exist_ok=True)
-    return load_catalog(CATALOG_NAME, **dict(props))
-
-
-def identifier(t: Table, settings: Settings) -> tuple[str, str]:
-    return (settings.athena_database, t.name)
-
-
-def forget_table(t: Table | str, settings: Settings) -> bool:
-    """Remove a table from the Iceberg catalog (its files are the caller's to remove); True if it was there.
-    Removing a table's folder alone would leave the catalog pointing at metadata that no longer exists."""
-    from pyiceberg.exceptions import NoSuchTableError
-
-    try:
-        catalog(settings).drop_table(identifier(_table(t), settings))
-    except NoSuchTableError:
-        return False
-    return True
+# (the catalog itself, and its agreement with the folders: churn.core.iceberg_catalog)
 
 
 def iceberg_schema(t: Table, settings: Settings):
@@ -142,12 +92,9 @@ def iceberg_schema(t: Table, settings: Settings):
     return Schema(*fields)
 
 
-def _uri(location: str) -> str:
-    return location if "://" in location else "file://" + location
-
-
 def load_table(t: Table | str, settings: Settings, create: bool = False):
-    """The Iceberg table of ``t`` (created, or evolved to new registry columns, when ``create``); None if absent."""
+    """The Iceberg table of ``t``; None if absent. With ``create`` (a writer): created, or evolved to new registry
+    columns, and refused when its files are not this warehouse's (a copied warehouse)."""
     from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
 
     t = _table(t)
@@ -155,6 +102,9 @@ def load_table(t: Table | str, settings: Settings, create: bool = False):
     try:
         tbl = cat.load_table(identifier(t, settings))
     except NoSuchTableError:
+        lost = unregistered_table_error(t, settings)  # a lost catalog: never answer "absent" or create a new table
+        if lost is not None:
+            raise lost from None
         if not create:
             return None
         from pyiceberg.partitioning import PartitionField, PartitionSpec
@@ -166,12 +116,13 @@ def load_table(t: Table | str, settings: Settings, create: bool = False):
         cat.create_namespace_if_not_exists(settings.athena_database)
         try:
             tbl = cat.create_table(identifier(t, settings), schema=schema, partition_spec=spec,
-                                   location=_uri(t.location(settings)),
+                                   location=table_uri(t.location(settings)),
                                    properties={"write.parquet.compression-codec": "snappy", "format-version": "2"})
             log.info("created Iceberg table %s.%s at %s", settings.athena_database, t.name, t.location(settings))
         except TableAlreadyExistsError:  # another writer created it first
             tbl = cat.load_table(identifier(t, settings))
     if create:
+        require_own_location(tbl, t, settings)
         tbl = _evolve(tbl, t, settings)
     return tbl
 
@@ -193,26 +144,6 @@ def _table(t: Table | str) -> Table:
 
 
 # ---- published days -----------------------------------------------------------------------------------
-
-
-def encode_days(days: Iterable[date]) -> str:
-    """Days as compact ranges: ``2026-01-01/2026-03-31,2026-04-02/2026-04-02``."""
-    ranges: list[list[date]] = []
-    for day in sorted(set(days)):
-        if ranges and day - ranges[-1][1] == timedelta(days=1):
-            ranges[-1][1] = day
-        else:
-            ranges.append([day, day])
-    return ",".join(f"{a.isoformat()}/{b.isoformat()}" for a, b in ranges)
-
-
-def decode_days(text: str | None) -> list[date]:
-    out: list[date] = []
-    for part in (text or "").split(","):
-        if part:
-            first, last = (date.fromisoformat(x) for x in part.split("/"))
-            out += [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    return out
 
 
 def published_days(tbl) -> list[date]:
@@ -440,6 +371,8 @@ def expire_snapshots(t: Table | str, settings: Settings, retention_days: int, no
     """Drop snapshots older than ``retention_days`` (never the current one) and the data files only they used."""
     t = _table(t)
     tbl = load_table(t, settings)
+    if tbl is not None:
+        require_own_location(tbl, t, settings)  # never delete files another warehouse uses
     if tbl is None or tbl.current_snapshot() is None:
         return {"table": t.name, "expired_snapshots": 0, "deleted_files": 0}
     cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)

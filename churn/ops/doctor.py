@@ -231,10 +231,15 @@ def check_champion(settings: Settings) -> str:
 def check_catalog(settings: Settings) -> str:
     """Glue database and tables in step with the DDL (glue), or the SQL catalog reachable (sql)."""
     from churn.core.glue import aws_client, matches_ddl
+    from churn.core.iceberg_catalog import table_problems
     from churn.core.tables import TABLES
     from churn.core.warehouse import iceberg_schema, load_table
 
     fix = "run `churn catalog apply`"
+    with failing_as(f"cannot read the {settings.table_catalog} catalog"):
+        problems = table_problems(settings)  # a lost catalog, a copied warehouse: each with its repair
+    if problems:
+        raise Fail(problems[0] + (f" (and {len(problems) - 1} more tables alike)" if len(problems) > 1 else ""))
     stale, missing = [], []
     with failing_as(f"cannot read the {settings.table_catalog} catalog"):
         if settings.table_catalog == "glue":

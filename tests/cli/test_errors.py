@@ -10,6 +10,7 @@ from datetime import date
 
 import pytest
 
+from churn.core.iceberg_catalog import recover
 from churn.core.settings import Settings
 from churn.dev.synthetic import write_modeling
 
@@ -113,6 +114,7 @@ def test_promote_and_rollback_ask_first_and_record_who_when_why(trained, tmp_pat
     shutil.copytree(trained["CHURN_WAREHOUSE"], root)
     env = trained | {"CHURN_WAREHOUSE": str(root)}
     settings = Settings(_env_file=None, warehouse=str(root), training_window_days=14, validation_days=7)
+    recover(settings)  # the copy's own tables
     first = Registry(settings).alias("champion")["version"]
     write_modeling(settings, date(2026, 3, 9), 100, seed=5)
     from churn.models.train import retrain

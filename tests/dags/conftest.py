@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from churn.core.iceberg_catalog import recover
 from churn.core.settings import PROJECT_ROOT, Settings
 
 from ..conftest import AIRFLOW_TEST_HOME
@@ -91,7 +92,9 @@ def warehouse_with_champion(trained_history, tmp_path, monkeypatch):
     """A private copy of the trained history; CHURN_WAREHOUSE points at it."""
     target = tmp_path / "warehouse"
     shutil.copytree(trained_history, target)
-    return _use_warehouse(monkeypatch, target)
+    settings = _use_warehouse(monkeypatch, target)
+    recover(settings)  # the copy's own tables: its writes must not change the shared history
+    return settings
 
 
 @pytest.fixture()

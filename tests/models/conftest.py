@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from churn.core.iceberg_catalog import recover
 from churn.core.settings import Settings
 from churn.dev.synthetic import write_modeling
 
@@ -110,6 +111,7 @@ def local_copy(local_trained, tmp_path, monkeypatch):
     monkeypatch.delenv("CHURN_S3_ENDPOINT_URL", raising=False)
     set_scenario_env(monkeypatch)
     settings = Settings(warehouse=str(root), s3_endpoint_url=None, **SCENARIO)
+    recover(settings)  # a copy gets its own tables (else its writes would refuse: they would change the original)
     return SimpleNamespace(settings=settings, data=local_trained.data, result=local_trained.result, root=root)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import threading
 
+from churn.core.iceberg_catalog import _catalog, catalog
 from churn.core.settings import Settings
-from churn.core.warehouse import _catalog, catalog
 
 
 def test_first_uses_of_a_new_catalog_from_several_threads_all_succeed(tmp_path):
