@@ -7,6 +7,7 @@ labels that look wrong hold any model for a person. Training calls it; the repor
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -110,7 +111,7 @@ def decide(registry: Registry, settings: Settings, valid: pd.DataFrame, p_new: n
         reason = (f"champion {champion.version} kept: the new model is not distinguishable from it ({measured}); "
                   "a switch would change predictions for no measured gain")
     else:
-        reason = f"stays challenger: {'; '.join(problems)} ({measured})"
+        reason = f"stays challenger to {champion.version}: {'; '.join(problems)} ({measured})"
     return base | {"promoted": verdict == "better", "verdict": verdict, "reason": reason, "comparison": comparison}
 
 
@@ -143,20 +144,28 @@ def _signed(value: float) -> str:
     return f"{value:+.4f}"
 
 
-def apply_decision(registry: Registry, version: str, decision: dict) -> tuple[bool, str]:
-    """Record the decision; (promoted, reason). A concurrent promotion that won makes this one a challenger."""
+def apply_decision(registry: Registry, version: str, decision: dict,
+                   rejudge: Callable[[], dict] | None = None, attempts: int = 3) -> tuple[bool, str]:
+    """Record the decision; (promoted, reason). A promotion is a compare-and-swap on the champion it was judged
+    against: when another training promoted first, this version is judged again against the new champion
+    (``rejudge``), or, without one, kept as a challenger."""
     from churn.models.registry import ConcurrentUpdate
 
-    if decision["promoted"]:
+    for attempt in range(1, attempts + 1):
+        if not decision["promoted"]:
+            registry.mark_challenger(version, decision["reason"])
+            return False, decision["reason"]
         try:
-            registry.promote(version, decision["reason"])
+            registry.promote(version, decision["reason"], expected_champion=decision.get("champion_version"))
             return True, decision["reason"]
         except ConcurrentUpdate as exc:
-            reason = f"not promoted: {exc}; compare the two with `churn models list`"
-            registry.mark_challenger(version, reason)
-            return False, reason
-    registry.mark_challenger(version, decision["reason"])
-    return False, decision["reason"]
+            if rejudge is None or attempt == attempts:
+                reason = f"not promoted: {exc}; compare the two with `churn models list`"
+                registry.mark_challenger(version, reason)
+                return False, reason
+            log.info("%s: %s; judging it again against the new champion", version, exc)
+            decision = rejudge()
+    raise AssertionError("unreachable")
 
 
 def reuse_version(registry: Registry, version: str) -> dict:

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 ALIASES = ("champion", "challenger")
 CHAMPION_EVENTS = ("promote", "rollback")
+ANY_CHAMPION = object()  # promote(): no compare-and-swap on the current champion
 
 
 class NoChampion(RegistryError):
@@ -110,7 +111,7 @@ class Registry:
 
     # ----------------------------------------------------- champion and challenger
     def _state(self) -> dict:
-        events, damaged, highest = self.store.read_history()
+        events, damaged, highest, _ = self.store.read_history()  # out-of-sequence files are no part of it
         state: dict = {"champion": None, "challenger": None, "events": events, "damaged": damaged,
                        "highest": highest}
         for e in events:
@@ -156,20 +157,38 @@ class Registry:
         return self.load(record["version"], record["metadata_sha256"])
 
     # -------------------------------------------------------- promotion
-    def promote(self, version: str, reason: str, event: str = "promote", by: str | None = None) -> dict:
+    def promote(self, version: str, reason: str, event: str = "promote", by: str | None = None,
+                expected_champion: str | None | object = ANY_CHAMPION) -> dict:
         """Make a (verified) version champion in one atomic append; promoting the champion changes nothing.
         ``by`` records who (a person's user@host; absent for the weekly retrain's own decisions).
+        ``expected_champion`` (a version, or None for "no champion yet") makes it a compare-and-swap: a decision
+        judged against one champion must not replace another (nor become the first over a first that won).
 
-        Raises :class:`ConcurrentUpdate` when another event was appended since the history was read.
+        Raises :class:`ConcurrentUpdate` when another event was appended since the history was read, or the
+        champion is not the expected one.
         """
         self.verify(version)
         state = self._state()
         current = state["champion"]
+        if expected_champion is not ANY_CHAMPION and (current or {}).get("version") != expected_champion:
+            raise ConcurrentUpdate(f"the champion is {current['version'] if current else 'none'}, not "
+                                   f"{expected_champion or 'none'} as when {version} was judged; nothing was changed")
         if current and current["version"] == version:
             log.info("%s is already the champion: nothing to do", version)
             return {"event": "noop", "version": version, "reason": f"{version} is already the champion"}
-        return self._append(event, version, state, reason=reason,
-                            previous_champion=current["version"] if current else None, **({"by": by} if by else {}))
+        entry = self._append(event, version, state, reason=reason,
+                             previous_champion=current["version"] if current else None, **({"by": by} if by else {}))
+        self._require_champion(version)
+        return entry
+
+    def _require_champion(self, version: str) -> None:
+        """After an append: the history must now say ``version`` is champion (never report a change that did not
+        happen)."""
+        after = self._state()
+        if (after["champion"] or {}).get("version") != version:
+            raise RegistryError(f"recorded {version} as champion, but the history under {self.store.history_dir} "
+                                f"still says {(after['champion'] or {}).get('version', 'none')}"
+                                + (f" ({after['damaged'][0]})" if after["damaged"] else "") + f"; {REPAIR_HINT}")
 
     def mark_challenger(self, version: str, reason: str, attempts: int = 5) -> dict:
         self.verify(version)
@@ -201,8 +220,10 @@ class Registry:
             raise RegistryError(f"{to_version} is already the champion")
         self.verify(to_version)
         origin = f"rollback from {current['version'] if current else '?'}"
-        return self._append("rollback", to_version, state, reason=f"{reason} ({origin})" if reason else origin,
-                            previous_champion=current["version"] if current else None, **({"by": by} if by else {}))
+        entry = self._append("rollback", to_version, state, reason=f"{reason} ({origin})" if reason else origin,
+                             previous_champion=current["version"] if current else None, **({"by": by} if by else {}))
+        self._require_champion(to_version)
+        return entry
 
 
 def version_id(run_date, fingerprint: str) -> str:

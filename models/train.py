@@ -210,7 +210,8 @@ def retrain(run_date: date, settings: Settings) -> dict:
     }
     metadata["result"] = result
     registry.write_version(version, files, metadata)
-    result["promoted"], result["reason"] = promotion.apply_decision(registry, version, decision)
+    result["promoted"], result["reason"] = promotion.apply_decision(
+        registry, version, decision, rejudge=lambda: promotion.decide(registry, settings, valid, p_oot, metrics, frame))
     if not result["promoted"]:
         result["champion_version"] = (registry.alias("champion") or {}).get("version")
     result["seconds"] = round(time.perf_counter() - started, 1)

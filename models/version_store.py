@@ -22,7 +22,8 @@ from churn.core import storage
 from churn.core.settings import Settings, join
 
 METADATA = "metadata.json"
-EVENT = re.compile(r"^e(\d{8})\.json$")
+EVENT = re.compile(r"^e(\d{8,})\.json$")
+EVENT_NAME = "e{:08d}.json"
 REPAIR_HINT = "run `churn models repair` (moves it aside) or settle the champion with `churn models rollback --to VERSION`"
 
 
@@ -131,31 +132,51 @@ class VersionStore:
         return metadata
 
     # ----------------------------------------------------------- history
-    def read_history(self) -> tuple[list[dict], list[str], int]:
-        """(valid events by number, damaged file names, highest number in use)."""
-        events, damaged, highest = [], [], 0
+    def read_history(self) -> tuple[list[dict], list[str], int, list[str]]:
+        """(valid events by number, damaged file names with why, the number the history ends at, out-of-sequence
+        file names with why).
+
+        Numbers follow on one by one from 1 (a number moved aside by :meth:`repair` still counts as taken): a file
+        numbered past a gap is out of sequence and damaged, so an odd number (e99999999) can neither hide the
+        events after it nor end the history somewhere appends cannot follow."""
+        events: dict[int, dict] = {}
+        damaged: list[tuple[int, str]] = []
+        names: dict[int, str] = {}
         for name in storage.fresh_list(self.fs, self.history_dir):
             match = EVENT.match(name)
             if not match:
                 continue
-            highest = max(highest, int(match.group(1)))
+            seq = int(match.group(1))
+            if seq in names:  # e00000005.json and e000000005.json: the second is not an event of its own
+                damaged.append((seq, f"{name} (a second file numbered {seq})"))
+                continue
+            names[seq] = name
             try:
                 entry = json.loads(self.read(join(self.history_dir, name)))
-                if not isinstance(entry, dict) or entry.get("seq") != int(match.group(1)) or not entry.get("event") \
+                if not isinstance(entry, dict) or entry.get("seq") != seq or not entry.get("event") \
                         or not entry.get("version"):
                     raise ValueError("not an event of this registry")
             except (ValueError, TypeError, UnicodeDecodeError) as exc:
-                damaged.append(f"{name} ({exc})")
+                damaged.append((seq, f"{name} ({exc})"))
                 continue
-            events.append(entry)
-        return sorted(events, key=lambda e: e["seq"]), damaged, highest
+            events[seq] = entry
+        moved = {int(m.group(1)) for n in storage.fresh_list(self.fs, join(self.history_dir, "damaged"))
+                 if (m := EVENT.match(n))}
+        end = 0
+        while end + 1 in names or end + 1 in moved:
+            end += 1
+        stray = [f"{names[seq]} (numbered {seq}, but the history ends at {end}: event numbers follow on one by one)"
+                 for seq in sorted(s for s in names if s > end)]  # never part of the history, damaged or not
+        return ([events[s] for s in sorted(events) if s <= end], [text for seq, text in sorted(damaged) if seq <= end],
+                end, stray + [text for seq, text in sorted(damaged) if seq > end])
 
     def history(self) -> list[dict]:
         return self.read_history()[0]
 
     def problems(self) -> list[str]:
         """Damaged history files, each with the way to repair it."""
-        return [f"history file {join(self.history_dir, d)} is damaged: {REPAIR_HINT}" for d in self.read_history()[1]]
+        _, damaged, _, stray = self.read_history()
+        return [f"history file {join(self.history_dir, d)} is damaged: {REPAIR_HINT}" for d in damaged + stray]
 
     def append(self, event: str, version: str, highest: int | None = None, **details) -> dict:
         """Append one event as number ``highest + 1`` (default: of the history as it is now); ConcurrentUpdate if
@@ -165,7 +186,7 @@ class VersionStore:
         raw = self.read(self.artifact_path(version, METADATA))
         entry = {"seq": highest + 1, "at": utc_now(), "event": event, "version": version,
                  "metadata_sha256": sha256(raw), **details}
-        path = join(self.history_dir, f"e{entry['seq']:08d}.json")
+        path = join(self.history_dir, EVENT_NAME.format(entry["seq"]))
         if not storage.create_exclusive(self.fs, path, json.dumps(entry, indent=1, sort_keys=True).encode(),
                                         self.settings):
             raise ConcurrentUpdate(f"the history changed while {event} {version} was being recorded "
@@ -175,7 +196,8 @@ class VersionStore:
     def repair(self) -> list[str]:
         """Move damaged history files to ``history/damaged/`` (kept for inspection); returns their names."""
         moved = []
-        for entry in self.read_history()[1]:
+        _, damaged, _, stray = self.read_history()
+        for entry in damaged + stray:
             name = entry.split(" ", 1)[0]
             source, target = join(self.history_dir, name), join(self.history_dir, "damaged", name)
             storage.put_atomic(self.fs, target, self.read(source))

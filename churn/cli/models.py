@@ -11,12 +11,17 @@ import typer
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+from churn.core.text import inert, plain
 
 app = typer.Typer(help="Model registry: versions, champion / challenger, promotion history.", no_args_is_help=True)
 
 
 def console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr)  # per call: picks up the terminal width (COLUMNS) of this invocation
+    """Per call: picks up the terminal width (COLUMNS) of this invocation. No markup: every line holds data
+    (versions, reasons people wrote), shown as it is (churn.core.text)."""
+    return Console(stderr=stderr, markup=False, highlight=False)
 
 
 def _registry(ctx: typer.Context):
@@ -81,14 +86,14 @@ def list_command(ctx: typer.Context) -> None:
         try:
             meta = registry.metadata(version)
         except _registry_error() as exc:
-            table.add_row(version, alias, f"damaged: {exc}", "", "", "")
+            table.add_row(plain(version), alias, plain(f"damaged: {exc}"), "", "", "")
             continue
         m = meta.get("metrics", {})
-        table.add_row(version, alias, meta.get("candidate", ""), str(meta.get("rows", {}).get("total", "")),
+        table.add_row(plain(version), alias, plain(meta.get("candidate", "")), str(meta.get("rows", {}).get("total", "")),
                       f"{m.get('roc_auc', float('nan')):.3f}", f"{m.get('log_loss', float('nan')):.3f}")
     console().print(table)
     for problem in registry.problems():
-        console(stderr=True).print(f"[yellow]warning:[/yellow] {problem}")
+        console(stderr=True).print(Text.assemble(("warning:", "yellow"), " ", plain(problem)))
 
 
 @app.command("repair")
@@ -143,7 +148,7 @@ def promote_command(
     except _registry_error() as exc:
         _fail(exc)
     if event["event"] == "noop":
-        console().print(event["reason"] + ": nothing changed")
+        console().print(inert(event["reason"]) + ": nothing changed")
         return
     console().print(f"champion is now {event['version']} (was {event['previous_champion']})")
 
@@ -173,6 +178,6 @@ def history_command(ctx: typer.Context) -> None:
     for column in ("at", "event", "version", "previous", "by", "reason"):
         table.add_column(column, no_wrap=column != "reason", overflow="fold")
     for e in _registry(ctx).history():
-        table.add_row(e["at"][:19], e["event"], e["version"], e.get("previous_champion") or "", e.get("by", ""),
-                      e.get("reason", ""))
+        table.add_row(*(plain(v) for v in (e["at"][:19], e["event"], e["version"], e.get("previous_champion") or "",
+                                           e.get("by", ""), e.get("reason", ""))))
     console().print(table)

@@ -15,6 +15,7 @@ from datetime import date
 import typer
 
 from churn.core.dates import DateRangeError, days, parse_range
+from churn.core.text import inert
 
 log = logging.getLogger("churn.cli")
 FAILED_RUN, BAD_INPUT, UNEXPECTED = 1, 2, 3
@@ -86,7 +87,7 @@ def run(call: Callable[[], object], skipped: type[Exception] | None = None, sett
         code, message = describe(exc)
         if code == UNEXPECTED:
             raise  # main() reports it (and --verbose shows the traceback)
-        typer.secho(f"error: {message}", fg="red", err=True)
+        typer.secho(f"error: {inert(message)}", fg="red", err=True)
         raise typer.Exit(code) from None
 
 

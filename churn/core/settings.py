@@ -52,17 +52,19 @@ class Settings(BaseSettings):
         "the default flags the riskiest 20% at any base rate), top:<N> (the N riskiest per day), f1, f2 or "
         "fbeta:<b> (F-beta of at-risk), cost:<r> (a missed at-risk trial costs r contacts)",
     )
-    promotion_auc_tolerance: float = Field(0.005, ge=0, description="a challenger may be this much AUC below the champion")
-    promotion_auc_floor: float = Field(0.60, description="absolute AUC a model must clear to become champion")
+    promotion_auc_tolerance: float = Field(0.005, ge=0, le=0.05, description="a challenger may be this much AUC below the champion")
+    promotion_auc_floor: float = Field(
+        0.60, ge=0.5, lt=1, description="absolute AUC a model must clear to become champion (0.5 is chance: below it the "
+        "floor would let a model that ranks worse than chance through)")
     label_rate_tolerance: float = Field(
-        0.10, gt=0, le=1, description="a training window whose label rate (overall or of a cohort week) moves this "
+        0.10, gt=0, le=0.5, description="a training window whose label rate (overall or of a cohort week) moves this "
         "far from the champion's training data is held for a person to promote"
     )
     label_rate_range: str = Field(
         "0.01,0.60", description="plausible label rates min,max; a first model outside it is held for a person"
     )
     champion_auc_collapse: float = Field(
-        0.15, gt=0, description="the champion's AUC on the new rows this far below its validation AUC means the "
+        0.15, gt=0, le=0.5, description="the champion's AUC on the new rows this far below its validation AUC means the "
         "labels changed: the new model is held for a person"
     )
     model_name: str = Field("churn_w1", description="registry name of the model")
@@ -143,13 +145,13 @@ class Settings(BaseSettings):
     emr_spark_submit_parameters: str = Field(
         "", description="extra spark-submit parameters of EMR jobs, e.g. --conf spark.executor.memory=8g"
     )
-    monitoring_psi_alert: float = Field(0.25, gt=0, description="a feature or score PSI above this raises a drift alert")
+    monitoring_psi_alert: float = Field(0.25, gt=0, le=5, description="a feature or score PSI above this raises a drift alert")
     monitoring_drift_p_value: float = Field(
         0.0005, gt=0, le=1,
         description="a drift alert also needs a shift that large to be unlikely by chance at the day's sample size: "
                     "chi-square p-value below this (0.0005 = 1% a day spread over ~20 features; 1 disables the test)")
     monitoring_auc_drop_alert: float = Field(
-        0.05, ge=0, description="realised AUC this far below the model's validation AUC raises an alert"
+        0.05, gt=0, le=0.5, description="realised AUC this far below the model's validation AUC raises an alert"
     )
     outreach_channels: str = Field(
         "email:0.5:500,chat:3:60,push:0.1:300,call:20:30",
@@ -201,8 +203,8 @@ class Settings(BaseSettings):
             low, high = (float(x) for x in value.split(","))
         except ValueError:
             raise ValueError(f"CHURN_LABEL_RATE_RANGE must be 'min,max' (e.g. 0.01,0.60), got {value!r}") from None
-        if not 0 <= low < high <= 1:
-            raise ValueError(f"CHURN_LABEL_RATE_RANGE needs 0 <= min < max <= 1, got {value!r}")
+        if not 0 <= low < high <= 1 or (low, high) == (0, 1):  # 0,1 would switch the label guard off
+            raise ValueError(f"CHURN_LABEL_RATE_RANGE needs 0 <= min < max <= 1 and not all of 0..1, got {value!r}")
         return value
 
     @property
@@ -272,13 +274,28 @@ def join(root: str, *parts: str) -> str:
     return os.path.join(root, *parts)
 
 
+def _bounds(field) -> str:
+    """A field's numeric limits as a person reads them, e.g. ``0.5 <= x < 1``."""
+    low = high = ""
+    for rule in field.metadata:
+        for attr, sign in (("ge", "<="), ("gt", "<")):
+            if getattr(rule, attr, None) is not None:
+                low = f"{getattr(rule, attr)} {sign} "
+        for attr, sign in (("le", "<="), ("lt", "<")):
+            if getattr(rule, attr, None) is not None:
+                high = f" {sign} {getattr(rule, attr)}"
+    return f"{low}x{high}" if low or high else ""
+
+
 def settings_table_markdown() -> str:
     """The docs' table of every setting, generated from the fields so it cannot drift."""
     lines = ["| environment variable | default | meaning |", "| --- | --- | --- |"]
     for name, field in Settings.model_fields.items():
         default = field.default
         shown = "" if default in (None, "") else f"`{default}`"
-        lines.append(f"| `CHURN_{name.upper()}` | {shown} | {field.description or ''} |")
+        bounds = _bounds(field)
+        lines.append(f"| `CHURN_{name.upper()}` | {shown} | {field.description or ''}"
+                     + (f" (allowed: {bounds})" if bounds else "") + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -287,12 +287,14 @@ def print_frame(frame: pd.DataFrame, max_rows: int = 50, fmt: OutputFormat = Out
     summary = f"{len(frame)} row{'s' if len(frame) != 1 else ''}"
     if len(frame) > len(shown):
         summary += f" (first {len(shown)} shown; --max-rows to see more)"
+    from churn.core.text import plain
+
     table = Table(show_lines=False)
     for column in frame.columns:
         numeric = pd.api.types.is_numeric_dtype(frame[column])
-        table.add_column(str(column), justify="right" if numeric else "left")
+        table.add_column(plain(column), justify="right" if numeric else "left")
     for row in shown.itertuples(index=False):
-        table.add_row(*(_cell(v) for v in row))
-    console = Console()
+        table.add_row(*(plain(_cell(v)) for v in row))
+    console = Console(markup=False)
     console.print(table)
     console.print(summary, highlight=False, soft_wrap=True)

@@ -107,3 +107,17 @@ def test_catalog_apply_of_a_local_deployment_registers_nothing_in_glue(tmp_path,
     settings = Settings(_env_file=None, warehouse=str(tmp_path / "warehouse"))
     result = apply_catalog(settings, ["events", "evaluations", "instances_w1"])
     assert result["events"].startswith("not registered") and result["instances_w1"] == "created"
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("CHURN_PROMOTION_AUC_FLOOR", "-1"), ("CHURN_PROMOTION_AUC_FLOOR", "0.3"), ("CHURN_PROMOTION_AUC_FLOOR", "1"),
+    ("CHURN_PROMOTION_AUC_TOLERANCE", "0.5"), ("CHURN_LABEL_RATE_TOLERANCE", "1"),
+    ("CHURN_CHAMPION_AUC_COLLAPSE", "2"), ("CHURN_MONITORING_AUC_DROP_ALERT", "0"),
+    ("CHURN_LABEL_RATE_RANGE", "0,1"),
+])
+def test_a_setting_cannot_switch_a_guard_off(monkeypatch, name, value):
+    """A floor below chance, a tolerance wider than any difference, a range of every rate: each would let any model
+    (one trained on shuffled labels) or any label change through."""
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=name.removeprefix("CHURN_").lower()):
+        Settings(_env_file=None)

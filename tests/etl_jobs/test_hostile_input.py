@@ -263,3 +263,29 @@ def test_events_after_the_first_week_are_counted_not_deduplicated_and_still_chec
                                                 r"null key values"):
         _build(engine_settings, spark, end=DT + timedelta(days=2))
     assert os.path.exists(folder)
+
+
+HOSTILE_IDS = ["[/x]", "[bold red]fake[/]", "\x1b[2J\x1b[31mred", "tab\there"]
+
+
+def test_hostile_instance_ids_publish_and_print_as_data(engine_settings, spark):
+    """Ids that look like Rich markup or hold escape sequences are published as they are (both engines) and
+    `churn query` prints them as text: never parsed as markup, never sent to the terminal as a sequence."""
+    import subprocess
+    import sys
+
+    write_evaluations(engine_settings, [{"instance_id": i, "eval_start_date": START, "converted_date": None}
+                                        for i in HOSTILE_IDS])
+    write_events(engine_settings, [{"instance_id": i, "event_time": ts(START, 9), "event_type": "issue_created",
+                                    "platform": "web"} for i in HOSTILE_IDS], ALL_DAYS)
+    _build(engine_settings, spark)
+    assert sorted(_w1(engine_settings).index) == sorted(HOSTILE_IDS)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_")} | {
+        "CHURN_WAREHOUSE": engine_settings.warehouse, "COLUMNS": "200"}
+    shown = subprocess.run([sys.executable, "-c", "from churn.cli import main; main()", "query",
+                            "SELECT instance_id FROM instances_w1 ORDER BY 1"], env=env, capture_output=True,
+                           text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert "\x1b" not in shown.stdout and "\t" not in shown.stdout
+    for shown_as in ["[/x]", "[bold red]fake[/]", "\\x1b[2J\\x1b[31mred", "tab\\there"]:
+        assert shown_as in shown.stdout, shown.stdout

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from churn.cli import app
-from churn.models.registry import ConcurrentUpdate, IntegrityError, Registry
+from churn.models.registry import ConcurrentUpdate, IntegrityError, Registry, RegistryError
 
 
 def _fake_versions(registry: Registry, n: int) -> list[str]:
@@ -128,3 +128,88 @@ def test_a_damaged_history_file_is_reported_with_its_repair(local_copy):
     repaired = runner.invoke(app, ["models", "repair"], env={"CHURN_WAREHOUSE": settings.warehouse})
     assert repaired.exit_code == 0 and "1 damaged file(s) moved" in repaired.output
     assert registry.problems() == [] and (Path(registry.root, "history", "damaged") / last.name).exists()
+
+
+def test_an_event_numbered_past_a_gap_cannot_wedge_promotion(local_copy):
+    """e99999999.json (valid JSON, a real version) is out of sequence: it is reported as damaged with its repair,
+    promotions still change the champion (and say so truthfully), rollback and repair work."""
+    settings = local_copy.settings
+    registry = Registry(settings)
+    champion = registry.alias("champion")["version"]
+    other = _fake_versions(registry, 1)[0]
+    history = Path(registry.root, "history")
+    odd = json.loads(sorted(history.glob("e*.json"))[-1].read_text()) | {"seq": 99999999}
+    (history / "e99999999.json").write_text(json.dumps(odd))
+    assert any("numbered 99999999" in p and "churn models repair" in p for p in registry.problems())
+    assert registry.promote(other, "after the odd event")["version"] == other
+    assert registry.alias("champion")["version"] == other
+    assert registry.rollback(reason="back")["version"] == champion
+    assert registry.repair() == ["e99999999.json"] and registry.problems() == []
+    registry.promote(other, "after the repair")
+    assert registry.alias("champion")["version"] == other
+    events = registry.history()
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+
+
+def test_a_repaired_event_keeps_the_events_after_it(local_copy):
+    registry = Registry(local_copy.settings)
+    a, b = _fake_versions(registry, 2)
+    registry.promote(a, "one")
+    damaged = sorted(Path(registry.root, "history").glob("e*.json"))[-1]
+    registry.promote(b, "two")
+    damaged.write_text("{ not json")
+    assert registry.repair() == [damaged.name]
+    assert registry.problems() == [] and registry.alias("champion")["version"] == b  # e(n+1) is not out of sequence
+
+
+def test_a_promote_whose_event_the_history_does_not_show_is_an_error(local_copy, monkeypatch):
+    """A promote reports what the history says after it: an event that does not become the champion (here: the
+    history reader misses it, as an odd numbering once made it) is an error, not a success."""
+    from churn.models import version_store
+
+    registry = Registry(local_copy.settings)
+    other = _fake_versions(registry, 1)[0]
+    monkeypatch.setattr(version_store, "EVENT_NAME", "x{:08d}.json")  # appended under a name the history ignores
+    with pytest.raises(RegistryError, match="still says"):
+        registry.promote(other, "unseen")
+
+
+def test_two_first_trainings_at_once_promote_one_and_judge_the_other(local_copy, monkeypatch):
+    """Both decide "first model" on an empty registry before either records it: the second's promotion is refused
+    by the compare-and-swap on the champion, and it is judged again against the first."""
+    from churn.models import promotion
+    from churn.models.train import retrain
+    from tests.models.conftest import RUN_DATE
+
+    real_decide = promotion.decide
+    both_decided = threading.Barrier(2, timeout=300)
+    first_call = threading.local()
+
+    def decide_then_wait(*args, **kwargs):  # the schedule of the race, made certain: decide, wait for the other
+        decision = real_decide(*args, **kwargs)
+        if not getattr(first_call, "done", False):
+            first_call.done = True
+            both_decided.wait()
+        return decision
+
+    monkeypatch.setattr(promotion, "decide", decide_then_wait)
+    results = {}
+
+    def train(seed):
+        settings = local_copy.settings.model_copy(update={"model_name": "race", "seed": seed})
+        results[seed] = retrain(RUN_DATE, settings)
+
+    threads = [threading.Thread(target=train, args=(seed,)) for seed in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    registry = Registry(local_copy.settings.model_copy(update={"model_name": "race"}))
+    first = [e for e in registry.history() if e["event"] == "promote"][0]
+    loser = next(r for r in results.values() if r["version"] != first["version"])
+    assert first["previous_champion"] is None and first["reason"].startswith("first model")
+    assert first["version"] in loser["reason"], loser  # judged against the first champion
+    assert not loser["reason"].startswith(("first model", "not promoted: the champion is"))
+    for e in registry.history():
+        if e["event"] == "promote" and e["previous_champion"]:
+            assert e["reason"].startswith(f"promoted over {e['previous_champion']}")
