@@ -37,12 +37,19 @@ class PolicyRegistry:
         events = self.history()
         if not events:
             return None
-        last = events[-1]
-        metadata = self.store.metadata(last["version"], last.get("metadata_sha256"))
+        return self.load(events[-1]["version"], events[-1].get("metadata_sha256"))
+
+    def load(self, version: str, expected_sha256: str | None = None) -> tuple[PolicyState, dict]:
+        """One version's policy, verified (against the history's record of it when ``expected_sha256`` is not
+        given): what a rerun of a past day's assignment reproduces."""
+        if expected_sha256 is None:
+            recorded = [e.get("metadata_sha256") for e in self.history() if e["version"] == version]
+            expected_sha256 = recorded[-1] if recorded else None
+        metadata = self.store.metadata(version, expected_sha256)
         try:
-            state = PolicyState.from_json(json.loads(self.store.read_artifact(last["version"], STATE, metadata)))
+            state = PolicyState.from_json(json.loads(self.store.read_artifact(version, STATE, metadata)))
         except (ValueError, KeyError) as exc:
-            raise IntegrityError(f"policy version {last['version']}: {STATE} does not hold a policy ({exc})") from exc
+            raise IntegrityError(f"policy version {version}: {STATE} does not hold a policy ({exc})") from exc
         return state, metadata
 
     def record(self, state: PolicyState, learned_day: str, parent: str | None) -> str:

@@ -49,12 +49,13 @@ def _known_errors() -> tuple[type[Exception], ...]:
     from churn.core.glue import CatalogError
     from churn.core.iceberg_catalog import CatalogStateError
     from churn.core.warehouse import PartitionNotFound
+    from churn.models.outreach import OutreachError
     from churn.models.registry import RegistryError
     from churn.models.train import TrainingDataError
     from churn.models.transform import SchemaMismatch
 
-    return (DataContractError, FeatureConfigError, CatalogError, CatalogStateError, PartitionNotFound, RegistryError, TrainingDataError,
-            SchemaMismatch)
+    return (DataContractError, FeatureConfigError, CatalogError, CatalogStateError, PartitionNotFound, RegistryError,
+            TrainingDataError, OutreachError, SchemaMismatch)
 
 
 def run_job(job: Callable[[list[date]], object], ds: str | None, start: str | None, end: str | None, settings=None):

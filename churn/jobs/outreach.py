@@ -58,8 +58,10 @@ def _segments_of(day: date, settings: Settings):
 
 
 def assign_day(day: date, settings: Settings) -> dict:
-    """Publish ``outreach_assignments`` dt=D for the trials scored on D."""
-    from churn.core.warehouse import PartitionNotFound, write_partitions
+    """Publish ``outreach_assignments`` dt=D for the trials scored on D. A published day is immutable (the CRM may
+    have acted on it, and ``learn`` joins outcomes to it): a rerun reproduces it with the policy version it was made
+    with, and refuses, writing nothing, when that no longer gives the same rows."""
+    from churn.core.warehouse import PartitionNotFound, list_partitions, read_partition, write_partitions
     from churn.models.outreach import NONE, assign
 
     config = policy_config(settings)
@@ -67,20 +69,62 @@ def assign_day(day: date, settings: Settings) -> dict:
         trials = _segments_of(day, settings)
     except PartitionNotFound as exc:
         raise PartitionNotFound(f"outreach for {day}: {exc} (score {day} first: `churn score --ds {day}`)") from None
-    state, version = _current_policy(settings, config)
+    published = read_partition("outreach_assignments", day, settings) if day in list_partitions(
+        "outreach_assignments", settings) else None
+    if published is None:
+        state, version = _current_policy(settings, config)
+    else:
+        state, version = _policy_of(published, settings, config)
     frame = assign(config, state, trials, version, seed=settings.seed).merge(
         trials, on="instance_id")
     frame["run_date"] = day
-    write_partitions("outreach_assignments", {day: frame}, settings)
+    if published is None:
+        write_partitions("outreach_assignments", {day: frame}, settings)
+    else:
+        _require_same_assignment(day, published, frame, version)
     counts = frame["channel"].value_counts().to_dict()
     summary = {"dt": day.isoformat(), "policy_version": version, "trials": len(frame),
+               "status": "assigned" if published is None else "already published (reproduced, kept)",
                "contacted": int((frame["channel"] != NONE).sum()), "holdout": int(frame["holdout"].sum()),
                "overflow": int(frame["overflow"].sum()), "by_channel": {k: int(v) for k, v in counts.items()},
                "expected_gain": float(frame["expected_gain"].sum())}
-    log.info("outreach %s: %d trials, %d to contact (%s), %d held out, policy %s", day, len(frame),
+    log.info("outreach %s: %d trials, %d to contact (%s), %d held out, policy %s%s", day, len(frame),
              summary["contacted"], ", ".join(f"{k}={v}" for k, v in sorted(counts.items()) if k != NONE),
-             summary["holdout"], version)
+             summary["holdout"], version, "" if published is None else " (already published: kept as it was)")
     return summary
+
+
+def _policy_of(published, settings: Settings, config):
+    """(state, version) of the policy a published day's assignments were made with."""
+    from churn.models.outreach import OutreachError, PolicyState
+    from churn.models.policy_registry import PolicyRegistry
+
+    versions = sorted(set(published["policy_version"].dropna()))
+    if len(versions) > 1:
+        raise OutreachError(f"outreach_assignments: one day holds rows of policy versions {versions}")
+    version = versions[0] if versions else "prior"
+    state = PolicyState.prior(config) if version == "prior" else PolicyRegistry(settings).load(version)[0]
+    return state.with_arms(config, config.arms), version
+
+
+ASSIGNMENT_COLUMNS = ("channel", "intended", "holdout", "overflow")
+
+
+def _require_same_assignment(day: date, published, frame, version: str) -> None:
+    """A rerun of a published day must give its rows again; otherwise nothing is written and the error says why."""
+    from churn.models.outreach import OutreachError
+
+    old = published.set_index("instance_id")[list(ASSIGNMENT_COLUMNS)]
+    new = frame.set_index("instance_id")[list(ASSIGNMENT_COLUMNS)]
+    gone, added = sorted(set(old.index) - set(new.index)), sorted(set(new.index) - set(old.index))
+    common = old.index.intersection(new.index)
+    changed = int((old.loc[common] != new.loc[common]).any(axis=1).sum())
+    if gone or added or changed:
+        raise OutreachError(
+            f"outreach_assignments dt={day} is published (policy {version}, {len(old)} trials) and may have been "
+            f"acted on: reproducing it now would change {changed} trials' assignments, add {len(added)} and drop "
+            f"{len(gone)} (the scores or segments of {day}, or the channel configuration, changed since); nothing "
+            "was written — a published day's assignments are kept as they were")
 
 
 def learn_day(day: date, settings: Settings) -> dict:

@@ -51,7 +51,7 @@ def test_assignments_need_the_days_scores(warehouse):
         assign_day(DAY, warehouse)
 
 
-def test_a_day_is_assigned_within_capacities_and_a_rerun_overwrites_it(warehouse):
+def test_a_day_is_assigned_within_capacities_and_a_rerun_reproduces_it(warehouse):
     _score(warehouse, DAY)
     first = assign_day(DAY, warehouse)
     table = read_partition("outreach_assignments", DAY, warehouse)
@@ -61,7 +61,24 @@ def test_a_day_is_assigned_within_capacities_and_a_rerun_overwrites_it(warehouse
     assert table["holdout"].sum() == first["holdout"] > 0
     again = assign_day(DAY, warehouse)
     pd.testing.assert_frame_equal(read_partition("outreach_assignments", DAY, warehouse), table)
-    assert again == first
+    assert again == first | {"status": "already published (reproduced, kept)"}
+
+
+def test_a_published_days_assignments_are_never_rewritten(warehouse):
+    """The CRM may have acted on day D and learn joins outcomes to it: after the policy learned (a new version), a
+    rerun of D reproduces D with the version D was made with; once D's inputs changed, it refuses and writes nothing."""
+    w1 = _score(warehouse, DAY)
+    assign_day(DAY, warehouse)
+    table = read_partition("outreach_assignments", DAY, warehouse)
+    learned = learn_day(_outcomes(warehouse, DAY, w1), warehouse)
+    assert learned["policy_version"] != "prior"
+    rerun = assign_day(DAY, warehouse)
+    assert rerun["policy_version"] == "prior" and rerun["status"].startswith("already published")
+    pd.testing.assert_frame_equal(read_partition("outreach_assignments", DAY, warehouse), table)
+    _score(warehouse, DAY, seed=9)  # D's scores rebuilt: other trials, other risks
+    with pytest.raises(OutreachError, match=r"dt=2026-04-10 is published \(policy prior, 600 trials\).*nothing was written"):
+        assign_day(DAY, warehouse)
+    pd.testing.assert_frame_equal(read_partition("outreach_assignments", DAY, warehouse), table)
 
 
 def test_outcomes_are_learned_once_as_a_new_policy_version_and_the_effect_is_published(warehouse):
