@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from churn.core import contract, storage
-from churn.core.contract import EVALUATIONS_TABLE, EVENTS_TABLE, DataContractError
+from churn.core.contract import EVALUATIONS_TABLE, EVENTS_TABLE, DataContractError, unreadable_file
 from churn.core.dates import days as days_between
 from churn.core.feature_config import FeatureConfig, load_feature_config
 from churn.core.settings import Settings, join
@@ -138,8 +138,14 @@ def build_features(
             if sized:
                 _progress(started, f"{what}: reads {read / 2**20:,.0f} MB of raw files; "
                                    + ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in sized.items()))
-            built = _build_chunk(first, last, chosen, settings, config, engine, started, key, what, listed,
-                                 taking_from=scored_by_this_run, reusable=first_reusable if number == 1 else None)
+            try:
+                built = _build_chunk(first, last, chosen, settings, config, engine, started, key, what, listed,
+                                     taking_from=scored_by_this_run, reusable=first_reusable if number == 1 else None)
+            except Exception as exc:
+                damaged = unreadable_file(exc)
+                if damaged is None:
+                    raise
+                raise damaged from None
             if scored_by_this_run is not None:
                 scored_by_this_run |= {date.fromisoformat(p["dt"]) for p in built["tables"].get("instances_w1", [])}
             for name, partitions in built["tables"].items():

@@ -39,6 +39,27 @@ class DataContractError(ValueError):
         super().__init__(f"{table}.{column}: {problem}" + (f" — e.g. {shown}" if shown else ""))
 
 
+def unreadable_file(exc: BaseException) -> DataContractError | None:
+    """An engine's failure to decode a raw Parquet file (a corrupted page, a truncated file), as the contract error
+    naming the file; None for any other failure. The checks read footers only: a damaged page is met by the engine."""
+    import re
+
+    text = str(exc)
+    spark = re.search(r"FAILED_READ_FILE\S*\] Encountered error while reading file (\S+?)\.?\s", text)
+    duck = re.search(r'Failed to read file "([^"]+)": ([^\n]+)', text)
+    if not (spark or duck):
+        return None
+    path = (spark or duck).group(1)
+    if spark:
+        causes = re.findall(r"Caused by: ([^\n]+)", text)
+        reason = causes[-1] if causes else "unreadable"
+    else:
+        reason = duck.group(2)
+    name = next((n for n in ("events", "evaluations") if f"/{n}/" in path), "raw data")
+    return DataContractError(name, "(file)", f"{path} cannot be decoded ({reason.strip()[:200]}): the file is damaged; "
+                             "replace it from its producer and run again (the days that read it were not published)")
+
+
 # ---- raw files, checked one by one before any engine reads them ---------------------------------------
 
 def type_name(dtype: pa.DataType) -> str:

@@ -15,6 +15,7 @@ metadata file; everything else (metadata JSON, manifests, data files) lives in t
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -108,6 +109,47 @@ def forget_table(t: Table | str, settings: Settings) -> bool:
     except NoSuchTableError:
         return False
     return True
+
+
+@contextlib.contextmanager
+def described_failures(t: Table, settings: Settings, action: str = "read"):
+    """Failures of the catalog or of a table's files that a person causes (a locked or damaged catalog file, a
+    truncated metadata file, a deleted data file) as one :class:`CatalogStateError` naming the file and the fix."""
+    from pydantic import ValidationError
+    from pyiceberg.exceptions import ValidationError as MetadataInvalid
+    from sqlalchemy.exc import DatabaseError, OperationalError
+
+    try:
+        yield
+    except CatalogStateError:
+        raise
+    except OperationalError as exc:
+        where = catalog_uri(settings) if settings.table_catalog == "sql" else "the catalog"
+        if "locked" in str(exc):
+            raise CatalogStateError(f"{t.name}: the Iceberg catalog {where} stayed locked by another process (a job "
+                                    "still writing, or a program holding the file open): retry when it has ended; "
+                                    f"nothing was {'written' if action == 'write' else 'changed'}") from None
+        raise CatalogStateError(f"{t.name}: the Iceberg catalog {where} cannot be used: {_first_line(exc)}") from None
+    except DatabaseError as exc:  # not a database, malformed: the file is damaged
+        raise CatalogStateError(
+            f"{t.name}: the Iceberg catalog {catalog_uri(settings)} is damaged ({_first_line(exc.orig or exc)}): move "
+            f"it aside and {RECOVER_HINT} (the tables' folders hold everything it recorded)") from None
+    except (ValidationError, MetadataInvalid, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CatalogStateError(
+            f"{t.name}: its current metadata file under {join(t.location(settings), 'metadata')} is damaged "
+            f"({_first_line(exc)}): restore it from a backup, or register the one before it with `churn catalog "
+            f"recover --table {t.name} --metadata PATH`") from None
+    except FileNotFoundError as exc:
+        missing = getattr(exc, "filename", None) or _first_line(exc)
+        day = re.search(r"dt=(\d{4}-\d{2}-\d{2})", str(missing))
+        raise CatalogStateError(
+            f"{t.name}: a file of its current snapshot is missing ({missing}): restore it from a backup"
+            + (f", or publish dt={day.group(1)} again (rerun its job for that day: the rerun replaces the day whole)"
+               if day else "")) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 # ---- the catalog against the folders ------------------------------------------------------------------
@@ -205,6 +247,12 @@ def recover(settings: Settings, names: list[str] | None = None, metadata: str | 
         try:
             tbl = cat.load_table(identifier(t, settings))
         except NoSuchTableError:
+            tbl = None
+        except Exception:  # noqa: BLE001 - the entry's metadata file is damaged: only a named file can replace it
+            if metadata is None:
+                with described_failures(t, settings):
+                    raise
+            cat.drop_table(identifier(t, settings))  # the entry only; no file is removed
             tbl = None
         if tbl is not None and _same_location(tbl.location(), t.location(settings)):
             result[name] = "ok"

@@ -32,6 +32,7 @@ from churn.core.iceberg_catalog import (  # noqa: F401 - the catalog's names, im
     CatalogStateError,
     catalog,
     catalog_uri,
+    described_failures,
     forget_table,
     identifier,
     require_own_location,
@@ -95,9 +96,15 @@ def iceberg_schema(t: Table, settings: Settings):
 def load_table(t: Table | str, settings: Settings, create: bool = False):
     """The Iceberg table of ``t``; None if absent. With ``create`` (a writer): created, or evolved to new registry
     columns, and refused when its files are not this warehouse's (a copied warehouse)."""
-    from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
 
     t = _table(t)
+    with described_failures(t, settings, "write" if create else "read"):
+        return _load_table(t, settings, create)
+
+
+def _load_table(t: Table, settings: Settings, create: bool):
+    from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
+
     cat = catalog(settings)
     try:
         tbl = cat.load_table(identifier(t, settings))
@@ -236,10 +243,15 @@ def _commit(t: Table, days: list[date], data, settings: Settings, properties: di
                     {k.isoformat(): v for k, v in recorded.items()}, separators=(",", ":"))})
             return tbl.current_snapshot().snapshot_id  # the commit updated tbl's metadata in place
         except (CommitFailedException, ValidationException, OperationalError) as exc:
-            # another writer committed first (refused commit, or pyiceberg's conflict check): redo on the new table
+            # another writer committed first (refused commit, pyiceberg's conflict check, or the SQLite catalog
+            # locked by its commit): redo on the new table
             if attempt == COMMIT_ATTEMPTS:
-                raise RuntimeError(f"{t.name}: could not commit {isos[0]}..{isos[-1]} after {attempt} attempts "
-                                   f"(concurrent writers): {exc}") from exc
+                if isinstance(exc, OperationalError):
+                    with described_failures(t, settings, "write"):
+                        raise
+                raise CatalogStateError(f"{t.name}: could not commit {isos[0]}..{isos[-1]} after {attempt} attempts: "
+                                        f"other writers kept committing first ({exc}); nothing was written, "
+                                        "run it again") from exc
             pause = min(2.0, 0.05 * 2 ** attempt) * random.uniform(0.5, 1.0)
             log.info("%s: commit refused (another writer committed first), retry %d in %.2f s", t.name, attempt, pause)
             time.sleep(pause)
@@ -339,7 +351,9 @@ def read_snapshot(t: Table | str, dates: list[date], settings: Settings, missing
     if snap_id is None:  # published, but only empty days were ever written
         arrow = _empty(t, settings)
     else:
-        arrow = tbl.scan(row_filter=In(PARTITION_KEY, [d.isoformat() for d in present]), snapshot_id=snap_id).to_arrow()
+        with described_failures(t, settings):
+            arrow = tbl.scan(row_filter=In(PARTITION_KEY, [d.isoformat() for d in present]),
+                             snapshot_id=snap_id).to_arrow()
     frame = arrow.to_pandas()
     frame[PARTITION_KEY] = frame[PARTITION_KEY].map(lambda d: d.isoformat() if d is not None else None).astype(object)
     if len(present) > 1:
