@@ -23,7 +23,7 @@ import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from churn.core.dates import decode_days, describe_days, encode_days
@@ -379,31 +379,6 @@ def _empty(t: Table, settings: Settings):
 
 
 # ---- maintenance --------------------------------------------------------------------------------------
-
-
-def expire_snapshots(t: Table | str, settings: Settings, retention_days: int, now: datetime | None = None) -> dict:
-    """Drop snapshots older than ``retention_days`` (never the current one) and the data files only they used."""
-    t = _table(t)
-    tbl = load_table(t, settings)
-    if tbl is not None:
-        require_own_location(tbl, t, settings)  # never delete files another warehouse uses
-    if tbl is None or tbl.current_snapshot() is None:
-        return {"table": t.name, "expired_snapshots": 0, "deleted_files": 0}
-    cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
-    before = {row["file_path"] for row in tbl.inspect.all_data_files().select(["file_path"]).to_pylist()}
-    current = tbl.current_snapshot().snapshot_id
-    old = [s.snapshot_id for s in tbl.snapshots()
-           if s.timestamp_ms < cutoff.timestamp() * 1000 and s.snapshot_id != current]
-    if not old:
-        return {"table": t.name, "expired_snapshots": 0, "deleted_files": 0}
-    tbl.maintenance.expire_snapshots().by_ids(old).commit()
-    tbl = catalog(settings).load_table(identifier(t, settings))
-    after = {row["file_path"] for row in tbl.inspect.all_data_files().select(["file_path"]).to_pylist()}
-    unused = sorted(before - after)
-    for path in unused:
-        tbl.io.delete(path)
-    log.info("%s: expired %d snapshots older than %s, deleted %d data files", t.name, len(old), cutoff, len(unused))
-    return {"table": t.name, "expired_snapshots": len(old), "deleted_files": len(unused)}
 
 
 def published_tables() -> list[Table]:

@@ -15,7 +15,8 @@ def maintain_tables(settings: Settings, now: datetime | None = None) -> Maintena
     """Keep ``snapshot_retention_days`` of history per table (the current snapshot always stays), delete the
     data files only expired snapshots used, and delete staging folders left by killed runs."""
     from churn.core import storage
-    from churn.core.warehouse import expire_snapshots, published_tables
+    from churn.core.table_maintenance import expire_snapshots
+    from churn.core.warehouse import published_tables
 
     now = now or datetime.now(UTC)
     tables = [expire_snapshots(t, settings, settings.snapshot_retention_days, now) for t in published_tables()]

@@ -149,12 +149,14 @@ class MonitorSummary(Summary):
 @dataclass(frozen=True)
 class MaintenanceSummary(Summary):
     retention_days: int
-    tables: list[dict]  # per table: expired_snapshots, deleted_files
+    tables: list[dict]  # per table: expired_snapshots, deleted_files, orphans_deleted
     staging_removed: list[str]
 
     def extra(self) -> list[str]:
         expired = sum(int(t.get("expired_snapshots") or 0) for t in self.tables)
-        return [f"{expired} snapshots expired", f"{len(self.staging_removed)} staging folders removed"]
+        orphans = sum(int(t.get("orphans_deleted") or 0) for t in self.tables)
+        return [f"{expired} snapshots expired", f"{orphans} orphaned data files removed",
+                f"{len(self.staging_removed)} staging folders removed"]
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import pytest
 
 from churn import jobs
 from churn.core.settings import Settings
+from churn.core.table_maintenance import expire_snapshots
 from churn.core.warehouse import PartitionNotFound, current_snapshot_id, read_partition, write_partition
 from churn.dev.torture import version_frame, whole
 
@@ -73,10 +74,56 @@ def test_the_inputs_a_day_was_built_from_outlive_its_snapshot_and_go_with_a_rewr
     warehouse.write_partitions("instances_w1", {d: version_frame(settings, d, "a") for d in (DAY, other)}, settings,
                                day_inputs={DAY: "k1", other: "k2"})
     write_partition("instances_w1", DAY, version_frame(settings, DAY, "b"), settings)  # rewritten, no fingerprint
-    warehouse.expire_snapshots("instances_w1", settings, retention_days=1, now=datetime.now(UTC) + timedelta(days=30))
+    expire_snapshots("instances_w1", settings, retention_days=1, now=datetime.now(UTC) + timedelta(days=30))
     assert warehouse.day_inputs("instances_w1", settings) == {other: "k2"}
 
     monkeypatch.setattr(warehouse, "DAY_INPUTS_KEPT", 2)
     later = {other + timedelta(days=i): version_frame(settings, other + timedelta(days=i), "a") for i in (1, 2)}
     warehouse.write_partitions("instances_w1", later, settings, day_inputs=dict.fromkeys(later, "k3"))
     assert warehouse.day_inputs("instances_w1", settings) == dict.fromkeys(later, "k3")  # the newest two
+
+
+KILLED = """
+import os, sys
+from datetime import date
+from churn.core.settings import Settings
+from churn.dev.torture import version_frame
+settings = Settings(warehouse=sys.argv[1], _env_file=None)
+if sys.argv[2] == "write":  # killed after its data files are written, before its commit
+    from pyiceberg.table import Transaction
+    from churn.core.warehouse import write_partition
+    Transaction.commit_transaction = lambda self: os._exit(9)
+    write_partition("instances_w1", date(2026, 3, 2), version_frame(settings, date(2026, 3, 2), "b"), settings)
+else:  # maintenance killed after its expiry commit, before it deletes the files only expired snapshots used
+    from datetime import UTC, datetime, timedelta
+    from pyiceberg.io.pyarrow import PyArrowFileIO
+    from churn import jobs
+    PyArrowFileIO.delete = lambda self, location: os._exit(9)
+    jobs.maintain_tables(settings, now=datetime.now(UTC) + timedelta(days=8))
+"""
+
+
+def _killed(settings, step: str) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", KILLED, settings.warehouse, step], capture_output=True, timeout=120)
+    assert result.returncode == 9, result.stderr[-2000:]
+
+
+def test_files_a_killed_writer_or_a_killed_maintenance_left_are_removed_by_the_next_maintenance(tmp_path):
+    settings = Settings(warehouse=str(tmp_path / "warehouse"), snapshot_retention_days=7, _env_file=None)
+    for version in "ab":
+        write_partition("instances_w1", DAY, version_frame(settings, DAY, version), settings)
+    committed = _data_files(settings)
+    _killed(settings, "write")
+    orphans = _data_files(settings) - committed
+    assert orphans and whole(read_partition("instances_w1", DAY, settings)) == "b"
+    young = jobs.maintain_tables(settings)  # a writer may still be running: its files are kept a day
+    assert _data_files(settings) >= orphans and young.tables[0]["orphans_deleted"] == 0
+
+    _killed(settings, "maintain")  # expired the first snapshot, then died before deleting its file
+    later = jobs.maintain_tables(settings, now=datetime.now(UTC) + timedelta(days=8))
+    w1 = next(t for t in later.tables if t["table"] == "instances_w1")
+    assert w1["orphans_deleted"] == len(orphans) + 1  # the killed writer's files and the expired snapshot's file
+    assert len(_data_files(settings)) == 1 and whole(read_partition("instances_w1", DAY, settings)) == "b"
