@@ -7,6 +7,10 @@ class WarehouseNotFound(FileNotFoundError):
     """The configured warehouse does not exist: reading it would give empty answers that look like data."""
 
 
+class OutputPathRefused(ValueError):
+    """An output path (``--out``) that would replace raw or table data, or that is a folder."""
+
+
 def describe_aws_error(exc: BaseException) -> str | None:
     """One line for credential, region, endpoint, permission and missing-resource errors (also when wrapped
     by s3fs, pyiceberg or fsspec); None for anything else."""

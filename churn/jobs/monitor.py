@@ -117,11 +117,14 @@ def monitoring_report(settings: Settings, end: date | None = None, window_days: 
 
     from churn.core import storage
     from churn.core.dates import days
+    from churn.core.outputs import require_output_path
     from churn.core.tables import FEATURE_DRIFT, MODEL_PERFORMANCE
     from churn.core.warehouse import list_partitions, read_partitions
     from churn.models.dashboard import build_dashboard
 
     storage.require_warehouse(settings)
+    if out:
+        require_output_path(out, settings)
     available = {t: list_partitions(t, settings) for t in (MODEL_PERFORMANCE, FEATURE_DRIFT)}
     last = end or max([d for found in available.values() for d in found], default=None)
     if last is None:

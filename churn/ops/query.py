@@ -226,6 +226,7 @@ def run_query(sql: str, settings: Settings) -> pd.DataFrame:
             if schema.lower() != "main":
                 con.execute(f"CREATE VIEW main.{_ident(d.name)} AS SELECT * FROM {_ident(schema)}.{_ident(d.name)}")
         duck_sql = _strip_catalog(statement).sql(dialect="duckdb")
+        _confine(con, [d.root for d in data.values()])
         try:
             # through Arrow: DATE columns stay datetime.date (DuckDB's .df() makes them datetime64)
             return con.execute(duck_sql).fetch_arrow_table().to_pandas(date_as_object=True)
@@ -233,6 +234,22 @@ def run_query(sql: str, settings: Settings) -> pd.DataFrame:
             raise QueryError(f"query failed: {_first_line(error)}") from None
     finally:
         con.close()
+
+
+def _confine(con, roots: list[str]) -> None:
+    """From here on the connection reads only the queried tables' folders: a query cannot read another file of the
+    machine or the bucket (``read_text('/etc/passwd')``), write one (``COPY … TO``), attach a database or load an
+    extension, nor switch this back (the configuration is locked)."""
+    import os
+
+    allowed = sorted({(r if "://" in r else os.path.realpath(r)).rstrip("/") + "/" for r in roots})
+    con.execute("SET allowed_directories = " + "[" + ", ".join(_literal(a) for a in allowed) + "]")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 # ---------------------------------------------------------------------------------------------

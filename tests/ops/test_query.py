@@ -189,3 +189,17 @@ def test_query_on_s3_through_httpfs(aws, settings_for):
     assert frame.to_dict(orient="records") == [{"dt": D1, "n": 3}, {"dt": D2, "n": 2}]
     with pytest.raises(QueryError, match="no published partitions under s3://churn-q/warehouse/features/instances_mod"):
         run_query("SELECT * FROM instances_modeling", settings)
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT * FROM read_text('/etc/passwd')",
+    "SELECT * FROM read_csv('/etc/passwd', header=false) CROSS JOIN instances_w1",
+    "SELECT * FROM instances_w1 CROSS JOIN read_text('{other}')",
+    "SELECT * FROM read_blob('/etc/hostname')",
+])
+def test_a_query_reads_only_the_tables_it_names(local, tmp_path, sql):
+    """`churn query` is read access to the warehouse's tables, not to the machine: any other file is refused."""
+    other = tmp_path / "secret.txt"
+    other.write_text("not a table")
+    with pytest.raises(QueryError, match="disabled by configuration|Permission Error|only queries"):
+        run_query(sql.replace("{other}", str(other)), local)
