@@ -142,7 +142,7 @@ def build_features(
                 built = _build_chunk(first, last, chosen, settings, config, engine, started, key, what, listed,
                                      taking_from=scored_by_this_run, reusable=first_reusable if number == 1 else None)
             except Exception as exc:
-                damaged = unreadable_file(exc)
+                damaged = unreadable_file(exc) or (_undecodable_input(listed, settings) if _from_engine(exc) else None)
                 if damaged is None:
                     raise
                 raise damaged from None
@@ -228,6 +228,17 @@ def _definition_digest(settings: Settings, config: FeatureConfig, what: dict):
     for code in sorted((Path(SQL_DIR) / "features").glob("*.sql")) + [Path(__file__)]:
         digest.update(code.read_bytes())
     return digest
+
+
+def _from_engine(exc: BaseException) -> bool:
+    """An error raised inside DuckDB or the JVM (not by this code), which a damaged input file can cause."""
+    return type(exc).__module__.split(".")[0].lstrip("_") in ("duckdb", "py4j", "pyspark")
+
+
+def _undecodable_input(listed: dict[str, list[dict]], settings: Settings):
+    """The first raw file of this run that does not decode, as a contract error; None if all decode."""
+    paths = sorted(info["name"] for infos in listed.values() for info in infos if info["name"].endswith(".parquet"))
+    return contract.first_undecodable(storage.filesystem(EVENTS.location(settings), settings), paths) if paths else None
 
 
 def _event_folders(days: list[date], settings: Settings) -> list[str]:

@@ -55,9 +55,28 @@ def unreadable_file(exc: BaseException) -> DataContractError | None:
         reason = causes[-1] if causes else "unreadable"
     else:
         reason = duck.group(2)
+    return damaged_file(path, reason)
+
+
+def damaged_file(path: str, reason: str) -> DataContractError:
     name = next((n for n in ("events", "evaluations") if f"/{n}/" in path), "raw data")
     return DataContractError(name, "(file)", f"{path} cannot be decoded ({reason.strip()[:200]}): the file is damaged; "
                              "replace it from its producer and run again (the days that read it were not published)")
+
+
+def first_undecodable(fs, paths: list[str]) -> DataContractError | None:
+    """Decode every page of each file (pyarrow) until one fails: the file an engine's anonymous decoding error
+    (DuckDB's "don't know what type") came from. Only on a failure path: it reads the files whole."""
+    import pyarrow.parquet as pq
+
+    for path in paths:
+        try:
+            with fs.open(path, "rb") as handle:
+                for _ in pq.ParquetFile(handle).iter_batches(batch_size=65536):
+                    pass
+        except (OSError, pa.ArrowException) as exc:
+            return damaged_file(path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    return None
 
 
 # ---- raw files, checked one by one before any engine reads them ---------------------------------------

@@ -115,3 +115,63 @@ def test_every_job_in_a_copied_warehouse_leaves_the_original_untouched(tmp_path)
     assert _checksums(Path(original.warehouse)) == sums
     for t, n in rows.items():
         assert len(read_partitions(t, list_partitions(t, original), original)) == n
+
+
+def test_a_damaged_catalog_file_is_named_and_recover_rebuilds_it(published):
+    settings, _ = published
+    days = list_partitions("instances_modeling", settings)
+    path = Path(settings.warehouse) / "_catalog" / "iceberg.db"
+    path.write_bytes(b"not a database" * 100)
+    _catalog.cache_clear()
+    with pytest.raises(CatalogStateError, match=r"iceberg.db is damaged \(file is not a database\): move it aside"):
+        list_partitions("instances_modeling", settings)
+    path.rename(path.with_suffix(".damaged"))
+    _catalog.cache_clear()
+    recover(settings)
+    assert list_partitions("instances_modeling", settings) == days
+
+
+def test_a_truncated_metadata_file_is_named_and_the_one_before_it_can_be_registered(published):
+    settings, frame = published
+    t = table("instances_modeling")
+    days = list_partitions(t, settings)
+    write_partition(t, RUN_DATE, frame.head(5).drop(columns="true_p"), settings)  # one commit more
+    files = metadata_files(t, settings)
+    newest = Path(files[-1][1])
+    newest.write_bytes(newest.read_bytes()[:300])
+    with pytest.raises(CatalogStateError, match="current metadata file .* is damaged .* `churn catalog recover --table "
+                                                "instances_modeling --metadata PATH`"):
+        list_partitions(t, settings)
+    assert recover(settings, [t.name], metadata=files[-2][1])[t.name].startswith("registered")
+    assert list_partitions(t, settings) == days  # readable again, as of the commit before
+
+
+def test_a_missing_data_file_names_the_day_to_publish_again(published):
+    settings, _ = published
+    day = list_partitions("instances_modeling", settings)[-1]
+    folder = Path(table("instances_modeling").location(settings)) / "data" / f"dt={day}"
+    kept = read_partitions("instances_modeling", [day], settings)
+    for f in folder.glob("*.parquet"):
+        f.unlink()
+    with pytest.raises(CatalogStateError, match=f"a file of its current snapshot is missing .* publish dt={day} again"):
+        read_partitions("instances_modeling", [day], settings)
+    write_partition("instances_modeling", day, kept.drop(columns="dt"), settings)  # the rerun replaces the day whole
+    assert len(read_partitions("instances_modeling", [day], settings)) == len(kept)
+
+
+def test_a_catalog_locked_by_another_process_is_one_line(published, monkeypatch):
+    import sqlite3
+
+    from churn.core import warehouse
+
+    settings, frame = published
+    monkeypatch.setattr(warehouse, "COMMIT_ATTEMPTS", 2)
+    holder = sqlite3.connect(Path(settings.warehouse) / "_catalog" / "iceberg.db")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(CatalogStateError, match="stayed locked by another process.*retry when it has ended"):
+            write_partition("instances_modeling", RUN_DATE, frame.head(3).drop(columns="true_p"),
+                            settings)
+    finally:
+        holder.rollback()
+        holder.close()

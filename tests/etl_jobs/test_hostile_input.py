@@ -289,3 +289,24 @@ def test_hostile_instance_ids_publish_and_print_as_data(engine_settings, spark):
     assert "\x1b" not in shown.stdout and "\t" not in shown.stdout
     for shown_as in ["[/x]", "[bold red]fake[/]", "\\x1b[2J\\x1b[31mred", "tab\\there"]:
         assert shown_as in shown.stdout, shown.stdout
+
+
+def test_a_damaged_page_in_a_raw_file_is_a_contract_error_naming_the_file(engine_settings, spark):
+    """The footer is intact (the checks pass), a data page is not: the engine's decoding failure is reported as
+    the file to replace, on both engines, and nothing is published."""
+    from churn.core.warehouse import list_partitions
+
+    write_evaluations(engine_settings, [{"instance_id": f"A{i}", "eval_start_date": START, "converted_date": None}
+                                        for i in range(50)])
+    write_events(engine_settings, [{"instance_id": f"A{i % 50}", "event_time": ts(START, 9 + i / 500),
+                                    "event_type": "issue_created", "platform": "web"} for i in range(3000)], ALL_DAYS)
+    path = os.path.join(table_location("events", engine_settings), f"dt={START}", "part-00000.parquet")
+    data = bytearray(open(path, "rb").read())
+    footer = pq.ParquetFile(path).metadata.row_group(0).column(0).data_page_offset
+    data[footer + 8:footer + 208] = b"\x55" * 200  # inside the first column's first data page
+    with open(path, "wb") as out:
+        out.write(data)
+    with pytest.raises(DataContractError, match=r"events\.\(file\): .*part-00000\.parquet cannot be decoded .* "
+                                                "replace it from its producer"):
+        _build(engine_settings, spark)
+    assert list_partitions("instances_w1", engine_settings) == []
