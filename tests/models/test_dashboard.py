@@ -68,3 +68,16 @@ def test_monitor_report_on_a_warehouse_never_monitored_says_what_to_run(empty_lo
     result = CliRunner().invoke(app, ["monitor", "report"])
     assert result.exit_code == 0
     assert "nothing monitored yet" in result.stderr
+
+
+def test_monitor_report_out_never_replaces_warehouse_or_raw_data(local_copy, tmp_path):
+    _monitored(local_copy, shuffle=False)
+    settings = local_copy.settings
+    raw = next(Path(settings.warehouse).glob("features/instances_modeling/data/*/*.parquet"))
+    before = raw.read_bytes()
+    for target, says in ((raw, "holds the warehouse's data"), (tmp_path, "is a folder: name a file")):
+        result = CliRunner().invoke(app, ["monitor", "report", "--out", str(target)])
+        assert result.exit_code == 2 and says in result.stderr, result.output
+    assert raw.read_bytes() == before
+    inside = Path(settings.warehouse, "reports", "mine", "page.html")  # the warehouse's reports folder is allowed
+    assert CliRunner().invoke(app, ["monitor", "report", "--out", str(inside)]).exit_code == 0 and inside.exists()
