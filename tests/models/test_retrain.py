@@ -126,7 +126,7 @@ def test_model_trained_on_shuffled_labels_is_never_promoted(local_copy):
 
 def test_worse_model_stays_challenger_even_without_a_floor(local_copy):
     """Labels shuffled only in the training cohorts: it must lose to the champion on the same rows."""
-    settings = Settings(warehouse=str(local_copy.root), s3_endpoint_url=None, promotion_auc_floor=0.0, **SCENARIO)
+    settings = Settings(warehouse=str(local_copy.root), s3_endpoint_url=None, promotion_auc_floor=0.5, **SCENARIO)  # the lowest floor: chance
     champion = local_copy.result["version"]
     dates = training_dates(RUN_DATE, settings)
     frame = read_partitions("instances_modeling", dates, settings)
