@@ -35,13 +35,14 @@ RUN set -eux; \
 
 WORKDIR /opt/churn
 
-# 1) Dependencies only, from pyproject.toml (the core and the [airflow] extra): this layer is rebuilt
-#    only when pyproject.toml changes.
-COPY pyproject.toml ./
+# 1) Dependencies only, from pyproject.toml (the core, the [airflow] and [spark] extras) at the versions of
+#    constraints.txt (what CI tests): this layer is rebuilt only when one of the two changes.
+COPY pyproject.toml constraints.txt ./
 RUN set -eux; \
     python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
-print('\n'.join(p['dependencies'] + p['optional-dependencies']['airflow']))" > /tmp/requirements.txt; \
-    pip install -r /tmp/requirements.txt; \
+print('\n'.join(p['dependencies'] + p['optional-dependencies']['airflow'] + p['optional-dependencies']['spark']))" \
+        > /tmp/requirements.txt; \
+    pip install -c constraints.txt -r /tmp/requirements.txt; \
     python -c "import pyspark; assert pyspark.__version__ == '4.3.0', pyspark.__version__"; \
     test "$(python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')" = "$SPARK_HOME"
 

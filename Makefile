@@ -7,11 +7,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint format install java spark-classes airflow bench emr-bundle clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[airflow,dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[airflow,spark,dev]"
 	@touch $(STAMP)
 
 # the venv, and the JVM class-data archive local Spark starts from (2-3 s per start; a no-op once written, skipped

@@ -25,10 +25,10 @@ def describe(exc: BaseException) -> tuple[int, str]:
     """The exit code and the one line a person reads for an error."""
     from pydantic import ValidationError
 
-    from churn.core.errors import OutputPathRefused, WarehouseNotFound, describe_aws_error
+    from churn.core.errors import MissingExtra, OutputPathRefused, WarehouseNotFound, describe_aws_error
     from churn.core.feature_config import FeatureConfigError
 
-    if isinstance(exc, (DateRangeError, FeatureConfigError, WarehouseNotFound, OutputPathRefused)):
+    if isinstance(exc, (DateRangeError, FeatureConfigError, WarehouseNotFound, OutputPathRefused, MissingExtra)):
         return BAD_INPUT, str(exc)
     if isinstance(exc, ValidationError):
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

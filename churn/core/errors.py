@@ -11,6 +11,11 @@ class OutputPathRefused(ValueError):
     """An output path (``--out``) that would replace raw or table data, or that is a folder."""
 
 
+class MissingExtra(ImportError):
+    """An optional part of the package is not installed (e.g. pyspark, the ``[spark]`` extra); the message
+    says what to install or which setting avoids it."""
+
+
 def describe_aws_error(exc: BaseException) -> str | None:
     """One line for credential, region, endpoint, permission and missing-resource errors (also when wrapped
     by s3fs, pyiceberg or fsspec); None for anything else."""

@@ -25,6 +25,18 @@ def java_available() -> bool:
     return bool(home and os.access(os.path.join(home, "bin", "java"), os.X_OK)) or shutil.which("java") is not None
 
 
+def require_pyspark():
+    """pyspark, or a one-line error naming the extra: the core installs without it (DuckDB-engine workers)."""
+    try:
+        import pyspark
+    except ImportError:
+        from churn.core.errors import MissingExtra
+
+        raise MissingExtra("pyspark is not installed: pip install 'churn-trials[spark]', or set "
+                           "CHURN_FEATURE_ENGINE=duckdb (or CHURN_SPARK_RUNNER=emr_serverless)") from None
+    return pyspark
+
+
 def launched_by_spark_submit() -> bool:
     """True when this Python process was started by spark-submit (or a cluster): it then owns the JVM."""
     return "PYSPARK_GATEWAY_PORT" in os.environ
@@ -47,6 +59,7 @@ def get_spark(app_name: str, settings: Settings, short_run: bool = False):
     seconds of CPU from a run too short to gain from them (a 1k-trials daily run: ~7 s sooner), while a long
     scan runs twice as slow without them (docs/benchmarks.md). No effect when a session already runs.
     """
+    require_pyspark()
     from pyspark import SparkConf, SparkContext
     from pyspark.sql import SparkSession
 
@@ -127,10 +140,9 @@ def class_archive_path(settings: Settings) -> str | None:
     import hashlib
     import shutil
 
-    import pyspark
-
     if not settings.spark_class_archive_dir:
         return None
+    pyspark = require_pyspark()
     java = os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else shutil.which("java")
     java = os.path.realpath(java) if java else "none"
     tag = hashlib.sha256(java.encode()).hexdigest()[:8]

@@ -22,6 +22,9 @@ def build_features(settings: Settings, start: date, end: date, tables=FEATURE_TA
     if settings.feature_engine != "spark":
         result = run(start, end, settings, tables=tuple(tables), resume=resume)
     else:
+        from churn.core.spark import require_pyspark
+
+        require_pyspark()
         from pyspark.sql import SparkSession
 
         had_session = spark is not None or SparkSession.getActiveSession() is not None

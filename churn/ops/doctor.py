@@ -65,7 +65,13 @@ def check_settings(settings: Settings) -> str:
         except EmrSettingsError as exc:
             problems.append(str(exc))
     elif settings.feature_engine == "spark":
-        if not shutil.which("java"):
+        import importlib.util
+
+        if importlib.util.find_spec("pyspark") is None:
+            problems.append("CHURN_FEATURE_ENGINE=spark runs Spark in this process but pyspark is not installed: "
+                            "pip install 'churn-trials[spark]', or set CHURN_FEATURE_ENGINE=duckdb or "
+                            "CHURN_SPARK_RUNNER=emr_serverless")
+        elif not shutil.which("java"):
             problems.append("CHURN_FEATURE_ENGINE=spark runs Spark in this process but there is no Java here (MWAA "
                             "workers have none): install Java 17, or set CHURN_FEATURE_ENGINE=duckdb or "
                             "CHURN_SPARK_RUNNER=emr_serverless")

@@ -31,6 +31,7 @@ log = logging.getLogger("churn.emr_bundle")
 
 # Provided by the EMR release (Spark and its Python side); a second copy would shadow it.
 LEFT_OUT = {"pyspark"}
+CONSTRAINTS = PROJECT_ROOT / "constraints.txt"  # the versions make test ran (absent outside a checkout)
 PYTHON_PREFIX = "/home/hadoop/environment"  # where EMR Serverless unpacks spark.archives ...#environment
 
 
@@ -88,7 +89,8 @@ def build_bundle(out: Path, python: str = sys.executable, pack: bool = True, com
                                                                                       "test", "idlelib", "tkinter"))
     env_python = str(venv / "bin" / "python")
     no_compile = [] if compile_bytecode else ["--no-compile"]
-    _run([env_python, "-m", "pip", "install", "--quiet", *no_compile, *runtime_requirements(wheel)])
+    pinned = ["-c", str(CONSTRAINTS)] if CONSTRAINTS.exists() else []  # the versions CI tested
+    _run([env_python, "-m", "pip", "install", "--quiet", *no_compile, *pinned, *runtime_requirements(wheel)])
     _run([env_python, "-m", "pip", "install", "--quiet", *no_compile, "--no-deps", str(wheel)])
     entry_point = out / "build_features.py"
     entry_point.write_text(ENTRY_POINT)

@@ -189,3 +189,34 @@ def test_a_local_deployment_passes_and_skips_what_it_does_not_use(tmp_path, monk
     found = lines(result)
     assert [k for k, v in found.items() if v.startswith("✓")] == CHECKS[:7]
     assert found["athena"].startswith("– not used") and found["emr serverless"].startswith("– not used")
+
+
+def test_spark_in_process_without_pyspark_fails_the_settings_check_naming_the_extra(tmp_path, monkeypatch):
+    """The core installs without pyspark (the [spark] extra): a worker that would run Spark here is told so."""
+    import importlib.util
+
+    from churn.ops.doctor import Fail, check_settings
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pyspark" else real(name, *a))
+    settings = Settings(_env_file=None, deployment="local", warehouse=str(tmp_path), table_catalog="sql",
+                        feature_engine="spark", spark_runner="local")
+    with pytest.raises(Fail, match=r"pyspark is not installed: pip install 'churn-trials\[spark\]'"):
+        check_settings(settings)
+    assert "features on duckdb" in check_settings(settings.model_copy(update={"feature_engine": "duckdb"}))
+
+
+def test_a_job_that_needs_pyspark_without_it_names_the_extra_in_one_line(monkeypatch):
+    import builtins
+
+    from churn.cli.output import BAD_INPUT, describe
+    from churn.core.spark import require_pyspark
+
+    real = builtins.__import__
+    monkeypatch.setattr(builtins, "__import__",
+                        lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name)) if name == "pyspark"
+                        else real(name, *a, **k))
+    with pytest.raises(ImportError) as caught:
+        require_pyspark()
+    code, line = describe(caught.value)
+    assert code == BAD_INPUT and "pip install 'churn-trials[spark]'" in line and "\n" not in line

@@ -41,7 +41,9 @@ def test_installed_wheel_runs_simulate_features_train_and_score_without_the_chec
         (site / other).mkdir()
         (site / other / "__init__.py").write_text(f"OWNER = 'another project'  # {other}\n")
     # --no-compile: bytecode is written on first import instead; what is tested is what gets installed
-    _run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-compile", str(wheel)])
+    # the core only (no extras), at the versions this checkout tested (constraints.txt)
+    _run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-compile",
+          "-c", str(PROJECT_ROOT / "constraints.txt"), str(wheel)])
 
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("CHURN_", "PYTHON", "PYSPARK", "VIRTUAL_ENV", "SPARK_"))}
@@ -50,11 +52,15 @@ def test_installed_wheel_runs_simulate_features_train_and_score_without_the_chec
             "CHURN_FEATURE_ENGINE": "duckdb"}
     python = str(venv / "bin" / "python")
     probe = _run([python, "-c", "import churn.core.settings as s, importlib.util as u; "
-                  "print(s.SQL_DIR); print(s.ENV_FILE); print(u.find_spec('airflow') is None)"], env=env, cwd=work)
-    sql_dir, env_file, no_airflow = probe.stdout.split()
+                  "print(s.SQL_DIR); print(s.ENV_FILE); print(u.find_spec('airflow') is None); "
+                  "print(u.find_spec('pyspark') is None); print(u.find_spec('churn').submodule_search_locations[0])"],
+                 env=env, cwd=work)
+    sql_dir, env_file, no_airflow, no_pyspark, package = probe.stdout.split()
     assert Path(sql_dir).is_relative_to(venv) and not Path(sql_dir).is_relative_to(PROJECT_ROOT)
     assert env_file == "None"  # no checkout, no .env: the environment is the configuration
     assert no_airflow == "True"  # the core does not pull Airflow in
+    assert no_pyspark == "True"  # nor pyspark: the [spark] extra (DuckDB-engine and EMR workers need none)
+    assert (Path(package) / "py.typed").exists()  # type checkers read the package's annotations
 
     top_level = {name.split("/")[0] for name in _run([python, "-c", "import importlib.metadata as m; "
                  "print('\\n'.join(str(f) for f in m.files('churn-trials')))"], env=env, cwd=work).stdout.split()}
