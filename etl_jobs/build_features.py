@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from churn.core import contract, storage
 from churn.core.contract import EVALUATIONS_TABLE, EVENTS_TABLE, DataContractError, unreadable_file
+from churn.core.dates import ISO_DAY, nearest_days
 from churn.core.dates import days as days_between
 from churn.core.feature_config import FeatureConfig, load_feature_config
 from churn.core.settings import Settings, join
@@ -649,11 +650,13 @@ def _load_events(engine: Engine, settings: Settings, days: list[date]) -> tuple[
     root = EVENTS.location(settings)
     present = set(storage.list_dir(root, settings))
     missing = [d.isoformat() for d in days if f"dt={d.isoformat()}" not in present]
+    landed = [date.fromisoformat(p[3:]) for p in present if ISO_DAY.fullmatch(p[3:]) and p.startswith("dt=")]
     if missing:
         raise DataContractError(
             EVENTS_TABLE, "dt",
             f"{len(missing)} needed partitions have not landed under {root} (a day without events must still "
-            "be an empty partition)", missing,
+            "be an empty partition); landed " + nearest_days([date.fromisoformat(m) for m in missing], landed),
+            missing,
         )
     fs = storage.filesystem(root, settings)
     files = [f for d in days for f in contract.data_files(fs, storage.strip_scheme(join(root, f"dt={d.isoformat()}")))]

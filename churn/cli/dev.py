@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import typer
 
+from churn.cli.output import run
+from churn.core.dates import parse_day
 from churn.core.settings import Settings
 from churn.dev.airflow_local import ADMIN_USER, DEFAULT_HOME, UI_COMPONENTS, AirflowNotHealthy, LocalAirflow
 from churn.dev.demo import DemoFailed, run_demo
@@ -33,7 +35,7 @@ def simulate_command(
     if warehouse:  # this command only: a copy of the settings, never the process environment
         settings = Settings(**{**settings.model_dump(), "warehouse": warehouse})
     today = datetime.now(UTC).date()
-    first = date.fromisoformat(start) if start else today - timedelta(days=days - 1)
+    first = run(lambda: parse_day(start, "--start")) if start else today - timedelta(days=days - 1)
     if if_missing and not overwrite and existing_raw(settings):
         typer.echo(f"raw data exist under {settings.warehouse}: nothing simulated (--if-missing)")
         return

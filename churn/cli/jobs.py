@@ -38,10 +38,11 @@ def train_command(
 ) -> None:
     """Weekly retrain: train, evaluate, register and (if not worse than the champion) promote a model."""
     from churn import jobs
-    from churn.core.dates import as_date
+    from churn.core.dates import parse_day
 
     settings = ctx.obj
-    emit(run(lambda: jobs.retrain(settings, as_date(run_date)), settings=settings))
+    day = run(lambda: parse_day(run_date, "--run-date"))  # the argument first, then the warehouse
+    emit(run(lambda: jobs.retrain(settings, day), settings=settings))
 
 
 def score_command(ctx: typer.Context, ds: Ds = None, start: Start = None, end: End = None) -> None:
@@ -78,11 +79,11 @@ def monitor_report_command(
     """Write the monitoring dashboard (self-contained HTML): AUC, average log-likelihood, Brier, observed vs
     predicted rate with 95% intervals per day and model version, a feature x day drift heat map, the alerts."""
     from churn import jobs
-    from churn.core.dates import as_date
+    from churn.core.dates import parse_day
 
     settings = ctx.obj
-    emit(run(lambda: jobs.monitoring_report(settings, as_date(end) if end else None, days, out), jobs.Skipped,
-             settings=settings))
+    last = run(lambda: parse_day(end, "--end")) if end else None
+    emit(run(lambda: jobs.monitoring_report(settings, last, days, out), jobs.Skipped, settings=settings))
 
 
 outreach_app = typer.Typer(help="Outreach: `churn outreach assign --ds D` after scoring D; `churn outreach learn --ds D` "

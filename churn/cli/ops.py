@@ -104,7 +104,7 @@ def doctor_command(
 ) -> None:
     """Check a deployment read-only: settings, warehouse, raw data, feature configuration, champion, catalog,
     Athena, EMR. One line per check; exit code 1 when any fails."""
-    from churn.core.dates import DateRangeError, as_date
+    from churn.core.dates import DateRangeError, parse_day
 
     settings = ctx.obj
     if isinstance(settings, Exception):  # invalid settings: the first check fails, the others cannot run
@@ -112,7 +112,7 @@ def doctor_command(
         typer.echo("1 check(s) failed; the other checks need valid settings")
         raise typer.Exit(1)
     try:
-        anchor = as_date(ds) if ds else datetime.now(UTC).date()
+        anchor = parse_day(ds, '--ds') if ds else datetime.now(UTC).date()
     except (DateRangeError, ValueError) as exc:
         raise typer.BadParameter(str(exc)) from None
     window = [anchor - timedelta(days=k) for k in range(days, 0, -1)]

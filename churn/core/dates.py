@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
+
+ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")  # what a person types: 2026-03-01, never 20260301 or 2026-3-1
 
 
 class DateRangeError(ValueError):
@@ -22,6 +25,31 @@ def as_date(value: date | datetime | str) -> date:
         raise DateRangeError(f"{value!r} is not a date: use YYYY-MM-DD") from None
 
 
+def parse_day(text: str | date, option: str = "date") -> date:
+    """A day a person typed (``--ds``, ``--start`` …): exactly YYYY-MM-DD and a real day of the calendar."""
+    if isinstance(text, date):
+        return as_date(text)
+    if not ISO_DAY.fullmatch(str(text).strip()):
+        raise DateRangeError(f"{option} {str(text)!r} is not a date: use YYYY-MM-DD (e.g. 2026-03-01)")
+    try:
+        return date.fromisoformat(str(text).strip())
+    except ValueError as exc:
+        raise DateRangeError(f"{option} {str(text)!r} is not a date of the calendar ({exc})") from None
+
+
+def nearest_days(wanted: Iterable[date], existing: Iterable[date], limit: int = 2) -> str:
+    """Which days do exist, for a "no data" error: the range held and the existing days nearest the wanted ones,
+    e.g. ``days held: 2026-01-01..2026-03-01 (60 days); nearest: 2026-03-01``."""
+    have = sorted({as_date(d) for d in existing})
+    if not have:
+        return "no day is held yet"
+    want = sorted({as_date(d) for d in wanted})
+    near = sorted({d for w in want for d in sorted(have, key=lambda d: (abs((d - w).days), d))[:limit]
+                   if d not in want})[:limit * 2]
+    held = f"days held: {describe_days(have)}"
+    return held + (f"; nearest: {', '.join(map(str, near))}" if near and len(have) > 1 else "")
+
+
 def days(start: date, end: date) -> list[date]:
     """Every day from ``start`` to ``end``, both included."""
     if end < start:
@@ -34,11 +62,11 @@ def parse_range(ds: str | date | None = None, start: str | date | None = None, e
     if ds and (start or end):
         raise DateRangeError("give either --ds or --start/--end, not both")
     if ds:
-        day = as_date(ds)
+        day = parse_day(ds, "--ds")
         return day, day
     if not (start and end):
         raise DateRangeError("give --ds D, or --start A and --end B")
-    first, last = as_date(start), as_date(end)
+    first, last = parse_day(start, "--start"), parse_day(end, "--end")
     if last < first:
         raise DateRangeError(f"--end {last} is before --start {first}")
     return first, last

@@ -178,6 +178,11 @@ class Settings(BaseSettings):
         "PostgreSQL in .airflow/postgres; or postgresql+psycopg2://user@host:port, on which the checkout gets its "
         "own database churn_airflow_<id>"))
 
+    @model_validator(mode="after")
+    def _unknown_variables_warned(self):
+        warn_unknown_variables(os.environ)
+        return self
+
     @field_validator("table_catalog", mode="before")
     @classmethod
     def _empty_is_the_deployments(cls, value):
@@ -240,6 +245,37 @@ class Settings(BaseSettings):
     def truth_path(self) -> str:
         """Simulator ground truth (true conversion probabilities); never a feature."""
         return join(self.warehouse, "simulation", "truth")
+
+
+# CHURN_* variables that are no setting but are read on purpose (the JVM class archive's one-off dump)
+NOT_SETTINGS = frozenset({"CHURN_SPARK_CLASS_ARCHIVE_DUMP"})
+_warned: set[str] = set()
+
+
+def unknown_variables(environ) -> list[str]:
+    """One line per ``CHURN_*`` variable that no setting reads, with the nearest setting's name: a mistyped
+    ``CHURN_WAREHOSE`` would otherwise be silently ignored while the default warehouse is used."""
+    import difflib
+
+    known = [f"CHURN_{name.upper()}" for name in Settings.model_fields]
+    lines = []
+    for name in sorted(n for n in environ if n.upper().startswith("CHURN_")):
+        if name.upper() in known or name in NOT_SETTINGS:
+            continue
+        guess = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.75)
+        lines.append(f"{name} is not a setting and is ignored" + (f": did you mean {guess[0]}?" if guess else
+                                                                    " (docs/configuration.md lists every setting)"))
+    return lines
+
+
+def warn_unknown_variables(environ) -> None:
+    """Each unknown variable's line once per process, as a warning (``churn.settings``)."""
+    import logging
+
+    for line in unknown_variables(environ):
+        if line not in _warned:
+            _warned.add(line)
+            logging.getLogger("churn.settings").warning(line)
 
 
 OBJECTIVE_FORMS = "f1, f2, fbeta:<beta>, cost:<r>, top:<N per day> or top:<fraction>"

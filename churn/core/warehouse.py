@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
-from churn.core.dates import decode_days, describe_days, encode_days
+from churn.core.dates import decode_days, describe_days, encode_days, nearest_days
 from churn.core.iceberg_catalog import (  # noqa: F401 - the catalog's names, importable from here
     SNAPSHOT_DAYS,
     CatalogStateError,
@@ -340,12 +340,14 @@ def read_snapshot(t: Table | str, dates: list[date], settings: Settings, missing
     missing = [d for d in wanted if d not in published]
     if missing and not missing_ok:
         raise PartitionNotFound(f"{t.name}: partition dt={missing[0]} is not published"
-                                + (f" (nor {len(missing) - 1} more)" if len(missing) > 1 else ""))
+                                + (f" (nor {len(missing) - 1} more)" if len(missing) > 1 else "")
+                                + f"; {nearest_days(missing, published)}")
     if missing:  # one line, however many days: a 90-day window must not print 90 warnings
         log.warning("%s: %d of %d partitions not published, skipped: dt=%s", t.name, len(missing), len(wanted),
                     describe_days(missing))
     if not present:
-        raise PartitionNotFound(f"{t.name}: none of {len(wanted)} partitions is published")
+        raise PartitionNotFound(f"{t.name}: none of {len(wanted)} partitions is published "
+                                f"({describe_days(wanted)}); {nearest_days(wanted, published)}")
     snap_id = snapshot_id if snapshot_id is not None else (tbl.current_snapshot().snapshot_id
                                                             if tbl.current_snapshot() else None)
     if snap_id is None:  # published, but only empty days were ever written

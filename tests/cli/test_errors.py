@@ -52,7 +52,7 @@ def empty(tmp_path):
 
 
 @pytest.mark.parametrize(("args", "code", "says"), [
-    (["features", "--ds", "2026-13-01"], 2, "'2026-13-01' is not a date: use YYYY-MM-DD"),
+    (["features", "--ds", "2026-13-01"], 2, "'2026-13-01' is not a date of the calendar"),
     (["score", "--start", "2026-03-05", "--end", "2026-03-01"], 2, "--end 2026-03-01 is before --start 2026-03-05"),
     (["score", "--ds", "2026-03-01", "--start", "2026-03-01"], 2, "give either --ds or --start/--end, not both"),
     (["train", "--run-date", "yesterday"], 2, "'yesterday' is not a date"),

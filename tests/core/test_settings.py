@@ -121,3 +121,24 @@ def test_a_setting_cannot_switch_a_guard_off(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError, match=name.removeprefix("CHURN_").lower()):
         Settings(_env_file=None)
+
+
+def test_a_mistyped_variable_is_a_warning_with_the_setting_it_meant(caplog):
+    from churn.core.settings import unknown_variables
+
+    lines = unknown_variables({"CHURN_WAREHOSE": "/x", "CHURN_WAREHOUSE": "/y", "CHURN_FROBNICATE": "1",
+                               "CHURN_SPARK_CLASS_ARCHIVE_DUMP": "/a.jsa", "HOME": "/root"})
+    assert lines == ["CHURN_FROBNICATE is not a setting and is ignored (docs/configuration.md lists every setting)",
+                     "CHURN_WAREHOSE is not a setting and is ignored: did you mean CHURN_WAREHOUSE?"]
+
+
+def test_the_cli_warns_once_about_an_unknown_variable(tmp_path):
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("CHURN_")}
+    env |= {"CHURN_WAREHOUSE": str(tmp_path), "CHURN_LABEL_WINDOW_DAY": "10"}
+    result = subprocess.run([sys.executable, "-c", "from churn.cli import main; main()", "models", "list"], env=env, capture_output=True,
+                            text=True, timeout=120)
+    warned = [ln for ln in result.stderr.splitlines() if "CHURN_LABEL_WINDOW_DAY " in ln]
+    assert len(warned) == 1 and "did you mean CHURN_LABEL_WINDOW_DAYS?" in warned[0], result.stderr
