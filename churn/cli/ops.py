@@ -14,7 +14,7 @@ from churn.ops.catalog import apply_catalog, apply_ddl_athena, stale_ddl, write_
 from churn.ops.doctor import CHECK_NAMES, FAILED, run_checks
 from churn.ops.query import OutputFormat, QueryError, print_frame, run_query
 
-catalog_app = typer.Typer(help="Athena DDL and the Glue/Athena catalog (deploy time); partitions of days.", no_args_is_help=True)
+catalog_app = typer.Typer(help="Athena DDL, the catalog's tables (deploy time), recovery of a lost or copied catalog.", no_args_is_help=True)
 TableOption = Annotated[list[str] | None, typer.Option("--table", "-t", help="only this table (repeatable)")]
 
 
@@ -131,8 +131,9 @@ def query_command(
     max_rows: Annotated[int, typer.Option("--max-rows", min=1, help="rows shown in the table format")] = 50,
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="table, csv or json")] = OutputFormat.table,
 ) -> None:
-    """Run Athena SQL on the warehouse with DuckDB (tables: instances_w1, instances_modeling,
-    instances_w1_scored, evaluations, events; also as <athena_database>.<table>)."""
+    """Run Athena SQL on the warehouse with DuckDB (tables: evaluations, events, instances_w1,
+    instances_modeling, instances_w1_scored, model_performance, feature_drift, outreach_assignments,
+    outreach_effect; also as <athena_database>.<table>)."""
     from churn.core.storage import require_warehouse
 
     require_warehouse(ctx.obj)
