@@ -69,6 +69,7 @@ def _announce(outlet_events, params, start, end) -> None:
     params=PARAMS,
     tags=["churn", "features", "spark"],
     doc_md=DOC,
+    description=runs.description(DOC),
 )
 def churn_features():
     settings = Settings()

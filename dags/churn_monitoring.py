@@ -52,6 +52,7 @@ Query: `churn query "SELECT dt, roc_auc, log_loss, scored_rows FROM model_perfor
     },
     tags=["churn", "monitoring", "model"],
     doc_md=DOC,
+    description=runs.description(DOC),
 )
 def churn_monitoring():
     @task(inlets=[MODELING, SCORED], outlets=[MONITORING], execution_timeout=timedelta(hours=1))

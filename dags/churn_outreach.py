@@ -54,6 +54,7 @@ Query: `churn query "SELECT channel, segment, uplift, uplift_low, uplift_high FR
     },
     tags=["churn", "outreach", "policy"],
     doc_md=DOC,
+    description=runs.description(DOC),
 )
 def churn_outreach():
     @task(inlets=[MODELING], outlets=[EFFECT], execution_timeout=timedelta(minutes=30))

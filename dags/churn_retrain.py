@@ -39,6 +39,7 @@ XCom carries the version, the decision and the metrics (`churn train --run-date 
     default_args=runs.default_task_args(retries=2),
     tags=["churn", "training", "model"],
     doc_md=DOC,
+    description=runs.description(DOC),
 )
 def churn_retrain():
     @task.sensor(poke_interval=600, timeout=12 * 3600, mode="reschedule")

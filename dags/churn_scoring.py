@@ -44,6 +44,7 @@ task fails at once, without retries.
     },
     tags=["churn", "scoring", "model"],
     doc_md=DOC,
+    description=runs.description(DOC),
 )
 def churn_scoring():
     @task(inlets=[W1], outlets=[SCORED], execution_timeout=timedelta(hours=1))

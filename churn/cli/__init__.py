@@ -16,6 +16,8 @@ from churn.cli import jobs as job_commands
 from churn.cli import models as model_commands
 from churn.cli import ops as ops_commands
 
+QUIET_LOGGERS = ("botocore", "boto3", "aiobotocore", "s3fs", "urllib3", "httpx", "pyiceberg")
+
 app = typer.Typer(help="Churn prediction for SaaS trials.", no_args_is_help=True, add_completion=False)
 
 
@@ -29,6 +31,9 @@ def _main(ctx: typer.Context, verbose: bool = typer.Option(False, "--verbose", "
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if not verbose:  # the AWS SDKs' and HTTP clients' INFO lines ("Found credentials …" per client) are not ours
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
     try:
         ctx.obj = Settings()
     except ValidationError as exc:

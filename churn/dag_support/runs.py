@@ -129,3 +129,9 @@ def default_task_args(retries: int = 3) -> dict:
         "max_retry_delay": timedelta(hours=1),
         "on_failure_callback": alert_on_failure,
     }
+
+
+def description(doc: str) -> str:
+    """The DAG's one-line description (shown under its name in the UI's DAG list): its doc's title line."""
+    title = next(line for line in doc.splitlines() if line.strip())
+    return title.lstrip("# ").split(" — ", 1)[-1].strip()

@@ -52,6 +52,8 @@ def fail_on_alerts(summary: dict) -> None:
     from airflow.sdk.exceptions import AirflowFailException
 
     alerts = list((summary or {}).get("alerts") or [])
+    for alert in alerts:  # the alerts first, each a line of its own, before Airflow's account of the failure
+        log.error("ALERT: %s", alert)
     if alerts:
         lines = "\n".join(f"  - {a}" for a in alerts)
         report = (summary or {}).get("report")

@@ -105,7 +105,8 @@ class RetrainSummary(Summary):
         return int(self.rows.get("total", 0))
 
     def extra(self) -> list[str]:
-        return [f"version {self.version} {'promoted' if self.promoted else 'not promoted'}: {self.reason}"]
+        return [f"version {self.version} {'promoted' if self.promoted else 'not promoted'}: {self.reason}",
+                f"report {self.report}"]
 
 
 @dataclass(frozen=True)

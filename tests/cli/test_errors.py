@@ -139,3 +139,17 @@ def test_promote_and_rollback_ask_first_and_record_who_when_why(trained, tmp_pat
     assert Registry(settings).history()[-1]["by"] == event["by"]
     history = churn("models", "history", env=env | {"COLUMNS": "200"})
     assert "fixed upstream" in history.stdout and event["by"] in history.stdout
+
+
+def test_the_aws_sdks_info_lines_are_quiet_in_the_cli(tmp_path):
+    import logging
+
+    from typer.testing import CliRunner
+
+    from churn.cli import QUIET_LOGGERS, app
+
+    logging.getLogger("botocore.credentials").setLevel(logging.NOTSET)
+    CliRunner().invoke(app, ["models", "list"], env={"CHURN_WAREHOUSE": str(tmp_path)})
+    assert "botocore" in QUIET_LOGGERS
+    assert not logging.getLogger("botocore.credentials").isEnabledFor(logging.INFO)
+    assert logging.getLogger("churn.train").level == logging.NOTSET  # our own lines keep the level asked for

@@ -164,3 +164,22 @@ def test_check_alerts_fails_with_every_alert_in_its_message_and_passes_without()
         tasks.fail_on_alerts({"alerts": ["2026-03-01: psi 0.31 sessions", "2026-03-02: roc_auc 0.52"]})
     message = str(failed.value)
     assert message.startswith("2 monitoring alert(s)") and "psi 0.31 sessions" in message and "roc_auc 0.52" in message
+
+
+def test_check_alerts_logs_each_alert_before_it_fails(caplog):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with caplog.at_level(logging.INFO), pytest.raises(AirflowFailException):
+        tasks.fail_on_alerts({"alerts": ["2026-03-01: psi 0.31 sessions", "2026-03-02: roc_auc 0.52"]})
+    assert [r.getMessage() for r in caplog.records] == ["ALERT: 2026-03-01: psi 0.31 sessions",
+                                                        "ALERT: 2026-03-02: roc_auc 0.52"]
+
+
+def test_the_retrain_log_line_names_the_model_report():
+    from churn.jobs.summaries import RetrainSummary
+
+    summary = RetrainSummary(run_date=date(2026, 3, 2), version="v1", promoted=True, reason="first",
+                             champion_version="v1", model="xgboost", metrics={}, rows={"total": 10},
+                             report="/w/models/churn_w1/v1/report.html", reused=False)
+    assert summary.headline().endswith("report /w/models/churn_w1/v1/report.html")
+    assert summary.as_dict()["report"] == "/w/models/churn_w1/v1/report.html"  # the task's XCom

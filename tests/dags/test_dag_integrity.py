@@ -213,3 +213,9 @@ def test_outreach_learns_from_outcomes_then_assigns_the_scored_days(dagbag):
     assert {a.uri for a in outreach.get_task("assign").outlets} == {OUTREACH_ASSIGNMENTS.asset_uri}
     assert {a.uri for a in outreach.get_task("learn").outlets} == {OUTREACH_EFFECT.asset_uri}
     assert outreach.params["assign"] == [] and outreach.params["learn"] == []
+
+
+def test_every_dag_has_a_one_line_description_in_the_dag_list(dagbag):
+    for dag_id, dag in dagbag.dags.items():
+        assert dag.description and "\n" not in dag.description and len(dag.description) < 120, dag_id
+        assert dag.doc_md and dag.description in dag.doc_md
