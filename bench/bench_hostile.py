@@ -114,7 +114,7 @@ def odd_registry_event(root: Path, out: Outcome) -> None:
     history = root / "models" / "churn_w1" / "history"
     last = sorted(history.glob("e*.json"))[-1]
     (history / "e99999999.json").write_text(json.dumps(json.loads(last.read_text()) | {"seq": 99999999}))
-    train = churn(root, "train", "--run-date", (RUN_DATE - timedelta(days=7)).isoformat(), out=out, code=0)
+    train = churn(root, "train", "--run-date", (RUN_DATE - timedelta(days=7)).isoformat(), "--json", out=out, code=0)
     version = json.loads(train.stdout)["version"]
     champion = json.loads(churn(root, "models", "show", "champion", out=out).stdout)["version"]
     if champion != version:
@@ -143,7 +143,7 @@ def hostile_ids(root: Path, out: Outcome) -> None:
 
 def two_first_trainings(root: Path, out: Outcome) -> None:
     env = {"CHURN_MODEL_NAME": "race"}
-    runs = [subprocess.Popen([sys.executable, "-c", "from churn.cli import main; main()", "train", "--run-date", RUN_DATE.isoformat()],
+    runs = [subprocess.Popen([sys.executable, "-c", "from churn.cli import main; main()", "train", "--run-date", RUN_DATE.isoformat(), "--json"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env={k: v for k, v in os.environ.items() if not k.startswith("CHURN_")} | BASE_ENV
                              | {"CHURN_WAREHOUSE": str(root), "CHURN_SEED": str(seed)} | env) for seed in (1, 2)]
@@ -239,7 +239,7 @@ def killed_maintenance(root: Path, out: Outcome) -> None:
             "timedelta(days=30))\n")
     subprocess.run([sys.executable, "-c", code, settings.warehouse], capture_output=True, timeout=300)
     age(root)
-    result = churn(root, "maintain", out=out, code=0)
+    result = churn(root, "maintain", "--json", out=out, code=0)
     orphans = sum(t.get("orphans_deleted", 0) for t in json.loads(result.stdout)["tables"])
     out.expect(orphans > 0, "the files the killed maintenance left were not removed")
     churn(root, "score", "--ds", RUN_DATE.isoformat(), out=out, code=0)

@@ -92,5 +92,13 @@ def run(call: Callable[[], object], skipped: type[Exception] | None = None, sett
         raise typer.Exit(code) from None
 
 
-def emit(summary) -> None:
-    typer.echo(json.dumps(summary.as_dict() if hasattr(summary, "as_dict") else summary, indent=1))
+def emit(summary, as_json: bool = False, what: str = "done") -> None:
+    """What a job command prints: one line for a person (``<what>: <days, rows, what happened>``), or with
+    ``--json`` the whole summary (paths, counts, metrics) for a script."""
+    data = summary.as_dict() if hasattr(summary, "as_dict") else summary
+    if as_json:
+        typer.echo(json.dumps(data, indent=1))
+    elif hasattr(summary, "headline"):
+        typer.echo(inert(f"{what}: {summary.headline()}"))
+    else:  # a plain record (the dashboard's): its scalar fields on one line
+        typer.echo(inert(f"{what}: " + ", ".join(f"{k} {v}" for k, v in data.items() if isinstance(v, str | int | float))))

@@ -36,7 +36,7 @@ def test_the_feature_job_reads_symlinked_raw_files_and_creates_the_warehouse(tmp
     assert _link_tree(tmp_path / "landed" / "raw", tmp_path / "drop") > 10
     warehouse = tmp_path / "new" / "warehouse"  # neither it nor its parent exists yet
     day = START + timedelta(days=8)
-    result = churn("features", "--ds", day.isoformat(), "--table", "instances_w1", env={
+    result = churn("features", "--ds", day.isoformat(), "--table", "instances_w1", "--json", env={
         "CHURN_WAREHOUSE": str(warehouse), "CHURN_FEATURE_ENGINE": "duckdb",
         "CHURN_RAW_EVALUATIONS": str(tmp_path / "drop" / "evaluations"),
         "CHURN_RAW_EVENTS": str(tmp_path / "drop" / "events")})

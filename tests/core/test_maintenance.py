@@ -58,7 +58,7 @@ def test_churn_maintain_prints_the_summary(tmp_path):
 
     settings = Settings(warehouse=str(tmp_path / "warehouse"), _env_file=None)
     write_partition("instances_w1", DAY, version_frame(settings, DAY, "a"), settings)
-    result = CliRunner().invoke(app, ["maintain"], env={"CHURN_WAREHOUSE": settings.warehouse})
+    result = CliRunner().invoke(app, ["maintain", "--json"], env={"CHURN_WAREHOUSE": settings.warehouse})
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["retention_days"] == 7 and {t["table"] for t in summary["tables"]} >= {"instances_w1"}
@@ -127,3 +127,16 @@ def test_files_a_killed_writer_or_a_killed_maintenance_left_are_removed_by_the_n
     w1 = next(t for t in later.tables if t["table"] == "instances_w1")
     assert w1["orphans_deleted"] == len(orphans) + 1  # the killed writer's files and the expired snapshot's file
     assert len(_data_files(settings)) == 1 and whole(read_partition("instances_w1", DAY, settings)) == "b"
+
+
+def test_a_job_prints_one_line_for_a_person_and_the_whole_summary_with_json(tmp_path):
+    from typer.testing import CliRunner
+
+    from churn.cli import app
+
+    settings = Settings(warehouse=str(tmp_path / "warehouse"), _env_file=None)
+    write_partition("instances_w1", DAY, version_frame(settings, DAY, "a"), settings)
+    result = CliRunner().invoke(app, ["maintain"], env={"CHURN_WAREHOUSE": settings.warehouse}, terminal_width=80)
+    assert result.exit_code == 0, result.output
+    (line,) = result.stdout.splitlines()
+    assert line.startswith("maintain: ") and "snapshots expired" in line and "{" not in line

@@ -39,7 +39,7 @@ def _one_line_error(stderr: str) -> str:
 
 def test_features_builds_a_range_and_rejects_bad_days(warehouse_with_champion, spark):
     settings = warehouse_with_champion
-    code, out, err = _churn("features", "--start", DAYS[0].isoformat(), "--end", DAYS[1].isoformat())
+    code, out, err = _churn("features", "--start", DAYS[0].isoformat(), "--end", DAYS[1].isoformat(), "--json")
     assert code == 0, err
     summary = json.loads(out)
     assert summary["days"] == [d.isoformat() for d in DAYS] and summary["engine"] == "spark"
@@ -62,7 +62,7 @@ def test_features_names_unlanded_raw_data_in_one_line(warehouse_with_champion, s
 
 
 def test_train_registers_a_version_and_explains_missing_data(warehouse_with_champion, tmp_path, monkeypatch):
-    code, out, err = _churn("train", "--run-date", FIRST_RETRAIN.isoformat())
+    code, out, err = _churn("train", "--run-date", FIRST_RETRAIN.isoformat(), "--json")
     assert code == 0, err
     result = json.loads(out)
     assert result["reused"] is True and result["version"].startswith(FIRST_RETRAIN.isoformat())  # same data: same version
@@ -75,7 +75,7 @@ def test_train_registers_a_version_and_explains_missing_data(warehouse_with_cham
 def test_score_a_range_and_fail_clearly_without_a_champion(warehouse_with_champion, tmp_path, monkeypatch):
     settings = warehouse_with_champion
     last = HISTORY[1]
-    code, out, err = _churn("score", "--start", (last - timedelta(days=1)).isoformat(), "--end", last.isoformat())
+    code, out, err = _churn("score", "--start", (last - timedelta(days=1)).isoformat(), "--end", last.isoformat(), "--json")
     assert code == 0, err
     summary = json.loads(out)
     assert summary["days"] == [(last - timedelta(days=1)).isoformat(), last.isoformat()]
@@ -94,7 +94,8 @@ def test_monitor_a_range_raises_alerts_and_skips_days_without_data(warehouse_wit
     monkeypatch.setenv("CHURN_MONITORING_PSI_ALERT", "0.0001")  # every drift row alerts ...
     monkeypatch.setenv("CHURN_MONITORING_DRIFT_P_VALUE", "1")  # ... whatever its sample size
     monkeypatch.setenv("CHURN_ALERT_CALLBACK", f"{__name__}:record_alert")
-    code, out, err = _churn("monitor", "--start", (last - timedelta(days=1)).isoformat(), "--end", last.isoformat())
+    code, out, err = _churn("monitor", "--start", (last - timedelta(days=1)).isoformat(), "--end", last.isoformat(),
+                            "--json")
     assert code == 0, err
     summary = json.loads(out)
     # outcomes arrived both days (performance); only the last day was scored (drift)

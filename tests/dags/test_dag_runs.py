@@ -153,10 +153,10 @@ def test_daily_features_then_scoring_then_retrain(metadata_db, warehouse_with_ch
     outputs = [PREDICTIONS, MODEL_PERFORMANCE, FEATURE_DRIFT]
     dag_rows = _rows(settings, outputs)
     cli = CliRunner()
-    scored = cli.invoke(app, ["score", "--start", dts[0], "--end", dts[-1]])
+    scored = cli.invoke(app, ["score", "--start", dts[0], "--end", dts[-1], "--json"])
     assert scored.exit_code == 0, scored.output
     assert json.loads(scored.stdout)["days"] == dts
-    monitored = cli.invoke(app, ["monitor", "--start", dts[0], "--end", dts[-1]])
+    monitored = cli.invoke(app, ["monitor", "--start", dts[0], "--end", dts[-1], "--json"])
     assert monitored.exit_code == 0, monitored.output
     cli_monitoring = json.loads(monitored.stdout)
     assert cli_monitoring["alerts"] == dag_monitoring["alerts"]

@@ -49,7 +49,7 @@ def test_a_monitoring_run_rewrites_a_self_contained_dashboard_with_intervals_and
 def test_monitor_report_command_writes_the_window_it_is_asked_for(local_copy, tmp_path):
     _monitored(local_copy, shuffle=False)
     out = tmp_path / "dashboard.html"
-    result = CliRunner().invoke(app, ["monitor", "report", "--days", "30", "--out", str(out)])
+    result = CliRunner().invoke(app, ["monitor", "report", "--days", "30", "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["end"] == OUTCOME_DT.isoformat() and summary["alerts"] == 0

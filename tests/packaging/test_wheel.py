@@ -69,11 +69,11 @@ def test_installed_wheel_runs_simulate_features_train_and_score_without_the_chec
     churn = str(venv / "bin" / "churn")
     _run([churn, "simulate", "--start", "2026-01-01", "--days", "60", "--instances-per-day", "50", "--no-progress"],
          env=env, cwd=work)
-    features = _summary(_run([churn, "features", "--start", "2026-02-06", "--end", "2026-03-01"],
+    features = _summary(_run([churn, "features", "--start", "2026-02-06", "--end", "2026-03-01", "--json"],
                              env=env, cwd=work).stdout)
     assert features["tables"]["instances_modeling"]["partitions"] == 24
     assert features["tables"]["instances_w1"]["rows"] > 0
-    trained = _summary(_run([churn, "train", "--run-date", "2026-03-02"], env=env, cwd=work).stdout)
+    trained = _summary(_run([churn, "train", "--run-date", "2026-03-02", "--json"], env=env, cwd=work).stdout)
     assert trained["rows"]["train"] > 0 and Path(trained["report"]).is_relative_to(work)
     _run([churn, "score", "--start", "2026-02-24", "--end", "2026-03-01"], env=env, cwd=work)
     scored = _run([churn, "query", "-f", "json", "SELECT count(DISTINCT dt) AS days, count(*) AS n "
