@@ -73,11 +73,27 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(code=1)
 
 
+JsonOption = typer.Option(False, "--json", help="print the records as JSON (for scripts)")
+
+
 @app.command("list")
-def list_command(ctx: typer.Context) -> None:
+def list_command(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Every registered version with its validation metrics and aliases."""
     registry = _registry(ctx)
     aliases = {name: (registry.alias(name) or {}).get("version") for name in ("champion", "challenger")}
+    if as_json:
+        records = []
+        for version in registry.versions():
+            try:
+                meta = registry.metadata(version)
+            except _registry_error() as exc:
+                records.append({"version": version, "damaged": str(exc)})
+                continue
+            records.append({"version": version, "aliases": [n for n, v in aliases.items() if v == version],
+                            "model": meta.get("candidate"), "rows": meta.get("rows", {}).get("total"),
+                            "metrics": meta.get("metrics", {})})
+        typer.echo(json.dumps(records, indent=1, default=str))
+        return
     table = Table(title=f"models at {registry.root}", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("version", "alias", "model", "rows", "AUC", "logloss"):  # fits 80 columns; more in `show`
         table.add_column(column, no_wrap=True, min_width=len(column))
@@ -172,12 +188,21 @@ def rollback_command(
 
 
 @app.command("history")
-def history_command(ctx: typer.Context) -> None:
-    """The append-only log of promotions, challengers and rollbacks."""
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("at", "event", "version", "previous", "by", "reason"):
-        table.add_column(column, no_wrap=column != "reason", overflow="fold")
-    for e in _registry(ctx).history():
-        table.add_row(*(plain(v) for v in (e["at"][:19], e["event"], e["version"], e.get("previous_champion") or "",
-                                           e.get("by", ""), e.get("reason", ""))))
-    console().print(table)
+def history_command(ctx: typer.Context, as_json: bool = JsonOption) -> None:
+    """The append-only log of promotions, challengers and rollbacks: one line per event, its reason wrapped
+    under it (fits any terminal width)."""
+    import shutil
+    import textwrap
+
+    events = _registry(ctx).history()
+    if as_json:
+        typer.echo(json.dumps(events, indent=1, default=str))
+        return
+    width = max(40, shutil.get_terminal_size((100, 24)).columns)
+    out = console()
+    for e in events:
+        previous = f" (was {e['previous_champion']})" if e.get("previous_champion") else ""
+        out.print(plain(f"{e['at'][:19]}  {e['event']:<10} {e['version']}{previous}  by {e.get('by', '')}"),
+                  soft_wrap=True)
+        for line in textwrap.wrap(e.get("reason", ""), width - 4) or [""]:
+            out.print(plain("    " + line), soft_wrap=True)

@@ -73,3 +73,30 @@ def test_promoting_a_damaged_or_unknown_version_is_refused(two_versions):
 def test_show_without_champion_is_a_clear_error(empty_local):
     code, out = _run("show")
     assert code == 1 and "no champion" in out
+
+
+def test_history_and_list_fit_80_columns_and_answer_json(tmp_path):
+    import json as _json
+    from datetime import date
+
+    from typer.testing import CliRunner
+
+    from churn.cli import app
+    from churn.core.settings import Settings
+    from churn.dev.synthetic import write_modeling
+    from churn.models.train import retrain
+
+    settings = Settings(_env_file=None, warehouse=str(tmp_path), training_window_days=14, validation_days=7)
+    write_modeling(settings, date(2026, 3, 2), 100)
+    retrain(date(2026, 3, 2), settings)
+    env = {"CHURN_WAREHOUSE": str(tmp_path), "CHURN_TRAINING_WINDOW_DAYS": "14", "CHURN_VALIDATION_DAYS": "7",
+           "COLUMNS": "80"}
+    runner = CliRunner()
+    for command in (["models", "history"], ["models", "list"]):
+        shown = runner.invoke(app, command, env=env, terminal_width=80)
+        assert shown.exit_code == 0, shown.output
+        assert shown.stdout.strip() and all(len(line) <= 80 for line in shown.stdout.splitlines()), shown.stdout
+        records = _json.loads(runner.invoke(app, [*command, "--json"], env=env).stdout)
+        assert records and all("version" in r for r in records)
+    history = runner.invoke(app, ["models", "history"], env=env, terminal_width=80).stdout.splitlines()
+    assert len(history) <= 4 * len(records)  # one line per event and its reason, never a column of characters
