@@ -31,6 +31,9 @@ from churn.core.settings import Settings
 from churn.core.tables import FEATURE_DRIFT, OUTREACH_ASSIGNMENTS, PREDICTIONS
 
 DAG_IDS = ("churn_features", "churn_retrain", "churn_scoring", "churn_monitoring", "churn_outreach")
+# The demo's world has one incident near its end, so that a user meets the alert path: a tracking bug that
+# swallows one event type for the last OUTAGE_DAYS days (the trials' behaviour and outcomes are unchanged).
+OUTAGE_EVENT_TYPE, OUTAGE_DAYS = "issue_completed", 4
 DEMO_TABLE_FOLDERS = ("raw", "features", "predictions", "models", "simulation", "monitoring", "outreach")
 
 
@@ -156,7 +159,7 @@ def run_demo(settings: Settings, days: int, instances_per_day: int, backfill_day
     from churn.core.spark import java_available
     from churn.dev.airflow_local import DEFAULT_HOME, LocalAirflow, free_port
     from churn.dev.metadata_db import metadata_database
-    from churn.dev.simulator import simulate
+    from churn.dev.simulator import TrackingOutage, simulate
 
     say = Progress()
     engine_env = {}
@@ -184,7 +187,11 @@ def run_demo(settings: Settings, days: int, instances_per_day: int, backfill_day
     if fresh:
         _clean_warehouse(settings, say)
     say(f"simulating {days} days ({first} … {today - timedelta(days=1)}), ~{instances_per_day} trials/day")
-    sim = simulate(first, days, instances_per_day, settings.seed, settings, progress=False, overwrite=fresh)
+    outage = TrackingOutage(OUTAGE_EVENT_TYPE, today - timedelta(days=OUTAGE_DAYS), OUTAGE_DAYS)
+    sim = simulate(first, days, instances_per_day, settings.seed, settings, progress=False, overwrite=fresh,
+                   outage=outage)
+    say(f"  the world's incident: no '{OUTAGE_EVENT_TYPE}' event is tracked from {outage.first_day} (a tracking bug "
+        f"of {OUTAGE_DAYS} days); monitoring should turn red for the days it touches")
     say(f"  {sim['instances']:,} trials, {sim['events']:,} events -> {settings.warehouse}/raw")
 
     chosen_port = free_port(port)

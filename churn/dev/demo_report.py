@@ -40,6 +40,10 @@ def summarize(settings, today: date, top: int = 10) -> dict:
     scored = read_partition(PREDICTIONS, latest, settings)
     at_risk = scored.sort_values(["p_retained", "instance_id"]).head(top)
     query = run_query(QUERY_EXAMPLE, settings)
+    all_drift = read_partitions(FEATURE_DRIFT, list_partitions(FEATURE_DRIFT, settings), settings)
+    alerted = all_drift[all_drift["alert"].notna()]
+    incident = {"days": sorted({str(d) for d in alerted["dt"]}),
+                "features": sorted(set(alerted["feature"]))} if len(alerted) else None
     drift = read_partition(FEATURE_DRIFT, latest, settings)
     drift = drift.sort_values(["psi", "feature"], ascending=[False, True]).head(3)
     performance = read_partitions(MODEL_PERFORMANCE, list_partitions(MODEL_PERFORMANCE, settings), settings)
@@ -58,6 +62,7 @@ def summarize(settings, today: date, top: int = 10) -> dict:
         "dashboard": dashboard_path(settings),
         "query": query,
         "drift": drift,
+        "incident": incident,
         "performance": performance,
     }
 
@@ -162,6 +167,12 @@ def print_summary(summary: dict) -> None:
     alerts = int(drift["alert"].notna().sum())
     print(f"\ndrift of {summary['latest_dt']} against the scoring model's training profile (largest PSI): {shifts}; "
           f"{alerts} alert(s) (PSI > 0.25)")
+    incident = summary.get("incident")
+    if incident:
+        days = incident["days"]
+        print(f"ALERT: drift of {', '.join(incident['features'])} on {len(days)} day(s) ({days[0]} … {days[-1]}): the "
+              "churn_monitoring runs of those days are red (check_alerts); look at the dashboard below or open them in "
+              "the Airflow UI (make airflow)")
     perf = summary["performance"]
     if len(perf):
         for version, part in perf.groupby("model_version"):

@@ -125,6 +125,28 @@ class World:
         return len(self.start_idx)
 
 
+@dataclass(frozen=True)
+class TrackingOutage:
+    """A tracking bug: events of ``event_type`` that happen on ``first_day`` .. ``first_day + days - 1`` are never
+    sent (a client release dropped them). Nothing the trials do changes, nor does any outcome: only what the
+    warehouse sees, which is what monitoring must notice (the demo's incident)."""
+
+    event_type: str
+    first_day: date
+    days: int
+
+    def __post_init__(self) -> None:
+        if self.event_type not in EVENT_TYPES:
+            raise ValueError(f"tracking outage: unknown event type {self.event_type!r}; known: {EVENT_TYPES}")
+
+    def dropped(self, world_start: date, d: int, event_type: np.ndarray) -> np.ndarray:
+        """Which of day ``d``'s events the outage swallows."""
+        offset = (world_start + timedelta(days=d) - self.first_day).days
+        if not 0 <= offset < self.days:
+            return np.zeros(len(event_type), dtype=bool)
+        return event_type == EVENT_TYPES.index(self.event_type)
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
@@ -417,6 +439,7 @@ def simulate(
     settings: Settings,
     progress: bool = True,
     overwrite: bool = False,
+    outage: TrackingOutage | None = None,
 ) -> dict:
     """Write a simulated raw dataset (evaluations, events, truth) for eval starts in [start, start+days).
 
@@ -441,6 +464,9 @@ def simulate(
     with _progress(progress, days) as advance:
         for d in range(days):
             cols = _day_events(world, d, seed)
+            if outage is not None:
+                kept = ~outage.dropped(start, d, cols["event_type"])
+                cols = {k: v[kept] for k, v in cols.items()}
             table, w1 = _events_table(world, cols, _rng(seed, 2, d), world_end_us)
             path = join(table_location("events", settings), f"dt={(start + timedelta(days=d)).isoformat()}", "part-00000.parquet")
             storage.write_bytes(path, _parquet_bytes(table), settings)
