@@ -28,6 +28,7 @@ def build_dashboard(performance: pd.DataFrame, drift: pd.DataFrame, *, title: st
     days = sorted(set(performance.get("dt", [])) | set(drift.get("dt", [])))
     alerts = _alerts(performance, drift)
     span = f"{days[0]} … {days[-1]}" if days else "no day monitored yet"
+    x_range = (days[0], days[-1]) if days else None  # one x-range for every panel: the same day sits at the same x
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{_e(title)}</title>",
@@ -46,16 +47,17 @@ def build_dashboard(performance: pd.DataFrame, drift: pd.DataFrame, *, title: st
         parts += [
             "<h2>Realised ranking: ROC AUC by outcome day and model version</h2>",
             _img("ROC AUC", _line_with_band(scored, "roc_auc", "roc_auc_low", "roc_auc_high", "ROC AUC",
-                                            reference="validation_roc_auc", floor=auc_floor)),
+                                            reference="validation_roc_auc", floor=auc_floor, x_range=x_range)),
             "<h2>Average log-likelihood per trial (higher is better)</h2>",
             _img("average log-likelihood", _line_with_band(scored, "avg_log_likelihood", "avg_log_likelihood_low",
-                                                           "avg_log_likelihood_high", "mean log p(outcome)")),
+                                                           "avg_log_likelihood_high", "mean log p(outcome)",
+                                                           x_range=x_range)),
             "<h2>Brier score (lower is better)</h2>",
-            _img("Brier", _line_with_band(scored, "brier", "brier_low", "brier_high", "Brier score")),
-            "<h2>Observed vs predicted conversion rate of the scored trials</h2>",
-            _img("observed vs predicted", _observed_vs_predicted(scored)),
+            _img("Brier", _line_with_band(scored, "brier", "brier_low", "brier_high", "Brier score", x_range=x_range)),
+            "<h2>Observed vs predicted conversion rate of the scored trials (axis zoomed to the rates)</h2>",
+            _img("observed vs predicted", _observed_vs_predicted(scored, x_range)),
             "<h2>Outcomes per day</h2>",
-            _img("outcomes per day", _counts(performance)),
+            _img("outcomes per day", _counts(performance, x_range)),
         ]
     else:
         parts.append("<p>No scored cohort has outcomes yet: realised performance starts 23 days after the "
@@ -64,6 +66,16 @@ def build_dashboard(performance: pd.DataFrame, drift: pd.DataFrame, *, title: st
         parts += [f"<h2>Drift: PSI of each feature by scored day (× = alert: PSI above {psi_alert} and not chance "
                   "at the day's sample size)</h2>",
                   _img("drift heat map", _heatmap(drift, psi_alert))]
+        quiet = drift[(drift["psi"] > psi_alert) & drift["alert"].isna()].sort_values(["dt", "feature"])
+        if len(quiet):
+            parts += ["<h2>Dark cells without an alert</h2>",
+                      f"<p class='note'>These PSIs are above {psi_alert}, but a shift that large is what chance gives "
+                      "at the day's sample size (chi-square p-value against the training rows above "
+                      "CHURN_MONITORING_DRIFT_P_VALUE), so they did not alert: a few trials in a bin move the PSI a "
+                      "lot.</p>",
+                      _table(["scored day", "feature", "PSI", "p-value", "rows"],
+                             [[str(r.dt), r.feature, _fmt(_num(r.psi)), _fmt(_num(getattr(r, "psi_p_value", None))),
+                               int(r.current_rows)] for r in quiet.tail(40).itertuples()], left=True)]
     parts += ["<h2>Alerts</h2>",
               _table(["day", "where", "alert"], [[str(d), w, a] for d, w, a in alerts], left=True) if alerts
               else "<p>none</p>"]
@@ -122,7 +134,7 @@ def _by_version(frame: pd.DataFrame):
         yield version, part, COLORS[k % len(COLORS)]
 
 
-def _line_with_band(frame, column, low, high, ylabel, reference=None, floor=None):
+def _line_with_band(frame, column, low, high, ylabel, reference=None, floor=None, x_range=None):
     fig = _figure(11, 3.6)
     ax = fig.add_subplot()
     for version, part, color in _by_version(frame):
@@ -137,7 +149,7 @@ def _line_with_band(frame, column, low, high, ylabel, reference=None, floor=None
                       label=f"{version} validation")
     if floor is not None:
         ax.axhline(floor, color="#b00", ls=":", lw=1, label=f"promotion floor {floor}")
-    _day_axis(ax, frame)
+    _day_axis(ax, frame, x_range)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
@@ -145,9 +157,10 @@ def _line_with_band(frame, column, low, high, ylabel, reference=None, floor=None
     return _png(fig)
 
 
-def _day_axis(ax, frame: pd.DataFrame) -> None:
-    """Days on x, with a day of margin: a single day is not stretched over years."""
-    days = pd.to_datetime(frame["dt"])
+def _day_axis(ax, frame: pd.DataFrame, x_range=None) -> None:
+    """Days on x, with a day of margin (a single day is not stretched over years); ``x_range`` (first, last) is
+    the dashboard's whole window, so that every panel puts a day at the same place."""
+    days = pd.to_datetime(pd.Series(list(x_range) if x_range else frame["dt"]))
     ax.set_xlim(days.min() - pd.Timedelta(days=1), days.max() + pd.Timedelta(days=1))
 
 
@@ -155,7 +168,7 @@ def _values(frame: pd.DataFrame, column: str) -> np.ndarray:
     return frame[column].to_numpy(dtype=float)
 
 
-def _observed_vs_predicted(frame):
+def _observed_vs_predicted(frame, x_range=None):
     fig = _figure(11, 3.6)
     ax = fig.add_subplot()
     for version, part, color in _by_version(frame):
@@ -165,23 +178,34 @@ def _observed_vs_predicted(frame):
                     label=f"{version} observed (95%)")
         ax.plot(x, _values(part, "mean_p_retained"), lw=1.5, marker="_", ms=12, color=color, alpha=0.8,
                 label=f"{version} predicted (mean p)")
-    _day_axis(ax, frame)
+    _day_axis(ax, frame, x_range)
     ax.set_ylabel("converted (retained) rate")
-    ax.set_ylim(0, 1)
+    ax.set_ylim(*_zoomed(frame, ["observed_rate_low", "observed_rate_high", "mean_p_retained"]))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.autofmt_xdate()
     return _png(fig)
 
 
-def _counts(frame):
+def _zoomed(frame: pd.DataFrame, columns: list[str]) -> tuple[float, float]:
+    """A rate axis around the data (rates near 0.2 drawn on 0..1 look flat), within 0..1."""
+    values = np.concatenate([_values(frame, c) for c in columns])
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return 0.0, 1.0
+    low, high = float(values.min()), float(values.max())
+    pad = max(0.02, 0.1 * (high - low))
+    return max(0.0, low - pad), min(1.0, high + pad)
+
+
+def _counts(frame, x_range=None):
     fig = _figure(11, 2.6)
     ax = fig.add_subplot()
     daily = frame.groupby("dt").agg(labelled=("labelled_rows", "max"), scored=("scored_rows", "sum")).sort_index()
     x = pd.to_datetime(daily.index).to_numpy()
     ax.bar(x, _values(daily, "labelled"), color="#ccc", label="outcomes known")
     ax.bar(x, _values(daily, "scored"), color="#1f5fa8", width=0.5, label="of which scored")
-    _day_axis(ax, frame)
+    _day_axis(ax, frame, x_range)
     ax.set_ylabel("trials")
     ax.legend(fontsize=8)
     fig.autofmt_xdate()

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from typer.testing import CliRunner
 
 from churn.cli import app
@@ -81,3 +83,35 @@ def test_monitor_report_out_never_replaces_warehouse_or_raw_data(local_copy, tmp
     assert raw.read_bytes() == before
     inside = Path(settings.warehouse, "reports", "mine", "page.html")  # the warehouse's reports folder is allowed
     assert CliRunner().invoke(app, ["monitor", "report", "--out", str(inside)]).exit_code == 0 and inside.exists()
+
+
+def test_rates_are_drawn_on_a_zoomed_axis_and_every_panel_shares_the_window():
+    from churn.models import dashboard
+
+    frame = pd.DataFrame({"observed_rate_low": [0.15, 0.18], "observed_rate_high": [0.25, 0.27],
+                          "mean_p_retained": [0.2, 0.21]})
+    low, high = dashboard._zoomed(frame, list(frame.columns))
+    assert 0.1 < low < 0.15 and 0.27 < high < 0.35  # not 0..1: a rate near 0.2 must not look flat
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    ax = Figure().add_subplot()
+    one_day = pd.DataFrame({"dt": [date(2026, 3, 10)]})
+    dashboard._day_axis(ax, one_day, (date(2026, 3, 1), date(2026, 3, 31)))
+    left, right = ax.get_xlim()
+    assert round(right - left) == 32  # the window's 31 days and a day of margin, whatever this panel holds
+
+
+def test_a_dark_drift_cell_that_did_not_alert_is_explained():
+    from churn.models.dashboard import build_dashboard
+
+    drift = pd.DataFrame({"dt": [date(2026, 3, 1), date(2026, 3, 2)], "feature": ["mobile_events", "sessions"],
+                          "model_version": "v1", "current_rows": [12, 300], "reference_rows": 900,
+                          "psi": [0.9, 0.05], "mean": 1.0, "reference_mean": 1.0, "null_rate": 0.0,
+                          "reference_null_rate": 0.0, "alert": [None, None], "psi_p_value": [0.4, 0.9]})
+    page = build_dashboard(pd.DataFrame(), drift, title="t", psi_alert=0.25, auc_floor=0.6, generated="now")
+    assert "Dark cells without an alert" in page and "mobile_events" in page.split("Dark cells without an alert")[1]
+    assert "sessions" not in page.split("Dark cells without an alert")[1].split("</table>")[0]
