@@ -167,6 +167,10 @@ class Settings(BaseSettings):
                     "forget; 0.995 remembers ~200 daily batches, so effects that change are followed within months)")
     outreach_prior_precision: float = Field(
         4.0, gt=0, description="precision of every policy coefficient before any outcome (lambda-learner's penalty)")
+    alert_notifiers: str = Field(
+        "", description="Airflow Notifiers that failures and monitoring alerts go to, as JSON: a list of "
+        "{\"class\": \"airflow.providers.slack.notifications.slack.SlackNotifier\", \"kwargs\": {...}} (Slack, "
+        "SMTP, SNS, apprise providers); the alert callback is one more", )
     alert_callback: str | None = Field(
         None,
         description="module:function called with the Airflow context when a task fails, and with "
@@ -200,6 +204,16 @@ class Settings(BaseSettings):
     def _objective(cls, value: str) -> str:
         parse_objective(value)
         return value
+
+    @field_validator("alert_notifiers")
+    @classmethod
+    def _notifier_specs(cls, value: str) -> str:
+        alert_notifier_specs(value)
+        return value
+
+    @property
+    def notifier_specs(self) -> list[dict]:
+        return alert_notifier_specs(self.alert_notifiers)
 
     @field_validator("label_rate_range")
     @classmethod
@@ -301,6 +315,24 @@ def parse_objective(objective: str) -> tuple[str, float]:
         return "share", value
     raise ValueError(f"threshold objective {objective!r}: use {OBJECTIVE_FORMS} (positive numbers; a top count is "
                      "a whole number, a top fraction is below 1)")
+
+
+def alert_notifier_specs(value: str) -> list[dict]:
+    """The notifiers of setting ``alert_notifiers``: [{"class": "pkg.module.Class", "kwargs": {...}}, ...]."""
+    import json
+
+    if not value.strip():
+        return []
+    try:
+        specs = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"CHURN_ALERT_NOTIFIERS is not JSON ({exc.msg}): give a list of "
+                         '{"class": "module.Notifier", "kwargs": {...}}') from None
+    if not isinstance(specs, list) or not all(isinstance(x, dict) and isinstance(x.get("class"), str)
+                                              and "." in x["class"] and isinstance(x.get("kwargs", {}), dict)
+                                              for x in specs):
+        raise ValueError('CHURN_ALERT_NOTIFIERS must be a list of {"class": "module.Notifier", "kwargs": {...}}')
+    return specs
 
 
 def join(root: str, *parts: str) -> str:

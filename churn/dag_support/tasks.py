@@ -7,9 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
-from churn.core.settings import Settings
 from churn.core.tables import Table
-from churn.jobs.alerts import call_alert_callback
 from churn.jobs.summaries import Skipped, Summary
 
 log = logging.getLogger("churn.task")
@@ -55,6 +53,10 @@ def fail_on_alerts(summary: dict) -> None:
     for alert in alerts:  # the alerts first, each a line of its own, before Airflow's account of the failure
         log.error("ALERT: %s", alert)
     if alerts:
+        from churn.dag_support.notifiers import notify_configured
+
+        # the callback already had them from the monitoring job (the CLI's path too); the Notifiers get them here
+        notify_configured({"monitoring_alerts": alerts, "summary": summary}, with_callback=False)
         lines = "\n".join(f"  - {a}" for a in alerts)
         report = (summary or {}).get("report")
         raise AirflowFailException(f"{len(alerts)} monitoring alert(s) (already sent to the alert callback):\n{lines}"
@@ -75,9 +77,6 @@ def alert_on_failure(context: Mapping) -> None:
         "log_url": getattr(ti, "log_url", None),
     }
     alert_log.error("churn task failed: %s", summary)
-    try:
-        target = Settings().alert_callback
-    except Exception:  # broken settings must not break the failure path
-        alert_log.exception("settings unreadable: no alert callback")
-        return
-    call_alert_callback(target, context)
+    from churn.dag_support.notifiers import notify_configured
+
+    notify_configured(context)  # the Notifiers of CHURN_ALERT_NOTIFIERS and the CHURN_ALERT_CALLBACK function

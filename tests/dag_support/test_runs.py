@@ -183,3 +183,55 @@ def test_the_retrain_log_line_names_the_model_report():
                              report="/w/models/churn_w1/v1/report.html", reused=False)
     assert summary.headline().endswith("report /w/models/churn_w1/v1/report.html")
     assert summary.as_dict()["report"] == "/w/models/churn_w1/v1/report.html"  # the task's XCom
+
+
+class RecordingNotifier(__import__("airflow.sdk", fromlist=["BaseNotifier"]).BaseNotifier):
+    """A real Airflow Notifier, as a provider's (Slack, SMTP, SNS) would be configured."""
+
+    def __init__(self, channel: str):
+        super().__init__()
+        self.channel = channel
+
+    def notify(self, context) -> None:
+        CALLS.append({"channel": self.channel, **{k: context[k] for k in ("monitoring_alerts",) if k in context}})
+
+
+class BrokenNotifier(RecordingNotifier):
+    def notify(self, context) -> None:
+        raise ConnectionError("slack is down")
+
+
+def test_failures_and_alerts_go_to_the_configured_notifiers_and_the_callback(monkeypatch, caplog):
+    import json
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    CALLS.clear()
+    monkeypatch.setenv("CHURN_ALERT_CALLBACK", f"{__name__}:record_alert")
+    monkeypatch.setenv("CHURN_ALERT_NOTIFIERS", json.dumps([
+        {"class": f"{__name__}.BrokenNotifier", "kwargs": {"channel": "#broken"}},
+        {"class": f"{__name__}.RecordingNotifier", "kwargs": {"channel": "#churn"}}]))
+    with caplog.at_level(logging.ERROR, logger="churn.alerts"):
+        tasks.alert_on_failure({"exception": ValueError("boom")})
+    assert {"channel": "#churn"} in CALLS and {"exception": CALLS[-1].get("exception")} != {}
+    assert "slack is down" in caplog.text  # logged; the others were still called
+    CALLS.clear()
+    with pytest.raises(AirflowFailException):
+        tasks.fail_on_alerts({"alerts": ["2026-03-02: drift x"]})
+    assert CALLS == [{"channel": "#churn", "monitoring_alerts": ["2026-03-02: drift x"]}]  # no second callback call
+
+
+@pytest.mark.parametrize("value, says", [("not json", "is not JSON"), ('[{"class": "NoDots"}]', "must be a list"),
+                                         ('{"class": "a.B"}', "must be a list")])
+def test_a_malformed_notifier_setting_is_refused_in_one_line(value, says):
+    with pytest.raises(ValueError, match=says):
+        Settings(_env_file=None, alert_notifiers=value)
+
+
+def test_a_notifier_that_cannot_be_imported_names_its_provider():
+    from churn.dag_support.notifiers import build
+
+    with pytest.raises(ValueError, match="cannot import airflow.providers.nope.N .*provider installed"):
+        build([{"class": "airflow.providers.nope.N"}])
+    with pytest.raises(ValueError, match="is not an Airflow Notifier"):
+        build([{"class": "json.JSONDecoder"}])
