@@ -23,7 +23,7 @@ NOT_FOR_THE_JOB = frozenset({
     "emr_application_id", "emr_execution_role_arn", "emr_entry_point", "emr_archive", "emr_log_uri",
     "emr_timeout_minutes", "emr_spark_submit_parameters", "spark_runner", "spark_master", "airflow_port",
     "airflow_db_url",  # the local Airflow only
-    "alert_callback", "spark_short_run_mb", "spark_class_archive_dir",  # local JVM starts only
+    "alert_callback", "alert_notifiers", "spark_short_run_mb", "spark_class_archive_dir",  # local JVM starts only
     "outreach_channels", "outreach_conversion_value", "outreach_holdout", "outreach_forgetting",
     "outreach_prior_precision",  # the outreach policy runs in Airflow tasks, not in the feature job
 })
