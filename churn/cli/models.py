@@ -81,31 +81,30 @@ def list_command(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Every registered version with its validation metrics and aliases."""
     registry = _registry(ctx)
     aliases = {name: (registry.alias(name) or {}).get("version") for name in ("champion", "challenger")}
+    records = []  # one record per version, shown as JSON or as the table
+    for version in registry.versions():
+        held = [n for n, v in aliases.items() if v == version]
+        try:
+            meta = registry.metadata(version)
+        except _registry_error() as exc:
+            records.append({"version": version, "aliases": held, "damaged": str(exc)})
+            continue
+        records.append({"version": version, "aliases": held,
+                        "model": meta.get("candidate"), "rows": meta.get("rows", {}).get("total"),
+                        "metrics": meta.get("metrics", {})})
     if as_json:
-        records = []
-        for version in registry.versions():
-            try:
-                meta = registry.metadata(version)
-            except _registry_error() as exc:
-                records.append({"version": version, "damaged": str(exc)})
-                continue
-            records.append({"version": version, "aliases": [n for n, v in aliases.items() if v == version],
-                            "model": meta.get("candidate"), "rows": meta.get("rows", {}).get("total"),
-                            "metrics": meta.get("metrics", {})})
         typer.echo(json.dumps(records, indent=1, default=str))
         return
     table = Table(title=f"models at {registry.root}", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("version", "alias", "model", "rows", "AUC", "logloss"):  # fits 80 columns; more in `show`
         table.add_column(column, no_wrap=True, min_width=len(column))
-    for version in registry.versions():
-        alias = ", ".join(name for name, v in aliases.items() if v == version)
-        try:
-            meta = registry.metadata(version)
-        except _registry_error() as exc:
-            table.add_row(plain(version), alias, plain(f"damaged: {exc}"), "", "", "")
+    for r in records:
+        alias = ", ".join(r["aliases"])
+        if "damaged" in r:
+            table.add_row(plain(r["version"]), alias, plain(f"damaged: {r['damaged']}"), "", "", "")
             continue
-        m = meta.get("metrics", {})
-        table.add_row(plain(version), alias, plain(meta.get("candidate", "")), str(meta.get("rows", {}).get("total", "")),
+        m = r["metrics"]
+        table.add_row(plain(r["version"]), alias, plain(r["model"] or ""), str(r["rows"] if r["rows"] is not None else ""),
                       f"{m.get('roc_auc', float('nan')):.3f}", f"{m.get('log_loss', float('nan')):.3f}")
     console().print(table)
     for problem in registry.problems():

@@ -44,7 +44,7 @@ def summarize(settings, today: date, top: int = 10) -> dict:
     alerted = all_drift[all_drift["alert"].notna()]
     incident = {"days": sorted({str(d) for d in alerted["dt"]}),
                 "features": sorted(set(alerted["feature"]))} if len(alerted) else None
-    drift = read_partition(FEATURE_DRIFT, latest, settings)
+    drift = all_drift[all_drift["dt"].astype(str) == latest.isoformat()]  # the latest day, from the read above
     drift = drift.sort_values(["psi", "feature"], ascending=[False, True]).head(3)
     performance = read_partitions(MODEL_PERFORMANCE, list_partitions(MODEL_PERFORMANCE, settings), settings)
     performance = performance[performance["scored_rows"] > 0]

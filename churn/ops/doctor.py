@@ -65,12 +65,16 @@ def check_settings(settings: Settings) -> str:
         except EmrSettingsError as exc:
             problems.append(str(exc))
     elif settings.feature_engine == "spark":
-        import importlib.util
+        from churn.core.errors import MissingExtra
+        from churn.core.spark import require_pyspark
 
-        if importlib.util.find_spec("pyspark") is None:
-            problems.append("CHURN_FEATURE_ENGINE=spark runs Spark in this process but pyspark is not installed: "
-                            "pip install 'churn-trials[spark]', or set CHURN_FEATURE_ENGINE=duckdb or "
-                            "CHURN_SPARK_RUNNER=emr_serverless")
+        try:
+            require_pyspark()
+            pyspark_missing = None
+        except MissingExtra as exc:
+            pyspark_missing = str(exc)
+        if pyspark_missing:
+            problems.append(f"CHURN_FEATURE_ENGINE=spark runs Spark in this process but {pyspark_missing}")
         elif not shutil.which("java"):
             problems.append("CHURN_FEATURE_ENGINE=spark runs Spark in this process but there is no Java here (MWAA "
                             "workers have none): install Java 17, or set CHURN_FEATURE_ENGINE=duckdb or "

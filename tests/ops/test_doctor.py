@@ -193,12 +193,11 @@ def test_a_local_deployment_passes_and_skips_what_it_does_not_use(tmp_path, monk
 
 def test_spark_in_process_without_pyspark_fails_the_settings_check_naming_the_extra(tmp_path, monkeypatch):
     """The core installs without pyspark (the [spark] extra): a worker that would run Spark here is told so."""
-    import importlib.util
+    import sys
 
     from churn.ops.doctor import Fail, check_settings
 
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pyspark" else real(name, *a))
+    monkeypatch.setitem(sys.modules, "pyspark", None)  # `import pyspark` raises ImportError, as without the extra
     settings = Settings(_env_file=None, deployment="local", warehouse=str(tmp_path), table_catalog="sql",
                         feature_engine="spark", spark_runner="local")
     with pytest.raises(Fail, match=r"pyspark is not installed: pip install 'churn-trials\[spark\]'"):
